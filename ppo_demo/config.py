@@ -1,0 +1,199 @@
+"""Every knob of a PPO run, defined once: name, default, range and a one-line meaning.
+
+The CLI builds its arguments from these fields, the UI its sliders and their explanations, and
+:meth:`TrainConfig.validate` checks them, so the three can never disagree. Defaults are the
+seed notebook's, except where ``../ppo_details.md`` says a default decides whether the numbers
+are right (dropout off in PPO passes, batch-wide whitening); the ``seed`` preset restores the
+notebook exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+LORA_TARGETS_DEFAULT = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class ConfigError(ValueError):
+    """A knob is out of range or of the wrong type; the message names it and its range."""
+
+
+def knob(default, help: str, *, low=None, high=None, choices=None, group: str = "ppo", label: str = ""):
+    """A dataclass field carrying the knob's range and explanation as metadata."""
+    meta = {"help": help, "low": low, "high": high, "choices": choices, "group": group, "label": label}
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    # --- what is trained -------------------------------------------------------------------
+    mode: str = knob("lora", "lora: train low-rank adapters B·A (+ value head), base frozen; "
+                     "full: train every weight, pi_ref is a frozen copy", choices=("lora", "full"),
+                     group="lora", label="Fine-tuning mode")
+    lora_r: int = knob(8, "rank r of the update ΔW = (alpha/r)·B·A", low=1, high=256, group="lora",
+                       label="LoRA rank r")
+    lora_alpha: float = knob(16.0, "alpha in the scale alpha/r of the LoRA update", low=0.0,
+                             high=1024.0, group="lora", label="LoRA alpha")
+    lora_dropout: float = knob(0.05, "dropout on the LoRA input x (only active in PPO passes when "
+                               "'dropout in PPO passes' is on)", low=0.0, high=0.9, group="lora",
+                               label="LoRA dropout")
+    lora_targets: tuple = knob(LORA_TARGETS_DEFAULT, "names of the Linear layers that get an "
+                               "adapter (matched by suffix)", group="lora", label="LoRA target modules")
+    learning_rate: float = knob(1e-4, "AdamW step size for the trainable parameters", low=1e-8,
+                                high=1.0, label="Learning rate")
+    # --- rollouts --------------------------------------------------------------------------
+    steps: int = knob(40, "PPO steps: each samples a batch, scores it, then updates", low=1,
+                      high=100000, group="rollout", label="Steps")
+    batch_size: int = knob(8, "responses sampled per PPO step (the seed uses 1)", low=1, high=512,
+                           group="rollout", label="Batch size")
+    max_new_tokens: int = knob(48, "longest response T; a response that never emits EOS is cut "
+                               "here", low=1, high=2048, group="rollout", label="Max new tokens")
+    temperature: float = knob(1.0, "logits are divided by this when sampling AND when computing "
+                              "log pi, so both use one distribution", low=0.05, high=5.0,
+                              group="rollout", label="Temperature")
+    top_p: float = knob(0.9, "nucleus sampling; below 1 the rollout is slightly off-policy since "
+                        "log pi uses the full softmax", low=0.01, high=1.0, group="rollout",
+                        label="Top-p")
+    seed: int = knob(42, "random seed: the same seed and knobs give the same run", low=0,
+                     high=2**31 - 1, group="rollout", label="Seed")
+    # --- PPO update ------------------------------------------------------------------------
+    ppo_epochs: int = knob(2, "passes over each batch of rollouts", low=1, high=64, label="PPO epochs")
+    num_minibatches: int = knob(1, "each epoch splits the batch into this many gradient steps",
+                                low=1, high=512, label="Mini-batches")
+    clip_eps: float = knob(0.2, "epsilon in min(ρA, clip(ρ, 1-ε, 1+ε)A)", low=0.0, high=10.0,
+                           label="Clip ε")
+    value_clip_eps: float = knob(0.2, "values may move at most this far from the old values "
+                                 "before the loss stops rewarding it", low=0.0, high=1e6,
+                                 label="Value clip ε")
+    vf_coef: float = knob(0.5, "c_V: weight of the value loss in the total loss", low=0.0,
+                          high=100.0, label="Value coef c_V")
+    ent_coef: float = knob(0.0, "c_ent: weight of the entropy bonus (higher keeps exploring)",
+                           low=0.0, high=10.0, label="Entropy coef c_ent")
+    kl_coef: float = knob(0.05, "β in the per-token reward r_t = -β·KL_t (+ score at the last "
+                          "token)", low=0.0, high=100.0, label="KL coef β")
+    kl_estimator: str = knob("k1", "k1 = log pi - log pi_ref (unbiased, can be < 0); "
+                             "k3 = (ρ-1) - log ρ with ρ = pi_ref/pi (always >= 0)",
+                             choices=("k1", "k3"), label="KL estimator")
+    gamma: float = knob(1.0, "discount γ in GAE", low=0.0, high=1.0, label="Gamma γ")
+    gae_lambda: float = knob(0.95, "λ in GAE: 0 = one-step TD, 1 = Monte-Carlo return", low=0.0,
+                             high=1.0, label="GAE λ")
+    whiten: str = knob("batch", "advantage whitening: over all real tokens of the batch, per "
+                       "response (the seed), or none", choices=("batch", "sequence", "none"),
+                       label="Whiten advantages")
+    max_grad_norm: float = knob(1.0, "gradients are rescaled to at most this global norm",
+                                low=0.0, high=1e6, label="Max grad norm")
+    dropout_in_ppo: bool = knob(False, "keep dropout on while scoring and updating (the seed "
+                                "does): then ratio != 1 before any update", label="Dropout in PPO passes")
+    missing_eos_penalty: float = knob(0.0, "subtracted from the score of a response that never "
+                                      "emits EOS", low=0.0, high=100.0, group="reward",
+                                      label="Missing-EOS penalty")
+    max_bad_updates: int = knob(3, "stop the run after this many non-finite losses in a row",
+                                low=1, high=1000, label="Max skipped updates")
+
+    # ------------------------------------------------------------------------------------
+    def validate(self) -> "TrainConfig":
+        """Raise :class:`ConfigError` naming the first knob that is out of range."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            meta = f.metadata
+            label = meta.get("label") or f.name
+            if meta.get("choices") is not None and value not in meta["choices"]:
+                raise ConfigError(f"{label} must be one of {', '.join(meta['choices'])}; got {value!r}.")
+            if meta.get("low") is not None:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ConfigError(f"{label} must be a number; got {value!r}.")
+                if value != value or not (meta["low"] <= value <= meta["high"]):  # NaN fails too
+                    raise ConfigError(f"{label} must be between {meta['low']} and {meta['high']}; got {value}.")
+        if not self.lora_targets or not all(isinstance(t, str) and t.strip() for t in self.lora_targets):
+            raise ConfigError("LoRA target modules must be a non-empty list of layer names.")
+        if self.num_minibatches > self.batch_size:
+            raise ConfigError(f"Mini-batches ({self.num_minibatches}) cannot exceed the batch size ({self.batch_size}).")
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Build from untyped input (CLI strings, UI/API values), coercing and validating.
+
+        Unknown keys are an error, so a misspelt knob never silently falls back to a default.
+        """
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigError(f"Unknown setting(s): {', '.join(unknown)}.")
+        kwargs = {}
+        for name, value in values.items():
+            kwargs[name] = _coerce(fields[name], value)
+        return cls(**kwargs).validate()
+
+    def replace(self, **changes) -> "TrainConfig":
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["lora_targets"] = list(self.lora_targets)
+        return d
+
+
+def _coerce(f: dataclasses.Field, value: Any) -> Any:
+    label = f.metadata.get("label") or f.name
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    try:
+        if kind == "tuple":
+            if isinstance(value, str):
+                value = [part.strip() for part in value.split(",")]
+            return tuple(str(v).strip() for v in value if str(v).strip())
+        if kind == "bool":
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered in ("1", "true", "yes", "on"):
+                    return True
+                if lowered in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if kind == "int":
+            number = float(value)
+            if number != int(number):
+                raise ValueError(value)
+            return int(number)
+        if kind == "float":
+            return float(value)
+        return str(value).strip()
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{label} must be a {kind}; got {value!r}.") from None
+
+
+def knob_fields() -> list[dataclasses.Field]:
+    """The knobs in definition order (for CLI arguments and UI controls)."""
+    return list(dataclasses.fields(TrainConfig))
+
+
+# Presets. "seed" is the notebook's knobs exactly (one response per step, dropout on during the
+# update, per-response whitening). "quick-cpu" is tuned so SmolLM2-135M's reward curve visibly
+# rises within a few minutes on two CPU cores.
+PRESETS: dict[str, dict[str, Any]] = {
+    "seed": dict(
+        mode="lora", lora_r=8, lora_alpha=16.0, lora_dropout=0.05, learning_rate=1e-4, steps=40,
+        batch_size=1, max_new_tokens=48, temperature=1.0, top_p=0.9, ppo_epochs=2,
+        num_minibatches=1, clip_eps=0.2, value_clip_eps=0.2, vf_coef=0.5, ent_coef=0.0,
+        kl_coef=0.05, kl_estimator="k1", gamma=1.0, gae_lambda=0.95, whiten="sequence",
+        max_grad_norm=1.0, dropout_in_ppo=True, missing_eos_penalty=0.0,
+    ),
+    "quick-cpu": dict(
+        mode="lora", lora_r=8, lora_alpha=16.0, lora_dropout=0.0, learning_rate=2e-3, steps=30,
+        batch_size=8, max_new_tokens=16, temperature=1.0, top_p=1.0, ppo_epochs=2,
+        num_minibatches=2, clip_eps=0.2, value_clip_eps=0.2, vf_coef=0.5, ent_coef=0.0,
+        kl_coef=0.02, kl_estimator="k1", gamma=1.0, gae_lambda=0.95, whiten="batch",
+        max_grad_norm=1.0, dropout_in_ppo=False, missing_eos_penalty=0.5,
+    ),
+}
+
+
+def preset_config(name: str, **overrides) -> TrainConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"Unknown preset '{name}'. Choose one of: {', '.join(PRESETS)}.")
+    return TrainConfig.from_dict({**PRESETS[name], **overrides})

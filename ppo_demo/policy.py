@@ -1,0 +1,265 @@
+"""The actor-critic around a causal LM, the reference policy, and the trainable state.
+
+``ActorCritic`` shares the LM's trunk between the policy (the LM head) and the critic (a value
+head on the last hidden state). Only the response positions are pushed through the LM head,
+and only the last layer's hidden state is kept, unlike the seed's ``output_hidden_states=True``
+which keeps every layer's.
+
+``PolicyState`` is what a user owns: the LoRA tensors (or, in full fine-tuning, every weight)
+plus the value head, as CPU tensors, with the settings needed to put them back. The app keeps
+one per browser session over a single shared base model.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .lora import (LoRAError, adapters_disabled, inject_lora, load_lora_state_dict, lora_layers,
+                   lora_signature, lora_state_dict, remove_lora)
+from .rollout import RolloutBatch
+
+ADAPTER_FILE = "adapter.safetensors"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+VALUE_HEAD_PREFIX = "value_head."
+# Config attributes of architectures whose LM head is more than a Linear (soft-capping, scaling):
+# for those we run the model's own forward instead of trunk + head.
+_LOGIT_POSTPROCESSING_ATTRS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+
+
+class AdapterError(ValueError):
+    """A saved adapter cannot be used with this model or these settings."""
+
+
+def _hidden_size(model) -> int:
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return int(config.hidden_size)
+
+
+def response_logits_and_hidden(model, batch: RolloutBatch, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits / temperature (B, T, V) and last hidden states (B, T, H) at the positions that
+    predict each response token: column P-1+t predicts response token t."""
+    P = batch.prompt_len
+    kwargs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                  position_ids=batch.position_ids, use_cache=False)
+    if any(getattr(model.config, a, None) for a in _LOGIT_POSTPROCESSING_ATTRS):
+        out = model(**kwargs, output_hidden_states=True)
+        hidden = out.hidden_states[-1][:, P - 1:-1]  # (B, T, H)
+        logits = out.logits[:, P - 1:-1]  # (B, T, V)
+    else:
+        trunk_out = model.get_decoder()(**kwargs)
+        hidden = trunk_out.last_hidden_state[:, P - 1:-1]  # (B, T, H)
+        logits = model.get_output_embeddings()(hidden)  # (B, T, V): response positions only
+    return logits.float() / temperature, hidden
+
+
+class ActorCritic(torch.nn.Module):
+    """Policy pi_theta (the LM) and critic V (a linear value head) on one trunk."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        device = next(model.parameters()).device
+        # Zero init: V = 0 everywhere at first, so the early value loss is just the returns².
+        self.value_head = torch.nn.Linear(_hidden_size(model), 1, device=device, dtype=torch.float32)
+        torch.nn.init.zeros_(self.value_head.weight)
+        torch.nn.init.zeros_(self.value_head.bias)
+
+    def response_logits_and_hidden(self, batch: RolloutBatch, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+        return response_logits_and_hidden(self.model, batch, temperature)
+
+    def values(self, hidden: torch.Tensor) -> torch.Tensor:
+        """V(s_t) from the hidden state before token t: (B, T, H) -> (B, T)."""
+        return self.value_head(hidden.float()).squeeze(-1)
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+
+@dataclass
+class PolicyState:
+    """The trained part of a policy as CPU tensors, independent of any live model."""
+
+    mode: str  # "lora" or "full"
+    tensors: dict[str, torch.Tensor]  # LoRA A/B (or all LM weights) + value_head.*
+    lora: dict | None = None  # {"r", "alpha", "dropout", "targets"} in LoRA mode
+    model_name: str = ""
+    steps_trained: int = 0
+    meta: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if self.mode == "lora":
+            n = sum(t.numel() for k, t in self.tensors.items() if not k.startswith(VALUE_HEAD_PREFIX))
+            return f"LoRA r={self.lora['r']} on {len(self.tensors) // 2 - 1} layers ({n:,} params), {self.steps_trained} steps"
+        return f"full fine-tune, {self.steps_trained} steps"
+
+
+def lora_settings(config) -> dict:
+    return {"r": int(config.lora_r), "alpha": float(config.lora_alpha),
+            "dropout": float(config.lora_dropout), "targets": list(config.lora_targets)}
+
+
+class PolicyRuntime:
+    """An ActorCritic set up on a (possibly shared) base model for one user's state.
+
+    LoRA mode: adapters are injected into the base model itself; pi_ref is the same network
+    with adapters disabled. Full mode: the policy is a deep copy of the base, which stays
+    untouched and serves as pi_ref.
+    """
+
+    def __init__(self, base_model: torch.nn.Module, mode: str, lora: dict | None,
+                 state: PolicyState | None = None, init_seed: int = 0):
+        self.base_model = base_model
+        self.mode = mode
+        self.lora = lora
+        if state is not None:
+            if state.mode != mode:
+                raise AdapterError(f"The saved state is for {state.mode} mode but {mode} mode is selected.")
+            if mode == "lora" and _lora_shape_key(state.lora) != _lora_shape_key(lora):
+                raise AdapterError(
+                    f"The trained adapter has LoRA r={state.lora['r']} on {', '.join(state.lora['targets'])}; "
+                    "the LoRA settings now differ. Press Reset to start a new adapter, or set them back."
+                )
+        if mode == "lora":
+            signature = lora_signature(base_model)
+            wanted = (lora["r"], float(lora["alpha"]), float(lora["dropout"]))
+            if signature is None or signature[:3] != wanted or not _same_targets(signature[3], lora["targets"]):
+                remove_lora(base_model)
+                inject_lora(base_model, lora["targets"], r=lora["r"], alpha=lora["alpha"], dropout=lora["dropout"])
+            policy_model = base_model
+            self._reset_lora(init_seed)
+        else:
+            remove_lora(base_model)  # pi_ref must be the pristine base
+            policy_model = copy.deepcopy(base_model)
+            for p in base_model.parameters():
+                p.requires_grad_(False)
+            for p in policy_model.parameters():
+                p.requires_grad_(True)
+        self.actor_critic = ActorCritic(policy_model)
+        if state is not None:
+            self.load_state(state)
+
+    def _reset_lora(self, seed: int) -> None:
+        """A fresh adapter (A random, B = 0), reproducible from ``seed``: injected layers may
+        still hold another user's weights."""
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(seed)
+            for _, layer in lora_layers(self.base_model):
+                layer.unmerge()
+                torch.nn.init.kaiming_uniform_(layer.lora_A, a=5 ** 0.5)
+                torch.nn.init.zeros_(layer.lora_B)
+                layer.lora_A.requires_grad_(True)
+                layer.lora_B.requires_grad_(True)
+
+    @property
+    def policy_model(self) -> torch.nn.Module:
+        return self.actor_critic.model
+
+    @contextmanager
+    def reference(self):
+        """Yields a model computing pi_ref: adapters off (LoRA) or the frozen base (full)."""
+        if self.mode == "lora":
+            with adapters_disabled(self.base_model):
+                yield self.base_model
+        else:
+            yield self.base_model
+
+    def state(self, model_name: str = "", steps_trained: int = 0) -> PolicyState:
+        if self.mode == "lora":
+            tensors = lora_state_dict(self.base_model)
+        else:
+            tensors = {k: v.detach().to("cpu", copy=True) for k, v in self.policy_model.state_dict().items()}
+        for k, v in self.actor_critic.value_head.state_dict().items():
+            tensors[VALUE_HEAD_PREFIX + k] = v.detach().to("cpu", copy=True)
+        return PolicyState(self.mode, tensors, copy.deepcopy(self.lora) if self.mode == "lora" else None,
+                           model_name, steps_trained)
+
+    @torch.no_grad()
+    def load_state(self, state: PolicyState) -> None:
+        value_part = {k[len(VALUE_HEAD_PREFIX):]: v for k, v in state.tensors.items() if k.startswith(VALUE_HEAD_PREFIX)}
+        model_part = {k: v for k, v in state.tensors.items() if not k.startswith(VALUE_HEAD_PREFIX)}
+        head = self.actor_critic.value_head
+        if set(value_part) != {"weight", "bias"} or tuple(value_part["weight"].shape) != tuple(head.weight.shape):
+            raise AdapterError("The saved value head does not fit this model (was it trained on another model?).")
+        if self.mode == "lora":
+            try:
+                load_lora_state_dict(self.base_model, model_part)
+            except LoRAError as exc:
+                raise AdapterError(str(exc)) from None
+        else:
+            own = self.policy_model.state_dict()
+            if set(own) != set(model_part) or any(own[k].shape != model_part[k].shape for k in own):
+                raise AdapterError("The saved weights do not fit this model (was it trained on another model?).")
+            self.policy_model.load_state_dict(model_part)
+        head.load_state_dict(value_part)
+
+    def release(self) -> None:
+        """Drop references to copies so their memory can be freed (full mode)."""
+        if self.mode == "full":
+            self.actor_critic.model = None  # type: ignore[assignment]
+
+
+def _same_targets(wrapped_names, targets) -> bool:
+    suffixes = tuple(targets)
+    return all(name.endswith(suffixes) for name in wrapped_names) and all(
+        any(name.endswith(t) for name in wrapped_names) for t in suffixes)
+
+
+def _lora_shape_key(lora: dict | None):
+    if not lora:
+        return None
+    return (int(lora["r"]), tuple(sorted(lora["targets"])))
+
+
+# --- saving and loading ----------------------------------------------------------------------
+
+def save_policy_state(state: PolicyState, directory: str | Path) -> Path:
+    """Write ``adapter.safetensors`` + ``adapter_config.json`` into ``directory``."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.tensors.items()}, str(directory / ADAPTER_FILE))
+    config = {"format": "ppo-lora-lab/1", "mode": state.mode, "lora": state.lora,
+              "model_name": state.model_name, "steps_trained": state.steps_trained, **state.meta}
+    (directory / ADAPTER_CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    return directory
+
+
+def load_policy_state(directory: str | Path) -> PolicyState:
+    """Read what :func:`save_policy_state` wrote; a corrupt or foreign file is an AdapterError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    try:
+        config = json.loads((directory / ADAPTER_CONFIG_FILE).read_text(encoding="utf-8"))
+        tensors = load_file(str(directory / ADAPTER_FILE))
+    except FileNotFoundError as exc:
+        raise AdapterError(f"Missing {Path(exc.filename).name}: an adapter needs {ADAPTER_FILE} and {ADAPTER_CONFIG_FILE}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise AdapterError(f"{ADAPTER_CONFIG_FILE} is not valid JSON.") from None
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise AdapterError(f"{ADAPTER_FILE} is not a readable safetensors file ({exc}).") from None
+    if not isinstance(config, dict) or config.get("mode") not in ("lora", "full"):
+        raise AdapterError(f"{ADAPTER_CONFIG_FILE} does not describe a PPO-LoRA Lab adapter.")
+    lora = config.get("lora")
+    if config["mode"] == "lora":
+        if not isinstance(lora, dict) or not {"r", "alpha", "dropout", "targets"} <= set(lora):
+            raise AdapterError(f"{ADAPTER_CONFIG_FILE} lacks the LoRA settings (r, alpha, dropout, targets).")
+    extra = {k: v for k, v in config.items() if k not in ("format", "mode", "lora", "model_name", "steps_trained")}
+    return PolicyState(config["mode"], tensors, lora, str(config.get("model_name", "")),
+                       int(config.get("steps_trained", 0)), extra)
+
+
+def autocast_context(device: torch.device):
+    """bf16 autocast on CUDA (as in the seed); plain fp32 on CPU."""
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype)
+    return nullcontext()

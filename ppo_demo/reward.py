@@ -1,0 +1,73 @@
+"""The rule reward r_rm(x, y): did the response say the expected answer, and how briefly.
+
+    r_rm = (+1 if hit else -1) - length_penalty * len(normalize(y)) - missing_eos_penalty·[no EOS]
+
+``hit`` depends on the match mode: ``contains`` (the seed: the normalised expected answer occurs
+in the normalised response), ``exact`` (they are equal) or ``regex`` (the expected answer is a
+Python regular expression searched, case-insensitively, in the stripped response).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MATCH_MODES = ("contains", "exact", "regex")
+# The seed's list, plus the full-width forms a Chinese answer may use.
+_STRIPPED_CHARS = [" ", "\n", "\t", "\r", "。", "，", ",", ".", "!", "?", "：", ":", "\"", "'",
+                   "！", "？", "“", "”", "‘", "’", "\u3000"]
+_STRIP_TABLE = str.maketrans({ch: None for ch in _STRIPPED_CHARS})
+
+
+class RewardError(ValueError):
+    """A reward setting is invalid (e.g. a regex that does not compile)."""
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    match_mode: str = "contains"
+    length_penalty: float = 0.002  # per normalised character, as in the seed
+    hit_reward: float = 1.0
+    miss_reward: float = -1.0
+
+    def validate(self) -> "RewardConfig":
+        if self.match_mode not in MATCH_MODES:
+            raise RewardError(f"Match mode must be one of {', '.join(MATCH_MODES)}; got {self.match_mode!r}.")
+        if not (0.0 <= self.length_penalty <= 1.0) or self.length_penalty != self.length_penalty:
+            raise RewardError(f"Length penalty must be between 0 and 1; got {self.length_penalty}.")
+        return self
+
+
+def normalize_text(text: str) -> str:
+    """The seed's normaliser: strip, lower-case, drop spaces and punctuation."""
+    return text.strip().lower().translate(_STRIP_TABLE)
+
+
+def compile_expected(expected: str, config: RewardConfig) -> re.Pattern | None:
+    """Compile a regex answer up front so a bad pattern is reported before training starts."""
+    if config.match_mode != "regex":
+        return None
+    try:
+        return re.compile(expected, re.IGNORECASE)
+    except re.error as exc:
+        raise RewardError(f"The expected answer {expected!r} is not a valid regular expression: {exc}.") from None
+
+
+def is_hit(response: str, expected: str, config: RewardConfig) -> bool:
+    if config.match_mode == "regex":
+        return compile_expected(expected, config).search(response.strip()) is not None
+    resp, exp = normalize_text(response), normalize_text(expected)
+    if config.match_mode == "exact":
+        return resp == exp
+    return exp in resp
+
+
+def rule_reward(response: str, expected: str, config: RewardConfig = RewardConfig(),
+                ended_with_eos: bool = True, missing_eos_penalty: float = 0.0) -> float:
+    """Score one response. ``ended_with_eos`` False means it was cut at max_new_tokens."""
+    hit = is_hit(response, expected, config)
+    score = (config.hit_reward if hit else config.miss_reward)
+    score -= config.length_penalty * len(normalize_text(response))
+    if not ended_with_eos:
+        score -= missing_eos_penalty
+    return score
