@@ -164,7 +164,8 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
             return float(value)
         return str(value).strip()
     except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"{label} must be a {kind}; got {value!r}.") from None
+        noun = {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(kind, kind)
+        raise ConfigError(f"{label} must be {noun}; got {value!r}.") from None
 
 
 def knob_fields() -> list[dataclasses.Field]:

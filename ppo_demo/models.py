@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,6 +192,20 @@ def _prepare_tokenizer(tokenizer) -> None:
         tokenizer.chat_template = FALLBACK_CHAT_TEMPLATE
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can we open a connection to the Hugging Face Hub (or ``HF_ENDPOINT``)?"""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def resolve_model_name(name: str) -> str:
     """Canonical form of a user-typed model name (aliases are case-insensitive)."""
     cleaned = (name or "").strip()
@@ -225,15 +240,18 @@ def load_model(
         else:
             path = MODEL_ALIASES.get(name, name)
             source = path
+        # Without a network, hub look-ups retry for about a minute; go to the local cache at once.
+        offline = not Path(path).exists() and not hub_reachable()
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False)
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False, local_files_only=offline)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False,
+                                                         local_files_only=offline)
         except ModelLoadError:
             raise
         except Exception as exc:  # transformers raises OSError, ValueError, HTTP errors...
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(
-                f"Could not load model '{name}': {first_line[:300]}. Use '{DEFAULT_MODEL}' "
+                f"Could not load model '{name}': {first_line[:300].rstrip('.')}. Use '{DEFAULT_MODEL}' "
                 "(embedded, offline), a local model directory, or a hub id on a machine with "
                 "internet access."
             ) from exc

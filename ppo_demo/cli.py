@@ -1,0 +1,164 @@
+"""Command line: ``python -m ppo_demo train --model NAME --steps N [knobs...]``.
+
+Every knob of :class:`ppo_demo.config.TrainConfig` is an option (``--learning-rate``,
+``--kl-coef``...), with its help text from the one definition. Bad input prints one line
+starting with ``error:`` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+
+from .config import PRESETS, ConfigError, TrainConfig, knob_fields, preset_config
+from .reward import MATCH_MODES, RewardConfig, RewardError
+from .tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, TaskError, load_tasks_file
+
+EXIT_USAGE = 2
+STEP_KEYS = ("step", "samples", "response_tokens", "reward_mean", "reward_std", "success_rate", "kl_mean",
+             "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "explained_variance",
+             "response_length_mean", "step_seconds", "tokens_per_second", "skipped_updates")
+
+
+class CliError(Exception):
+    """Bad input from the command line: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one clear line, no usage dump
+        raise CliError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m ppo_demo", description="Token-level PPO with a hand-written LoRA.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    train = sub.add_parser("train", help="train on a task list and report every step")
+    train.add_argument("--model", default="smollm2-135m-instruct",
+                       help="smollm2-135m-instruct (embedded, offline), qwen2-0.5b-instruct, tiny-random, a hub id or a local dir")
+    train.add_argument("--preset", choices=sorted(PRESETS), help="start from a preset's knobs (seed = the notebook's)")
+    train.add_argument("--tasks", help="task file: CSV with header prompt,expected or a JSON list of {prompt, expected}")
+    train.add_argument("--task-preset", choices=sorted(TASK_PRESETS), default="english",
+                       help="built-in tasks when --tasks is not given (default: english)")
+    train.add_argument("--match-mode", choices=MATCH_MODES,
+                       help="how the expected answer is matched (default: the task preset's, else contains)")
+    train.add_argument("--length-penalty", type=float, default=0.002, help="reward lost per character of the response")
+    train.add_argument("--eval-samples", type=int, default=0, help="after training, K sampled answers per task from base and adapted model")
+    train.add_argument("--out", help="directory for the adapter (safetensors + JSON) and metrics.csv")
+    train.add_argument("--jsonl", action="store_true", help="print one JSON object per step (and one for the evaluation)")
+    train.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda if available)")
+    for f in knob_fields():
+        option = "--" + f.name.replace("_", "-")
+        meta = f.metadata
+        help_text = meta["help"] + (f" [{meta['low']}..{meta['high']}]" if meta.get("low") is not None else "")
+        if meta.get("choices"):
+            train.add_argument(option, dest=f.name, choices=meta["choices"], help=help_text)
+        else:
+            train.add_argument(option, dest=f.name, metavar=f.name.upper(), help=help_text + f" (default {f.default if f.default is not dataclasses.MISSING else ','.join(f.default_factory())})")
+    return parser
+
+
+def _config_from_args(args) -> TrainConfig:
+    overrides = {f.name: getattr(args, f.name) for f in knob_fields() if getattr(args, f.name) is not None}
+    if args.preset:
+        return preset_config(args.preset, **overrides)
+    return TrainConfig.from_dict(overrides)
+
+
+def _print_step(metrics: dict, total: int, jsonl: bool) -> None:
+    if jsonl:
+        print(json.dumps({k: _json_number(metrics.get(k)) for k in STEP_KEYS} |
+                         {k: _json_number(v) for k, v in metrics.items() if k.startswith("task_reward/")}), flush=True)
+        return
+    m = metrics
+    print(f"step {m['step']:>4}/{total}  reward {m['reward_mean']:+.3f}  success {m['success_rate']:.2f}  "
+          f"kl {m['kl_mean']:+.4f}  policy {m['policy_loss']:+.4f}  value {m['value_loss']:.4f}  "
+          f"approx_kl {m['approx_kl']:.4f}  clip {m['clip_frac']:.2f}  len {m['response_length_mean']:.1f}  "
+          f"{m['step_seconds']:.1f}s", flush=True)
+
+
+def _json_number(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN
+    return value
+
+
+def _write_metrics_csv(rows: list[dict], path: Path) -> None:
+    keys = sorted({k for row in rows for k in row}, key=lambda k: (k != "step", k))
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def run_train(args) -> int:
+    from .models import ModelLoadError, load_model
+    from .lora import LoRAError
+    from .policy import AdapterError, save_policy_state
+    from .trainer import PPOTrainer, TrainingError
+
+    config = _config_from_args(args)
+    if args.tasks:
+        tasks = load_tasks_file(args.tasks)
+        match_mode = args.match_mode or "contains"
+    else:
+        tasks = TASK_PRESETS[args.task_preset]
+        match_mode = args.match_mode or TASK_PRESET_MATCH_MODE[args.task_preset]
+    reward = RewardConfig(match_mode=match_mode, length_penalty=args.length_penalty).validate()
+    if args.eval_samples < 0:
+        raise CliError("--eval-samples must be 0 or more.")
+    out_dir = Path(args.out) if args.out else None
+
+    if not args.jsonl:
+        print(f"loading {args.model} ...", file=sys.stderr, flush=True)
+    try:
+        loaded = load_model(args.model, device=args.device)
+        trainer = PPOTrainer(loaded, config, tasks, reward)
+    except (ModelLoadError, LoRAError, AdapterError) as exc:
+        raise CliError(str(exc)) from None
+    history = []
+    try:
+        for result in trainer.train():
+            history.append(result.metrics)
+            _print_step(result.metrics, config.steps, args.jsonl)
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted: keeping the adapter trained so far", file=sys.stderr)
+    if out_dir is not None:
+        save_policy_state(trainer.state(), out_dir)
+        if history:
+            _write_metrics_csv(history, out_dir / "metrics.csv")
+        if not args.jsonl:
+            print(f"saved adapter and metrics to {out_dir}", file=sys.stderr)
+    if args.eval_samples:
+        report = trainer.evaluate(samples_per_task=args.eval_samples)
+        if args.jsonl:
+            print(json.dumps({
+                "event": "eval", "samples_per_task": report.samples_per_task,
+                "base_success": report.base_success, "adapted_success": report.adapted_success,
+                "tasks": [{"prompt": t.prompt, "expected": t.expected, "base_success": t.base_success,
+                           "adapted_success": t.adapted_success, "base_reward": t.base_reward,
+                           "adapted_reward": t.adapted_reward} for t in report.tasks],
+            }, ensure_ascii=False), flush=True)
+        else:
+            print(f"evaluation, {report.samples_per_task} samples per task (base -> adapted success):")
+            for t in report.tasks:
+                print(f"  {t.base_success:.2f} -> {t.adapted_success:.2f}  {t.prompt[:60]}")
+            print(f"  overall {report.base_success:.2f} -> {report.adapted_success:.2f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "train":
+            return run_train(args)
+    except (CliError, ConfigError, TaskError, RewardError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
