@@ -46,6 +46,17 @@ class RolloutBatch:
     def response_lengths(self) -> torch.Tensor:  # (B,)
         return self.response_mask.sum(-1).long()
 
+    def trimmed(self) -> "RolloutBatch":
+        """Drop columns that are padding in every row (left of the longest prompt, right of the
+        longest response): less compute for a mini-batch, same numbers for every real token.
+        The response keeps starting at column ``prompt_len`` of the trimmed batch."""
+        prompt_has_token = self.attention_mask[:, :self.prompt_len].any(0)  # (P,)
+        first = int(prompt_has_token.long().argmax()) if bool(prompt_has_token.any()) else 0
+        longest = max(int(self.response_mask.sum(-1).max()), 1)
+        end = self.prompt_len + longest
+        return RolloutBatch(self.input_ids[:, first:end], self.attention_mask[:, first:end],
+                            self.prompt_len - first, self.response_mask[:, :longest], self.ended_with_eos)
+
     def rows(self, index: torch.Tensor | slice) -> "RolloutBatch":
         """A mini-batch: the selected rows, with the same columns (so P is unchanged)."""
         return RolloutBatch(self.input_ids[index], self.attention_mask[index], self.prompt_len,

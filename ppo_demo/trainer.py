@@ -26,6 +26,7 @@ import torch
 
 from . import ppo
 from .config import TrainConfig
+from .cpu_tuning import configure_cpu_runtime
 from .models import LoadedModel
 from .policy import PolicyRuntime, PolicyState, autocast_context, lora_settings, response_logits_and_hidden
 from .reward import RewardConfig, compile_expected, is_hit, rule_reward
@@ -106,6 +107,7 @@ class PPOTrainer:
     def __init__(self, loaded: LoadedModel, config: TrainConfig, tasks: list[Task],
                  reward: RewardConfig = RewardConfig(), state: PolicyState | None = None,
                  system_prompt: str = DEFAULT_SYSTEM_PROMPT):
+        configure_cpu_runtime()
         self.config = config.validate()
         self.reward = reward.validate()
         if not tasks:
@@ -257,17 +259,18 @@ class PPOTrainer:
             order = torch.randperm(size, generator=generator)
             for rows in torch.tensor_split(order, cfg.num_minibatches):
                 rows = rows.to(self.device)
-                mb = batch.rows(rows)
-                mask = mb.response_mask
+                mb = batch.rows(rows).trimmed()
+                mask = mb.response_mask  # (b, t) with t <= T: columns past every row's EOS dropped
+                t = mask.shape[1]
                 with autocast_context(self.device):
                     logits, hidden = response_logits_and_hidden(self.actor_critic.model, mb, cfg.temperature)
                     logprobs = ppo.logprobs_from_logits(logits, mb.response_ids)  # (b, T)
                     values = self.actor_critic.values(hidden)  # (b, T)
                     entropy_logits = logits if cfg.ent_coef > 0 else logits.detach()
                     entropy = ppo.entropy_from_logits(entropy_logits)  # (b, T)
-                    policy_loss, pstats = ppo.ppo_policy_loss(logprobs, old_logprobs[rows], advantages[rows],
+                    policy_loss, pstats = ppo.ppo_policy_loss(logprobs, old_logprobs[rows, :t], advantages[rows, :t],
                                                               mask, cfg.clip_eps)
-                    value_loss, vstats = ppo.ppo_value_loss(values, old_values[rows], returns[rows], mask,
+                    value_loss, vstats = ppo.ppo_value_loss(values, old_values[rows, :t], returns[rows, :t], mask,
                                                             cfg.value_clip_eps)
                     entropy_mean = ppo.masked_mean(entropy, mask)
                     loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy_mean

