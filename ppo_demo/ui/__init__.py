@@ -1,0 +1,13 @@
+"""The Gradio app of PPO-LoRA Lab. The engine (``ppo_demo``) never imports this package.
+
+Modules, one job each:
+
+* ``limits``   deployment limits read from environment variables
+* ``session``  per-browser-session state, the shared model registry and the model lock
+* ``jobs``     a training run in its own thread, so Stop and a closed tab end it at once
+* ``handlers`` the event functions: plain values in, plain values out (tested directly)
+* ``plots``    metrics history -> pandas frames for ``gr.LinePlot``; rollouts table
+* ``heatmap``  one rollout's tokens coloured by advantage, KL or ratio (HTML)
+* ``i18n``     English and Simplified Chinese strings
+* ``layout``   ``build_demo()``: components and event wiring, nothing else
+"""

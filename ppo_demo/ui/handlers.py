@@ -1,0 +1,452 @@
+"""The app's event functions: plain values in, plain values (or a generator of them) out.
+
+``layout`` turns these into component updates; the tests call them directly. Every check on
+user input happens here, on the server, before anything changes: the sliders' ranges protect
+nobody who calls the API. Bad input raises ``gr.Error`` with a sentence a student can act on,
+and the session is left exactly as it was.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import shutil
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import gradio as gr
+import pandas as pd
+
+from ..config import PRESETS, ConfigError, TrainConfig, knob_fields
+from ..lora import LoRAError
+from ..models import ModelLoadError
+from ..policy import ADAPTER_CONFIG_FILE, ADAPTER_FILE, AdapterError, PolicyState, load_policy_state, save_policy_state
+from ..reward import MATCH_MODES, RewardConfig, RewardError, compile_expected
+from ..tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, Task, TaskError, load_tasks_file, tasks_from_rows, tasks_to_csv
+from ..trainer import PPOTrainer
+from .jobs import TrainingJob
+from .limits import Limits, LimitsError
+from .plots import metrics_csv
+from .session import MODEL_LOCK, ModelRegistry, Session
+
+MAX_UPLOAD_BYTES = 2 * 1024 ** 3  # a full fine-tune of a 0.5B model is about this big
+EVAL_HEADERS = ["task", "expected", "base success", "adapted success", "base reward", "adapted reward"]
+# Errors the engine raises for bad input; each message is already written for the user.
+USER_ERRORS = (ConfigError, TaskError, RewardError, LoRAError, AdapterError, ModelLoadError, LimitsError)
+
+
+def user_error(message: str) -> gr.Error:
+    """A gr.Error shown as a toast; its text is HTML, so escape e.g. '<|im_end|>'."""
+    return gr.Error(html.escape(str(message)), print_exception=False)
+
+
+# --- reading the inputs -------------------------------------------------------------------
+
+def resolve_model(choice: str | None, custom: str | None, limits: Limits) -> str:
+    """The custom id/path box wins over the dropdown when filled in."""
+    name = (custom or "").strip() or (choice or "").strip()
+    if not name:
+        raise user_error("Choose a model.")
+    try:
+        return limits.check_model(name)
+    except LimitsError as exc:
+        raise user_error(str(exc)) from None
+
+
+def build_config(knobs: dict[str, Any], limits: Limits) -> TrainConfig:
+    """Validate every knob (types and ranges from the dataclass) and the server's limits."""
+    try:
+        config = TrainConfig.from_dict(dict(knobs))
+    except ConfigError as exc:
+        raise user_error(str(exc)) from None
+    for name, cap in (("steps", limits.max_steps), ("batch_size", limits.max_batch),
+                      ("max_new_tokens", limits.max_new_tokens)):
+        if getattr(config, name) > cap:
+            label = TrainConfig.__dataclass_fields__[name].metadata["label"]
+            raise user_error(f"{label} is limited to {cap} on this server; got {getattr(config, name)}.")
+    return config
+
+
+def table_rows(table) -> list[list]:
+    """A gr.Dataframe value (pandas frame, list of lists or {"data": ...}) as rows."""
+    if table is None:
+        return []
+    if isinstance(table, pd.DataFrame):
+        return table.values.tolist()
+    if isinstance(table, dict):
+        return list(table.get("data") or [])
+    return [list(row) for row in table]
+
+
+def build_tasks(table, limits: Limits) -> list[Task]:
+    try:
+        return tasks_from_rows(table_rows(table), max_tasks=limits.max_tasks,
+                               max_prompt_chars=limits.max_prompt_chars)
+    except TaskError as exc:
+        raise user_error(str(exc)) from None
+
+
+def build_reward(match_mode: str, length_penalty, tasks: list[Task]) -> RewardConfig:
+    """Also compiles every expected answer in regex mode, so a bad pattern is caught now."""
+    if match_mode not in MATCH_MODES:
+        raise user_error(f"Match mode must be one of {', '.join(MATCH_MODES)}; got {match_mode!r}.")
+    try:
+        penalty = float(length_penalty)
+    except (TypeError, ValueError):
+        raise user_error(f"Length penalty must be a number; got {length_penalty!r}.") from None
+    try:
+        reward = RewardConfig(match_mode=match_mode, length_penalty=penalty).validate()
+        for task in tasks:
+            compile_expected(task.expected, reward)
+    except RewardError as exc:
+        raise user_error(str(exc)) from None
+    return reward
+
+
+def _check_adapter_model(session: Session, model: str) -> None:
+    if session.policy_state is not None and session.model_name not in (None, model):
+        raise user_error(f"Your adapter was trained on '{session.model_name}', not '{model}'. "
+                         "Switch the model back, or press Reset to start over on the new model.")
+
+
+def _adapter_config(config: TrainConfig, state: PolicyState | None) -> TrainConfig:
+    """For Compare / Evaluate: the adapter's own LoRA shape, whatever the knobs say now."""
+    if state is None:
+        return config
+    if state.mode == "full":
+        return config.replace(mode="full")
+    lora = state.lora
+    return config.replace(mode="lora", lora_r=lora["r"], lora_alpha=lora["alpha"],
+                          lora_dropout=lora["dropout"], lora_targets=list(lora["targets"]))
+
+
+def _load(registry: ModelRegistry, model: str):
+    try:
+        return registry.get(model)
+    except ModelLoadError as exc:
+        raise user_error(str(exc)) from None
+
+
+def _make_trainer(loaded, config, tasks, reward, state) -> PPOTrainer:
+    """Build a trainer on the shared model; the caller holds MODEL_LOCK."""
+    try:
+        return PPOTrainer(loaded, config, tasks, reward, state=state)
+    except USER_ERRORS as exc:
+        raise user_error(str(exc)) from None
+    except Exception as exc:  # never a stack trace in the browser
+        raise user_error(f"Could not set up the policy: {type(exc).__name__}: {str(exc)[:300]}") from None
+
+
+# --- training ----------------------------------------------------------------------------
+
+@dataclass
+class TrainView:
+    """What the Train / Stop / Reset outputs show."""
+
+    status: str
+    history: list[dict] = field(default_factory=list)
+    rollouts: list = field(default_factory=list)
+    task_prompts: list[str] = field(default_factory=list)
+    running: bool = False
+    finished: bool = False  # the last update of a run (time to refresh the downloads)
+    error: str | None = None
+
+
+def _eta(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def step_status(metrics: dict, done: int, total: int, started: float) -> str:
+    per_step = (time.monotonic() - started) / max(done, 1)
+    return (f"Step {done}/{total} · {per_step:.1f} s/step · ETA {_eta(per_step * (total - done))} · "
+            f"reward {metrics.get('reward_mean', float('nan')):+.3f} · success {metrics.get('success_rate', 0):.0%} · "
+            f"KL/token {metrics.get('kl_mean', float('nan')):+.4f} · {metrics.get('step', 0)} steps trained in total")
+
+
+def idle_status(session: Session) -> str:
+    if session.policy_state is None:
+        return "Base model, no adapter yet. Press Train."
+    return f"Adapter on {session.model_name}: {session.policy_state.describe()}."
+
+
+def _view(session: Session, status: str, **kw) -> TrainView:
+    return TrainView(status=status, history=list(session.history), rollouts=list(session.last_rollouts),
+                     task_prompts=[t.prompt for t in session.tasks], **kw)
+
+
+def train(session: Session, model: str, knobs: dict, table, match_mode: str, length_penalty, *,
+          registry: ModelRegistry, limits: Limits) -> Iterator[TrainView]:
+    """Validate, then stream one TrainView per PPO step until the run ends.
+
+    Continues from the session's adapter (steps and plots carry on). Stop / a closed tab set
+    ``session.stop_event``; the run then ends after the current step and keeps its adapter.
+    """
+    if session.running:
+        raise user_error("A run is already going in this tab. Press Stop first.")
+    config = build_config(knobs, limits)
+    tasks = build_tasks(table, limits)
+    reward = build_reward(match_mode, length_penalty, tasks)
+    _check_adapter_model(session, model)
+    tasks_changed = bool(session.history) and tasks != session.tasks
+
+    if not registry.is_loaded(model):
+        yield _view(session, f"Loading {model}… (the first start of the embedded model converts it, about 30 s)",
+                    running=True)
+    loaded = _load(registry, model)
+    while not MODEL_LOCK.acquire(timeout=0.5):
+        yield _view(session, "Waiting for the model: another run is finishing…", running=True)
+    try:
+        trainer = _make_trainer(loaded, config, tasks, reward, session.policy_state)
+    except BaseException:
+        MODEL_LOCK.release()
+        raise
+    # Nothing in the session changes before this point, so every error above leaves it as it was.
+    if tasks_changed:  # per-task curves are indexed by row: old rows would mislabel new tasks
+        gr.Warning("The tasks changed since the last run: the per-task reward curves start over.")
+        session.history = [{k: v for k, v in m.items() if not k.startswith("task_reward/")} for m in session.history]
+    session.stop_event.clear()
+    session.tasks = tasks
+    job = TrainingJob(session, trainer, config.steps)  # owns MODEL_LOCK from here on
+    session.job = job.start()
+    yield _view(session, f"Sampling step 1/{config.steps}…", running=True)
+
+    started, done, error = time.monotonic(), 0, None
+    try:
+        while True:
+            event = job.next_event()
+            if event is None:
+                continue
+            if event.kind == "step":
+                done += 1
+                status = step_status(event.step.metrics, done, config.steps, started)
+                if session.stop_event.is_set():
+                    status = "Stopping… " + status
+                yield _view(session, status, running=True)
+            elif event.kind == "error":
+                error = event.message
+            elif event.kind == "end":
+                break
+    finally:
+        if job.is_alive():  # our reader went away (Gradio closed the generator): end the run
+            session.stop_event.set()
+    stopped = session.stop_event.is_set() and done < config.steps
+    if error:
+        gr.Warning(error)
+        status = f"Run ended with an error after {done} step(s): {error}"
+    elif stopped:
+        status = f"Stopped after {done} of {config.steps} steps; the adapter is kept. {idle_status(session)}"
+    else:
+        status = f"Done: {done} steps. {idle_status(session)}"
+    yield _view(session, status, finished=True, error=error)
+
+
+def stop(session: Session) -> str:
+    """Ask the run to end after the current step (also after sampling, before updating)."""
+    if not session.running:
+        return "Nothing is running. " + idle_status(session)
+    session.stop_event.set()
+    return "Stopping after the current step…"
+
+
+def reset(session: Session, wait_seconds: float = 120.0) -> TrainView:
+    """Back to the base model: no adapter, no history. A running run is stopped first."""
+    if session.running:
+        session.stop_event.set()
+        session.job.join(wait_seconds)
+        if session.running:
+            raise user_error("The run is still finishing its step; try Reset again in a moment.")
+    session.reset()
+    return _view(session, "Reset: back to the base model, no adapter and no history.")
+
+
+# --- comparing and evaluating ------------------------------------------------------------
+
+def compare(session: Session, model: str, knobs: dict, prompt: str, *, registry: ModelRegistry,
+            limits: Limits) -> tuple[str, str]:
+    """(base answer, adapted answer) for one prompt, same seed and sampling settings."""
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise user_error("Type a prompt or pick a task to compare.")
+    if len(prompt) > limits.max_prompt_chars:
+        raise user_error(f"The prompt is {len(prompt)} characters; the limit is {limits.max_prompt_chars}.")
+    if session.running:
+        raise user_error("Training is running in this tab. Press Stop first, then Compare.")
+    config = _adapter_config(build_config(knobs, limits), session.policy_state)
+    _check_adapter_model(session, model)
+    loaded = _load(registry, model)
+    with MODEL_LOCK:
+        trainer = _make_trainer(loaded, config, [Task(prompt, "-")], RewardConfig(), session.policy_state)
+        try:
+            return trainer.compare(prompt, seed=config.seed, temperature=config.temperature,
+                                   top_p=config.top_p, max_new_tokens=config.max_new_tokens)
+        finally:
+            trainer.runtime.release()
+
+
+def evaluate(session: Session, model: str, knobs: dict, table, match_mode: str, length_penalty,
+             samples_per_task, *, registry: ModelRegistry, limits: Limits) -> pd.DataFrame:
+    """Success rate and mean reward per task, base vs adapted, over K samples each."""
+    try:
+        k = int(samples_per_task)
+    except (TypeError, ValueError):
+        raise user_error(f"Samples per task must be a whole number; got {samples_per_task!r}.") from None
+    if not 1 <= k <= limits.max_eval_samples:
+        raise user_error(f"Samples per task must be between 1 and {limits.max_eval_samples}; got {k}.")
+    if session.running:
+        raise user_error("Training is running in this tab. Press Stop first, then Evaluate.")
+    config = _adapter_config(build_config(knobs, limits), session.policy_state)
+    tasks = build_tasks(table, limits)
+    reward = build_reward(match_mode, length_penalty, tasks)
+    _check_adapter_model(session, model)
+    loaded = _load(registry, model)
+    with MODEL_LOCK:
+        trainer = _make_trainer(loaded, config, tasks, reward, session.policy_state)
+        try:
+            report = trainer.evaluate(samples_per_task=k, seed=config.seed, temperature=config.temperature,
+                                      top_p=config.top_p, max_new_tokens=config.max_new_tokens,
+                                      max_batch=limits.max_batch)
+        finally:
+            trainer.runtime.release()
+    rows = [(t.prompt, t.expected, t.base_success, t.adapted_success, t.base_reward, t.adapted_reward)
+            for t in report.tasks]
+    n = len(report.tasks)
+    rows.append(("all tasks", "", report.base_success, report.adapted_success,
+                 sum(t.base_reward for t in report.tasks) / n, sum(t.adapted_reward for t in report.tasks) / n))
+    frame = pd.DataFrame(rows, columns=EVAL_HEADERS)
+    return frame.round({c: 3 for c in EVAL_HEADERS[2:]})
+
+
+# --- files -------------------------------------------------------------------------------
+
+def export_adapter(session: Session) -> str | None:
+    """A zip with adapter.safetensors + adapter_config.json, or None without an adapter."""
+    state = session.policy_state
+    if state is None:
+        return None
+    folder = Path(tempfile.mkdtemp(dir=session.files_dir()))
+    save_policy_state(state, folder)
+    stem = f"ppo-lora-{(session.model_name or 'model').replace('/', '_')}-{state.steps_trained}steps"
+    target = folder / f"{stem}.zip"
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name in (ADAPTER_FILE, ADAPTER_CONFIG_FILE):
+            zf.write(folder / name, name)
+    return str(target)
+
+
+def export_metrics(session: Session) -> str | None:
+    if not session.history:
+        return None
+    target = Path(tempfile.mkdtemp(dir=session.files_dir())) / "metrics.csv"
+    target.write_text(metrics_csv(session.history), encoding="utf-8")
+    return str(target)
+
+
+def _gather_adapter_files(paths: list[str], folder: Path) -> None:
+    """Put adapter.safetensors + adapter_config.json into ``folder`` from a zip or two files."""
+    for path in paths:
+        p = Path(path)
+        if p.stat().st_size > MAX_UPLOAD_BYTES:
+            raise user_error(f"{p.name} is larger than {MAX_UPLOAD_BYTES // 1024 ** 3} GB.")
+        if p.suffix.lower() == ".zip":
+            try:
+                with zipfile.ZipFile(p) as zf:
+                    for info in zf.infolist():
+                        base = Path(info.filename).name  # ignore folders inside the zip
+                        if base in (ADAPTER_FILE, ADAPTER_CONFIG_FILE):
+                            if info.file_size > MAX_UPLOAD_BYTES:
+                                raise user_error(f"{base} in the zip is too large.")
+                            (folder / base).write_bytes(zf.read(info))
+            except zipfile.BadZipFile:
+                raise user_error(f"{p.name} is not a readable zip file.") from None
+        elif p.suffix.lower() == ".safetensors":
+            shutil.copyfile(p, folder / ADAPTER_FILE)
+        elif p.suffix.lower() == ".json":
+            shutil.copyfile(p, folder / ADAPTER_CONFIG_FILE)
+        else:
+            raise user_error(f"{p.name}: upload the .zip from Download, or {ADAPTER_FILE} and {ADAPTER_CONFIG_FILE}.")
+
+
+def import_adapter(session: Session, files, model: str, knobs: dict, *, registry: ModelRegistry,
+                   limits: Limits) -> tuple[TrainView, dict]:
+    """Load a saved adapter into the session after checking it fits the selected model.
+
+    Returns the view and the knob values the adapter implies (mode, LoRA shape), so the
+    controls show what will be continued. Any problem: gr.Error, session unchanged.
+    """
+    if not files:
+        raise user_error("Choose the adapter .zip (or its two files) first.")
+    if session.running:
+        raise user_error("Training is running in this tab. Press Stop first.")
+    paths = [files] if isinstance(files, (str, Path)) else [getattr(f, "name", f) for f in files]
+    config = build_config(knobs, limits)
+    with tempfile.TemporaryDirectory() as tmp:
+        _gather_adapter_files([str(p) for p in paths], Path(tmp))
+        try:
+            state = load_policy_state(tmp)
+        except AdapterError as exc:
+            raise user_error(str(exc)) from None
+    if state.model_name and state.model_name != model:
+        raise user_error(f"This adapter was trained on '{state.model_name}'; select that model first.")
+    try:
+        config = _adapter_config(config, state)
+    except ConfigError as exc:
+        raise user_error(f"The adapter's settings are invalid: {exc}") from None
+    loaded = _load(registry, model)
+    with MODEL_LOCK:  # trial load: shapes and names must fit this model
+        trainer = _make_trainer(loaded, config, [Task("check", "check")], RewardConfig(), state)
+        trainer.runtime.release()
+    session.reset()
+    session.policy_state, session.model_name = state, model
+    knob_values = {k: v for k, v in config.to_dict().items()
+                   if k in ("mode", "lora_r", "lora_alpha", "lora_dropout", "lora_targets")}
+    knob_values["lora_targets"] = ", ".join(knob_values["lora_targets"])
+    return _view(session, f"Loaded adapter: {state.describe()}. Train continues from it."), knob_values
+
+
+# --- tasks and presets -------------------------------------------------------------------
+
+def preset_tasks(name: str) -> tuple[list[list[str]], str]:
+    """(rows, match mode) of a built-in task list."""
+    if name not in TASK_PRESETS:
+        raise user_error(f"Unknown task preset '{name}'. Choose one of: {', '.join(TASK_PRESETS)}.")
+    return [[t.prompt, t.expected] for t in TASK_PRESETS[name]], TASK_PRESET_MATCH_MODE[name]
+
+
+def upload_tasks(path: str, limits: Limits) -> list[list[str]]:
+    try:
+        tasks = load_tasks_file(path, max_tasks=limits.max_tasks, max_prompt_chars=limits.max_prompt_chars)
+    except TaskError as exc:
+        raise user_error(str(exc)) from None
+    return [[t.prompt, t.expected] for t in tasks]
+
+
+def download_tasks(session: Session, table, limits: Limits) -> str:
+    tasks = build_tasks(table, limits)
+    target = Path(tempfile.mkdtemp(dir=session.files_dir())) / "tasks.csv"
+    target.write_text(tasks_to_csv(tasks), encoding="utf-8")
+    return str(target)
+
+
+def preset_knobs(name: str, limits: Limits) -> dict[str, Any]:
+    """Every knob of a preset, with steps / batch / tokens lowered to this server's limits."""
+    if name not in PRESETS:
+        raise user_error(f"Unknown preset '{name}'. Choose one of: {', '.join(PRESETS)}.")
+    values = TrainConfig.from_dict(PRESETS[name]).to_dict()
+    values["steps"] = min(values["steps"], limits.max_steps)
+    values["batch_size"] = min(values["batch_size"], limits.max_batch)
+    values["num_minibatches"] = min(values["num_minibatches"], values["batch_size"])
+    values["max_new_tokens"] = min(values["max_new_tokens"], limits.max_new_tokens)
+    values["lora_targets"] = ", ".join(values["lora_targets"])
+    return values
+
+
+def default_knobs(limits: Limits) -> dict[str, Any]:
+    values = preset_knobs("quick-cpu", limits)
+    return {f.name: values[f.name] for f in knob_fields()}

@@ -1,0 +1,223 @@
+"""English and Simplified Chinese strings for the page (``gr.I18n``: the browser's language picks).
+
+English knob labels and help come from the one definition in :mod:`ppo_demo.config`; only their
+Chinese versions are written here. Status lines and error messages stay English: they are
+built on the server, which does not know the browser's language.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ..config import knob_fields
+
+FORMULAS_EN = r"""
+**Per-token reward** (score $s$ from the rule reward, added at the last real token $T$):
+$$r_t = -\beta\,\mathrm{KL}_t + [t = T]\,s$$
+
+**KL estimators** with $\log\rho_t = \log\pi_{\mathrm{ref}}(y_t) - \log\pi_\theta(y_t)$:
+$$k_1 = \log\pi_\theta(y_t) - \log\pi_{\mathrm{ref}}(y_t) \qquad k_3 = (e^{\log\rho_t} - 1) - \log\rho_t \;\ge 0$$
+
+**GAE** (right to left over the response, $V_{T+1} = 0$):
+$$\delta_t = r_t + \gamma V_{t+1} - V_t \qquad A_t = \delta_t + \gamma\lambda A_{t+1} \qquad R_t = A_t + V_t$$
+
+**Ratio** of the new policy to the one that sampled:
+$$\rho_t(\theta) = \exp\big(\log\pi_\theta(y_t) - \log\pi_{\theta_{\mathrm{old}}}(y_t)\big)$$
+
+**Clipped policy objective** (minimised, so with a minus sign):
+$$L_{\mathrm{policy}} = -\,\mathbb{E}_t\Big[\min\big(\rho_t A_t,\ \mathrm{clip}(\rho_t, 1-\epsilon, 1+\epsilon)\,A_t\big)\Big]$$
+
+**Clipped value loss** ($V^{\mathrm{old}}$ from the sampling pass):
+$$L_V = \tfrac12\,\mathbb{E}_t\Big[\max\big((V_t - R_t)^2,\ (V^{\mathrm{old}}_t + \mathrm{clip}(V_t - V^{\mathrm{old}}_t, -\epsilon_V, \epsilon_V) - R_t)^2\big)\Big]$$
+
+**Total loss**:
+$$L = L_{\mathrm{policy}} + c_V\,L_V - c_{\mathrm{ent}}\,H[\pi_\theta]$$
+"""
+
+FORMULAS_ZH = (FORMULAS_EN
+               .replace("**Per-token reward** (score $s$ from the rule reward, added at the last real token $T$):",
+                        "**逐 token 奖励**（规则奖励的得分 $s$ 加在最后一个真实 token $T$ 上）：")
+               .replace("**KL estimators** with", "**KL 估计量**，其中")
+               .replace("**GAE** (right to left over the response, $V_{T+1} = 0$):",
+                        "**GAE**（在回答上从右往左计算，$V_{T+1} = 0$）：")
+               .replace("**Ratio** of the new policy to the one that sampled:", "**概率比**（新策略 / 采样时的策略）：")
+               .replace("**Clipped policy objective** (minimised, so with a minus sign):",
+                        "**裁剪的策略目标**（作为损失最小化，所以带负号）：")
+               .replace("**Clipped value loss** ($V^{\\mathrm{old}}$ from the sampling pass):",
+                        "**裁剪的价值损失**（$V^{\\mathrm{old}}$ 来自采样时）：")
+               .replace("**Total loss**:", "**总损失**："))
+
+EN = {
+    "title": "PPO-LoRA Lab",
+    "subtitle": "Edit toy tasks, tune the knobs, press **Train** and watch a chat model learn with "
+                "token-level PPO through a hand-written LoRA. Then compare its answers with the base model's.",
+    "model": "Base model",
+    "model_info": "Loaded once and shared by everyone; each browser tab trains its own adapter.",
+    "custom_model": "Custom model (hub id or local path)",
+    "custom_model_info": "Overrides the list when filled in.",
+    "tab_tasks": "1 · Tasks & reward",
+    "tab_knobs": "2 · Knobs",
+    "tab_train": "3 · Train",
+    "tab_compare": "4 · Compare",
+    "tab_files": "5 · Save & load",
+    "tasks_table": "Tasks: a prompt and the answer that earns the reward",
+    "add_row": "+ Add row",
+    "remove_row": "− Remove last row",
+    "task_preset": "Task preset",
+    "load_preset": "Load preset",
+    "upload_csv": "Upload CSV / JSON",
+    "download_csv": "Download CSV",
+    "reward_settings": "Reward",
+    "reward_formula": "score = (+1 if the answer matches, else −1) − length penalty × characters − missing-EOS penalty",
+    "match_mode": "Match mode",
+    "match_mode_info": "contains: the answer appears in the response (the seed) · exact: nothing else · regex: a pattern",
+    "length_penalty": "Length penalty",
+    "length_penalty_info": "reward lost per character of the normalised response (the seed: 0.002)",
+    "presets": "Presets: set every knob at once",
+    "preset_seed": "Seed notebook",
+    "preset_quick": "Quick CPU",
+    "group_lora": "What is trained",
+    "group_rollout": "Rollouts (sampling)",
+    "group_ppo": "PPO update",
+    "formulas": "The formulas",
+    "formulas_md": FORMULAS_EN,
+    "train": "▶ Train",
+    "stop": "■ Stop",
+    "reset": "↺ Reset",
+    "status": "Status",
+    "plot_reward": "Reward (mean, success rate, per task)",
+    "plot_kl": "KL to the reference model",
+    "plot_loss": "Losses",
+    "plot_entropy": "Entropy and explained variance",
+    "plot_health": "Clip fraction and approx KL",
+    "rollouts": "Latest rollouts",
+    "heatmap": "Tokens of one rollout",
+    "heat_index": "Rollout #",
+    "heat_quantity": "Colour by",
+    "compare_task": "Pick a task",
+    "compare_prompt": "Prompt",
+    "compare_btn": "Compare base vs adapted",
+    "compare_note": "Both answers use the same seed and sampling settings (seed, temperature, top-p, max new tokens from the knobs).",
+    "base_output": "Base model (adapters off)",
+    "adapted_output": "Adapted model (your LoRA)",
+    "eval_samples": "Samples per task (K)",
+    "eval_btn": "Evaluate all tasks",
+    "eval_table": "Success rate and mean reward per task",
+    "download_adapter": "⬇ Adapter (.zip)",
+    "download_metrics": "⬇ Metrics (.csv)",
+    "files_note": "The adapter zip holds adapter.safetensors and adapter_config.json. Upload it (or the two files) "
+                  "to continue training or to compare later.",
+    "upload_adapter": "Upload a saved adapter",
+    "load_adapter": "Load adapter",
+}
+
+ZH = {
+    "title": "PPO-LoRA 实验室",
+    "subtitle": "编辑小任务、调整参数、按下 **训练**，看一个对话模型如何通过手写的 LoRA 用逐 token 的 PPO 学习；"
+                "然后把它的回答和基座模型对比。",
+    "model": "基座模型",
+    "model_info": "只加载一次，所有人共享；每个浏览器标签页训练自己的适配器。",
+    "custom_model": "自定义模型（Hub ID 或本地路径）",
+    "custom_model_info": "填写后优先于列表。",
+    "tab_tasks": "1 · 任务与奖励",
+    "tab_knobs": "2 · 参数",
+    "tab_train": "3 · 训练",
+    "tab_compare": "4 · 对比",
+    "tab_files": "5 · 保存与加载",
+    "tasks_table": "任务：提示词与得到奖励的答案",
+    "add_row": "+ 添加一行",
+    "remove_row": "− 删除最后一行",
+    "task_preset": "任务预设",
+    "load_preset": "加载预设",
+    "upload_csv": "上传 CSV / JSON",
+    "download_csv": "下载 CSV",
+    "reward_settings": "奖励",
+    "reward_formula": "得分 = （答案匹配 +1，否则 −1）− 长度惩罚 × 字符数 − 缺少 EOS 惩罚",
+    "match_mode": "匹配方式",
+    "match_mode_info": "contains：回答中包含答案（原教程）· exact：只能是答案 · regex：正则表达式",
+    "length_penalty": "长度惩罚",
+    "length_penalty_info": "归一化回答每个字符扣除的奖励（原教程：0.002）",
+    "presets": "预设：一次设置所有参数",
+    "preset_seed": "原教程设置",
+    "preset_quick": "CPU 快速",
+    "group_lora": "训练什么",
+    "group_rollout": "采样（rollout）",
+    "group_ppo": "PPO 更新",
+    "formulas": "公式",
+    "formulas_md": FORMULAS_ZH,
+    "train": "▶ 训练",
+    "stop": "■ 停止",
+    "reset": "↺ 重置",
+    "status": "状态",
+    "plot_reward": "奖励（均值、成功率、各任务）",
+    "plot_kl": "与参考模型的 KL",
+    "plot_loss": "损失",
+    "plot_entropy": "熵与解释方差",
+    "plot_health": "裁剪比例与近似 KL",
+    "rollouts": "最新的采样",
+    "heatmap": "单条采样的 token",
+    "heat_index": "采样编号",
+    "heat_quantity": "着色依据",
+    "compare_task": "选择任务",
+    "compare_prompt": "提示词",
+    "compare_btn": "对比基座与适配后",
+    "compare_note": "两个回答使用相同的随机种子和采样设置（种子、温度、top-p、最大新 token 数取自参数页）。",
+    "base_output": "基座模型（关闭适配器）",
+    "adapted_output": "适配后的模型（你的 LoRA）",
+    "eval_samples": "每个任务的采样数（K）",
+    "eval_btn": "评估所有任务",
+    "eval_table": "各任务的成功率与平均奖励",
+    "download_adapter": "⬇ 适配器（.zip）",
+    "download_metrics": "⬇ 指标（.csv）",
+    "files_note": "适配器压缩包包含 adapter.safetensors 和 adapter_config.json。上传它（或这两个文件）即可继续训练或稍后对比。",
+    "upload_adapter": "上传保存的适配器",
+    "load_adapter": "加载适配器",
+}
+
+KNOBS_ZH = {
+    "mode": ("微调方式", "lora：训练低秩适配器 B·A（+ 价值头），基座冻结；full：训练全部权重，π_ref 为冻结副本"),
+    "lora_r": ("LoRA 秩 r", "更新 ΔW = (alpha/r)·B·A 的秩 r"),
+    "lora_alpha": ("LoRA alpha", "LoRA 更新缩放 alpha/r 中的 alpha"),
+    "lora_dropout": ("LoRA dropout", "LoRA 输入 x 上的 dropout（仅在开启“PPO 中使用 dropout”时于 PPO 计算中生效）"),
+    "lora_targets": ("LoRA 目标模块", "加适配器的 Linear 层名称（按后缀匹配，逗号分隔）"),
+    "learning_rate": ("学习率", "可训练参数的 AdamW 步长"),
+    "steps": ("步数", "PPO 步数：每步采样一批、打分、然后更新"),
+    "batch_size": ("批大小", "每个 PPO 步采样的回答数（原教程为 1）"),
+    "max_new_tokens": ("最大新 token 数", "最长回答 T；没有输出 EOS 的回答在此截断"),
+    "temperature": ("温度", "采样和计算 log π 时 logits 都除以它，两者用同一分布"),
+    "top_p": ("Top-p", "核采样；小于 1 时采样略偏离策略，因为 log π 用完整 softmax"),
+    "seed": ("随机种子", "相同的种子和参数得到相同的训练过程"),
+    "ppo_epochs": ("PPO 轮数", "每批采样数据上的遍历次数"),
+    "num_minibatches": ("小批数", "每轮把一批数据分成这么多次梯度更新"),
+    "clip_eps": ("裁剪 ε", "min(ρA, clip(ρ, 1-ε, 1+ε)A) 中的 ε"),
+    "value_clip_eps": ("价值裁剪 ε", "价值相对旧值最多移动这么远，超出后损失不再奖励它"),
+    "vf_coef": ("价值系数 c_V", "总损失中价值损失的权重"),
+    "ent_coef": ("熵系数 c_ent", "熵奖励的权重（越大越保持探索）"),
+    "kl_coef": ("KL 系数 β", "逐 token 奖励 r_t = -β·KL_t（+ 最后一个 token 的得分）中的 β"),
+    "kl_estimator": ("KL 估计量", "k1 = log π - log π_ref（无偏，可为负）；k3 = (ρ-1) - log ρ，ρ = π_ref/π（恒 ≥ 0）"),
+    "gamma": ("折扣 γ", "GAE 中的折扣 γ"),
+    "gae_lambda": ("GAE λ", "GAE 中的 λ：0 = 单步 TD，1 = 蒙特卡洛回报"),
+    "whiten": ("优势白化", "优势标准化：整批所有真实 token、每条回答（原教程）或不做"),
+    "max_grad_norm": ("最大梯度范数", "梯度整体范数被缩放到不超过此值"),
+    "dropout_in_ppo": ("PPO 中使用 dropout", "打分和更新时保持 dropout 开启（原教程如此）：此时更新前 ratio 就不等于 1"),
+    "missing_eos_penalty": ("缺少 EOS 惩罚", "从没有输出 EOS 的回答得分中扣除"),
+    "max_bad_updates": ("最多跳过更新数", "连续这么多次损失非有限值时停止训练"),
+}
+
+
+def knob_key(name: str, part: str) -> str:
+    return f"knob.{name}.{part}"
+
+
+def build_i18n() -> gr.I18n:
+    en, zh = dict(EN), dict(ZH)
+    for f in knob_fields():
+        en[knob_key(f.name, "label")] = f.metadata.get("label") or f.name
+        en[knob_key(f.name, "help")] = f.metadata["help"]
+        label, help_text = KNOBS_ZH.get(f.name, (en[knob_key(f.name, "label")], f.metadata["help"]))
+        zh[knob_key(f.name, "label")] = label
+        zh[knob_key(f.name, "help")] = help_text
+    return gr.I18n(en=en, **{"zh-CN": zh, "zh": zh})
+
+
+I18N = build_i18n()

@@ -1,0 +1,71 @@
+"""Metrics history -> long pandas frames for ``gr.LinePlot`` (columns step, value, series).
+
+One frame per plot; each plot groups quantities a student reads together: the reward (overall
+and per task), the KL to the reference, the two losses, the entropy, and the PPO health
+gauges (clip fraction, approx KL). Non-finite values (a skipped update) are left out rather
+than drawn as zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+COLUMNS = ["step", "value", "series"]
+
+# plot key -> [(metric key, series name)]
+PLOT_SERIES = {
+    "reward": [("reward_mean", "mean reward"), ("success_rate", "success rate")],
+    "kl": [("kl_mean", "KL per token"), ("kl_sum_mean", "KL per response")],
+    "loss": [("policy_loss", "policy loss"), ("value_loss", "value loss")],
+    "entropy": [("entropy", "entropy"), ("explained_variance", "explained variance")],
+    "health": [("clip_frac", "clip fraction"), ("approx_kl", "approx KL (old→new)")],
+}
+
+
+def task_label(index: int, prompt: str, width: int = 22) -> str:
+    short = prompt if len(prompt) <= width else prompt[: width - 1] + "…"
+    return f"task {index + 1}: {short}"
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def metric_frame(history: list[dict], plot: str, task_prompts: list[str] | None = None) -> pd.DataFrame:
+    """Long frame for one plot. The reward plot also gets one series per task."""
+    rows = []
+    for metrics in history:
+        step = metrics.get("step")
+        for key, name in PLOT_SERIES[plot]:
+            if _finite(metrics.get(key)):
+                rows.append((step, float(metrics[key]), name))
+        if plot == "reward" and task_prompts:
+            for index, prompt in enumerate(task_prompts):
+                value = metrics.get(f"task_reward/{index}")
+                if _finite(value):
+                    rows.append((step, float(value), task_label(index, prompt)))
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"step": "int64", "value": "float64", "series": "str"})
+
+
+def all_frames(history: list[dict], task_prompts: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    return {plot: metric_frame(history, plot, task_prompts) for plot in PLOT_SERIES}
+
+
+ROLLOUT_HEADERS = ["#", "task", "response", "reward", "hit", "KL (sum)", "tokens"]
+
+
+def rollouts_frame(rollouts: list) -> pd.DataFrame:
+    """The latest step's sampled responses, one row each."""
+    rows = [(i, r.task_index + 1, r.response, round(r.score, 3), "✓" if r.hit else "✗",
+             round(r.kl_sum, 4), len(r.tokens)) for i, r in enumerate(rollouts)]
+    return pd.DataFrame(rows, columns=ROLLOUT_HEADERS)
+
+
+def metrics_csv(history: list[dict]) -> str:
+    """Every metric of every step, one row per step (step first), as CSV text."""
+    if not history:
+        return "step\n"
+    keys = sorted({k for row in history for k in row}, key=lambda k: (k != "step", k))
+    return pd.DataFrame(history, columns=keys).to_csv(index=False)
