@@ -23,9 +23,9 @@ from ..reward import MATCH_MODES
 from ..tasks import TASK_PRESETS
 from . import handlers
 from .heatmap import QUANTITIES, heatmap_html
-from .i18n import I18N, knob_key
+from .i18n import I18N, knob_key, text
 from .limits import Limits, limits_from_env
-from .plots import PLOT_SERIES, ROLLOUT_HEADERS, all_frames, rollouts_frame
+from .plots import PLOT_SERIES, ROLLOUT_HEADERS, all_frames, colour_map, rollouts_frame
 from .session import ModelRegistry, SessionStore
 
 MODEL_JOB = dict(concurrency_id="model", concurrency_limit=1)
@@ -121,7 +121,13 @@ def view_updates(view: handlers.TrainView, session, heat_index, heat_quantity, f
     heat, slider = _heat(view.rollouts, heat_index, heat_quantity)
     downloads = ((handlers.export_adapter(session), handlers.export_metrics(session)) if files
                  else (gr.skip(), gr.skip()))
-    return (view.status, *[frames[p] for p in PLOT_SERIES], rollouts_frame(view.rollouts), heat, slider, *downloads)
+    return (view.status, *[_plot(frames[p]) for p in PLOT_SERIES], rollouts_frame(view.rollouts), heat, slider,
+            *downloads)
+
+
+def _plot(frame: pd.DataFrame):
+    # Never an empty frame: the chart would fix an empty colour domain and draw no lines later.
+    return gr.LinePlot(value=frame, color_map=colour_map(frame)) if len(frame) else None
 
 
 def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = None,
@@ -139,129 +145,131 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
         return store.get(getattr(request, "session_hash", None) or "anonymous")
 
     with gr.Blocks(title="PPO-LoRA Lab") as demo:
-        gr.Markdown(f"# {I18N('title')}")
-        gr.Markdown(I18N("subtitle"))
+        gr.Markdown(f"# {text('title')}")
+        gr.Markdown(text("subtitle"))
         with gr.Row():
-            model_dd = gr.Dropdown(model_choices, value=limits.start_model, label=I18N("model"),
-                                   info=I18N("model_info"), elem_id="model", scale=2)
-            custom_model = gr.Textbox("", label=I18N("custom_model"), info=I18N("custom_model_info"),
+            model_dd = gr.Dropdown(model_choices, value=limits.start_model, label=text("model"),
+                                   info=text("model_info"), elem_id="model", scale=2)
+            custom_model = gr.Textbox("", label=text("custom_model"), info=text("custom_model_info"),
                                       placeholder="HuggingFaceTB/SmolLM2-360M-Instruct", elem_id="custom-model",
                                       visible=limits.allowed_models is None, scale=2)
         with gr.Row(elem_id="control-bar"):
-            train_btn = gr.Button(I18N("train"), variant="primary", elem_id="train-btn", scale=1)
-            stop_btn = gr.Button(I18N("stop"), variant="stop", elem_id="stop-btn", scale=1)
-            reset_btn = gr.Button(I18N("reset"), variant="secondary", elem_id="reset-btn", scale=1)
-            status = gr.Textbox("Base model, no adapter yet. Press Train.", label=I18N("status"),
+            train_btn = gr.Button(text("train"), variant="primary", elem_id="train-btn", scale=1)
+            stop_btn = gr.Button(text("stop"), variant="stop", elem_id="stop-btn", scale=1)
+            reset_btn = gr.Button(text("reset"), variant="secondary", elem_id="reset-btn", scale=1)
+            status = gr.Textbox("Base model, no adapter yet. Press Train.", label=text("status"),
                                 elem_id="status", interactive=False, scale=5, lines=1, max_lines=3)
 
         knobs: dict[str, gr.components.Component] = {}
         with gr.Tabs(selected="tasks") as tabs:
             # 1. tasks and reward -----------------------------------------------------------
-            with gr.Tab(I18N("tab_tasks"), id="tasks"):
+            with gr.Tab(text("tab_tasks"), id="tasks"):
                 with gr.Row():
                     with gr.Column(scale=3):
                         tasks_table = gr.Dataframe(
                             pd.DataFrame(start_tasks, columns=TASK_HEADERS), headers=TASK_HEADERS,
                             datatype=["str", "str"], column_count=2, interactive=True, wrap=True,
-                            label=I18N("tasks_table"), elem_id="tasks-table", column_widths=["72%", "28%"])
+                            label=text("tasks_table"), elem_id="tasks-table", column_widths=["72%", "28%"])
                         with gr.Row():
-                            add_row = gr.Button(I18N("add_row"), size="sm")
-                            remove_row = gr.Button(I18N("remove_row"), size="sm")
+                            add_row = gr.Button(text("add_row"), size="sm")
+                            remove_row = gr.Button(text("remove_row"), size="sm")
                         with gr.Row():
-                            task_preset = gr.Dropdown(list(TASK_PRESETS), value="english", label=I18N("task_preset"),
+                            task_preset = gr.Dropdown(list(TASK_PRESETS), value="english", label=text("task_preset"),
                                                       scale=2)
-                            load_preset = gr.Button(I18N("load_preset"), size="sm", scale=1)
-                            upload_csv = gr.UploadButton(I18N("upload_csv"), file_types=[".csv", ".json"],
+                            load_preset = gr.Button(text("load_preset"), size="sm", scale=1)
+                            upload_csv = gr.UploadButton(text("upload_csv"), file_types=[".csv", ".json"],
                                                          size="sm", scale=1)
-                            download_csv = gr.DownloadButton(I18N("download_csv"), size="sm", scale=1)
+                            download_csv = gr.DownloadButton(text("download_csv"), size="sm", scale=1)
                     with gr.Column(scale=2):
-                        gr.Markdown(f"### {I18N('reward_settings')}")
-                        gr.Markdown(I18N("reward_formula"))
-                        match_mode = gr.Radio(list(MATCH_MODES), value=start_match, label=I18N("match_mode"),
-                                              info=I18N("match_mode_info"), elem_id="match-mode")
+                        gr.Markdown(f"### {text('reward_settings')}")
+                        gr.Markdown(text("reward_formula"))
+                        match_mode = gr.Radio(list(MATCH_MODES), value=start_match, label=text("match_mode"),
+                                              info=text("match_mode_info"), elem_id="match-mode")
                         length_penalty = gr.Number(0.002, minimum=0, maximum=1, step=0.001,
-                                                   label=I18N("length_penalty"), info=I18N("length_penalty_info"),
+                                                   label=text("length_penalty"), info=text("length_penalty_info"),
                                                    elem_id="length-penalty")
                         for f in fields:
                             if f.metadata["group"] == "reward":
                                 knobs[f.name] = knob_component(f, defaults[f.name], limits)
 
             # 2. knobs ------------------------------------------------------------------------
-            with gr.Tab(I18N("tab_knobs"), id="knobs"):
+            with gr.Tab(text("tab_knobs"), id="knobs"):
                 with gr.Row():
-                    gr.Markdown(f"**{I18N('presets')}**")
-                    preset_seed = gr.Button(I18N("preset_seed"), size="sm", elem_id="preset-seed")
-                    preset_quick = gr.Button(I18N("preset_quick"), size="sm", elem_id="preset-quick")
+                    gr.Markdown(f"**{text('presets')}**")
+                    preset_seed = gr.Button(text("preset_seed"), size="sm", elem_id="preset-seed")
+                    preset_quick = gr.Button(text("preset_quick"), size="sm", elem_id="preset-quick")
                 with gr.Row(equal_height=False):
                     for group in KNOB_GROUPS:
                         with gr.Column():
-                            gr.Markdown(f"### {I18N('group_' + group)}")
+                            gr.Markdown(f"### {text('group_' + group)}")
                             for f in fields:
                                 if f.metadata["group"] == group:
                                     knobs[f.name] = knob_component(f, defaults[f.name], limits)
-                with gr.Accordion(I18N("formulas"), open=False, elem_id="formulas"):
-                    gr.Markdown(I18N("formulas_md"), latex_delimiters=[
+                with gr.Accordion(text("formulas"), open=False, elem_id="formulas"):
+                    gr.Markdown(text("formulas_md"), latex_delimiters=[
                         {"left": "$$", "right": "$$", "display": True},
                         {"left": "$", "right": "$", "display": False}])
 
             # 3. training -----------------------------------------------------------------------
-            with gr.Tab(I18N("tab_train"), id="train"):
-                plot_kw = dict(x="step", y="value", color="series", height=260, x_title="step", y_title="")
+            with gr.Tab(text("tab_train"), id="train"):
+                # Tall enough that the legend (below the chart) is not cut off.
+                plot_kw = dict(x="step", y="value", color="series", height=330, x_title="step", y_title=" ",
+                               color_title=" ")
                 plots = {}
                 with gr.Row():
-                    plots["reward"] = gr.LinePlot(label=I18N("plot_reward"), elem_id="reward-plot", **plot_kw)
-                    plots["kl"] = gr.LinePlot(label=I18N("plot_kl"), elem_id="kl-plot", **plot_kw)
+                    plots["reward"] = gr.LinePlot(label=text("plot_reward"), elem_id="reward-plot", **plot_kw)
+                    plots["kl"] = gr.LinePlot(label=text("plot_kl"), elem_id="kl-plot", **plot_kw)
                 with gr.Row():
-                    plots["loss"] = gr.LinePlot(label=I18N("plot_loss"), elem_id="loss-plot", **plot_kw)
-                    plots["entropy"] = gr.LinePlot(label=I18N("plot_entropy"), elem_id="entropy-plot", **plot_kw)
-                    plots["health"] = gr.LinePlot(label=I18N("plot_health"), elem_id="health-plot", **plot_kw)
+                    plots["loss"] = gr.LinePlot(label=text("plot_loss"), elem_id="loss-plot", **plot_kw)
+                    plots["entropy"] = gr.LinePlot(label=text("plot_entropy"), elem_id="entropy-plot", **plot_kw)
+                    plots["health"] = gr.LinePlot(label=text("plot_health"), elem_id="health-plot", **plot_kw)
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
-                        rollouts_table = gr.Dataframe(pd.DataFrame(columns=ROLLOUT_HEADERS), label=I18N("rollouts"),
+                        rollouts_table = gr.Dataframe(pd.DataFrame(columns=ROLLOUT_HEADERS), label=text("rollouts"),
                                                       interactive=False, wrap=True, elem_id="rollouts-table",
-                                                      max_height=420, column_widths=["6%", "8%", "50%", "10%", "7%",
-                                                                                     "11%", "8%"])
+                                                      max_height=420, column_widths=["6%", "8%", "44%", "12%", "7%",
+                                                                                     "12%", "11%"])
                     with gr.Column(scale=2):
                         with gr.Row():
-                            heat_index = gr.Slider(0, 1, value=0, step=1, label=I18N("heat_index"),
+                            heat_index = gr.Slider(0, 1, value=0, step=1, label=text("heat_index"),
                                                    elem_id="heat-index")
                             heat_quantity = gr.Dropdown([(label, key) for key, label in QUANTITIES.items()],
-                                                        value="advantage", label=I18N("heat_quantity"),
+                                                        value="advantage", label=text("heat_quantity"),
                                                         elem_id="heat-quantity")
-                        heatmap = gr.HTML(heatmap_html(None), label=I18N("heatmap"), elem_id="token-heatmap")
+                        heatmap = gr.HTML(heatmap_html(None), label=text("heatmap"), elem_id="token-heatmap")
 
             # 4. compare and evaluate --------------------------------------------------------------
-            with gr.Tab(I18N("tab_compare"), id="compare"):
+            with gr.Tab(text("tab_compare"), id="compare"):
                 with gr.Row():
-                    compare_task = gr.Dropdown([t[0] for t in start_tasks], value=None, label=I18N("compare_task"),
+                    compare_task = gr.Dropdown([t[0] for t in start_tasks], value=None, label=text("compare_task"),
                                                elem_id="compare-task", scale=2)
-                    compare_prompt = gr.Textbox(start_tasks[0][0], label=I18N("compare_prompt"),
+                    compare_prompt = gr.Textbox(start_tasks[0][0], label=text("compare_prompt"),
                                                 elem_id="compare-prompt", scale=3)
-                    compare_btn = gr.Button(I18N("compare_btn"), variant="primary", elem_id="compare-btn", scale=1)
-                gr.Markdown(I18N("compare_note"))
+                    compare_btn = gr.Button(text("compare_btn"), variant="primary", elem_id="compare-btn", scale=1)
+                gr.Markdown(text("compare_note"))
                 with gr.Row():
-                    base_output = gr.Textbox(label=I18N("base_output"), elem_id="base-output", lines=4,
+                    base_output = gr.Textbox(label=text("base_output"), elem_id="base-output", lines=4,
                                              interactive=False)
-                    adapted_output = gr.Textbox(label=I18N("adapted_output"), elem_id="adapted-output", lines=4,
+                    adapted_output = gr.Textbox(label=text("adapted_output"), elem_id="adapted-output", lines=4,
                                                 interactive=False)
                 with gr.Row():
                     eval_samples = gr.Slider(1, limits.max_eval_samples, value=min(4, limits.max_eval_samples),
-                                             step=1, label=I18N("eval_samples"), elem_id="eval-samples", scale=2)
-                    eval_btn = gr.Button(I18N("eval_btn"), elem_id="eval-btn", scale=1)
-                eval_table = gr.Dataframe(pd.DataFrame(columns=handlers.EVAL_HEADERS), label=I18N("eval_table"),
+                                             step=1, label=text("eval_samples"), elem_id="eval-samples", scale=2)
+                    eval_btn = gr.Button(text("eval_btn"), elem_id="eval-btn", scale=1)
+                eval_table = gr.Dataframe(pd.DataFrame(columns=handlers.EVAL_HEADERS), label=text("eval_table"),
                                           interactive=False, wrap=True, elem_id="eval-table")
 
             # 5. files ------------------------------------------------------------------------------
-            with gr.Tab(I18N("tab_files"), id="files"):
-                gr.Markdown(I18N("files_note"))
+            with gr.Tab(text("tab_files"), id="files"):
+                gr.Markdown(text("files_note"))
                 with gr.Row():
-                    download_adapter = gr.DownloadButton(I18N("download_adapter"), elem_id="download-adapter")
-                    download_metrics = gr.DownloadButton(I18N("download_metrics"), elem_id="download-metrics")
+                    download_adapter = gr.DownloadButton(text("download_adapter"), elem_id="download-adapter")
+                    download_metrics = gr.DownloadButton(text("download_metrics"), elem_id="download-metrics")
                 with gr.Row():
-                    upload_adapter = gr.File(label=I18N("upload_adapter"), file_count="multiple",
+                    upload_adapter = gr.File(label=text("upload_adapter"), file_count="multiple",
                                              file_types=[".zip", ".safetensors", ".json"], elem_id="upload-adapter",
                                              scale=3)
-                    load_adapter = gr.Button(I18N("load_adapter"), elem_id="load-adapter", scale=1)
+                    load_adapter = gr.Button(text("load_adapter"), elem_id="load-adapter", scale=1)
 
         knob_list = [knobs[f.name] for f in fields]
         train_outputs = [status, *plots.values(), rollouts_table, heatmap, heat_index, download_adapter,

@@ -49,6 +49,21 @@ def metric_frame(history: list[dict], plot: str, task_prompts: list[str] | None 
     return pd.DataFrame(rows, columns=COLUMNS).astype({"step": "int64", "value": "float64", "series": "str"})
 
 
+# Colour-blind-safe (Okabe-Ito), strong enough for a projector.
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+
+
+def colour_map(frame: pd.DataFrame) -> dict[str, str]:
+    """series -> colour, in order of appearance.
+
+    Also a workaround: Gradio's LinePlot fixes its colour domain when it first draws and
+    afterwards only swaps the data, so a series that appears later (a task first sampled at
+    step 3) would never be drawn. A changed ``color_map`` makes it rebuild the chart.
+    """
+    names = list(dict.fromkeys(frame["series"]))
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
 def all_frames(history: list[dict], task_prompts: list[str] | None = None) -> dict[str, pd.DataFrame]:
     return {plot: metric_frame(history, plot, task_prompts) for plot in PLOT_SERIES}
 
