@@ -41,7 +41,7 @@ USER_ERRORS = (ConfigError, TaskError, RewardError, LoRAError, AdapterError, Mod
 
 def user_error(message: str) -> gr.Error:
     """A gr.Error shown as a toast; its text is HTML, so escape e.g. '<|im_end|>'."""
-    return gr.Error(html.escape(str(message)), print_exception=False)
+    return gr.Error(html.escape(str(message), quote=False), print_exception=False)
 
 
 # --- reading the inputs -------------------------------------------------------------------

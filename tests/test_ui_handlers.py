@@ -1,0 +1,398 @@
+"""The app's event handlers called directly on ``tiny-random`` (no server, no browser).
+
+Run: .venv/bin/python -m pytest tests/test_ui_handlers.py -q
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import pytest
+import torch
+
+from ppo_demo.ui import handlers as h
+from ppo_demo.ui.heatmap import QUANTITIES, heatmap_html
+from ppo_demo.ui.limits import Limits, LimitsError, limits_from_env
+from ppo_demo.ui.plots import all_frames, metrics_csv, rollouts_frame
+from ppo_demo.ui.session import MODEL_LOCK, ModelRegistry, Session, SessionStore
+
+TINY = "tiny-random"
+LIMITS = limits_from_env({"PPO_DEMO_MODEL": TINY})
+
+
+@pytest.fixture(scope="module")
+def registry():
+    """One tiny model shared by the module's tests, as the app shares one base model."""
+    return ModelRegistry()
+
+
+@pytest.fixture
+def session():
+    s = Session("test-session")
+    yield s
+    s.close()
+    if s.job is not None:
+        s.job.join(30)
+
+
+def knobs(**changes):
+    values = h.default_knobs(LIMITS)
+    values.update({"steps": 3, "batch_size": 4, "num_minibatches": 2, "max_new_tokens": 6, **changes})
+    return values
+
+
+TASKS = [["Say yes.", "yes"], ["Say no.", "no"]]
+
+
+def run(session, registry, table=TASKS, match="contains", **changes):
+    return list(h.train(session, TINY, knobs(**changes), table, match, 0.002, registry=registry, limits=LIMITS))
+
+
+def snapshot(session):
+    state = session.policy_state
+    return (None if state is None else {k: v.clone() for k, v in state.tensors.items()},
+            copy.deepcopy(session.history), session.model_name)
+
+
+def same(a, b) -> bool:
+    tensors_a, hist_a, model_a = a
+    tensors_b, hist_b, model_b = b
+    if (tensors_a is None) != (tensors_b is None) or hist_a != hist_b or model_a != model_b:
+        return False
+    return tensors_a is None or (tensors_a.keys() == tensors_b.keys()
+                                 and all(torch.equal(tensors_a[k], tensors_b[k]) for k in tensors_a))
+
+
+# --- training ---------------------------------------------------------------------------
+
+def test_train_streams_one_update_per_step_and_history_grows(session, registry):
+    views = run(session, registry)
+    step_views = [v for v in views if v.status.startswith("Step ")]
+    assert [len(v.history) for v in step_views] == [1, 2, 3]
+    assert views[-1].finished and not views[-1].running and views[-1].error is None
+    assert "Done: 3 steps" in views[-1].status
+    assert session.policy_state is not None and session.policy_state.steps_trained == 3
+    assert len(session.last_rollouts) == 4
+    frames = all_frames(views[-1].history, views[-1].task_prompts)
+    assert sorted(frames["reward"]["step"].unique()) == [1, 2, 3]
+    assert {"mean reward", "task 1: Say yes.", "task 2: Say no."} <= set(frames["reward"]["series"])
+    assert not frames["kl"].empty and len(rollouts_frame(views[-1].rollouts)) == 4
+    # The LoRA B matrices moved away from zero: the adapter really trained.
+    assert any(v.abs().sum() > 0 for k, v in session.policy_state.tensors.items() if k.endswith("lora_B"))
+
+
+def test_train_again_continues_step_count_and_plots(session, registry):
+    run(session, registry)
+    views = run(session, registry, steps=2)
+    assert [m["step"] for m in views[-1].history] == [1, 2, 3, 4, 5]
+    assert session.policy_state.steps_trained == 5
+    assert "Step 2/2" in [v.status for v in views if v.status.startswith("Step ")][-1]
+
+
+def test_stop_ends_the_run_and_keeps_the_adapter(session, registry):
+    gen = h.train(session, TINY, knobs(steps=50), TASKS, "contains", 0.002, registry=registry, limits=LIMITS)
+    seen = []
+    for view in gen:
+        seen.append(view)
+        if view.status.startswith("Step 2/"):
+            assert h.stop(session).startswith("Stopping")
+    last = seen[-1]
+    assert "Stopped after" in last.status and last.finished
+    done = len(session.history)
+    assert 2 <= done < 50
+    assert session.policy_state.steps_trained == done
+    assert not session.running and not MODEL_LOCK.locked()
+    assert h.stop(session).startswith("Nothing is running")
+
+
+def test_closing_the_generator_stops_the_run(session, registry):
+    """What Gradio does when a client disconnects: the generator is closed mid-run."""
+    gen = h.train(session, TINY, knobs(steps=50), TASKS, "contains", 0.002, registry=registry, limits=LIMITS)
+    for view in gen:
+        if view.status.startswith("Step 1/"):
+            break
+    gen.close()
+    session.job.join(30)
+    assert session.stop_event.is_set() and len(session.history) < 50
+    assert not MODEL_LOCK.locked()
+
+
+def test_reset_returns_to_base(session, registry):
+    run(session, registry)
+    view = h.reset(session)
+    assert session.policy_state is None and session.history == [] and view.history == []
+    base, adapted = h.compare(session, TINY, knobs(), "Say yes.", registry=registry, limits=LIMITS)
+    assert base == adapted  # no adapter: the adapted policy is the base
+
+
+def test_error_inside_a_step_ends_the_run_keeps_the_adapter(session, registry, monkeypatch):
+    run(session, registry, steps=2)
+    before = snapshot(session)
+    from ppo_demo.trainer import PPOTrainer
+    original = PPOTrainer.step
+    calls = {"n": 0}
+
+    def failing_step(self, stop_event=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated failure")
+        return original(self, stop_event)
+
+    monkeypatch.setattr(PPOTrainer, "step", failing_step)
+    views = run(session, registry, steps=4)
+    assert views[-1].error and "simulated failure" in views[-1].error
+    assert "Run ended with an error after 1 step" in views[-1].status
+    assert session.policy_state.steps_trained == 3 and len(session.history) == 3
+    assert before[1] == session.history[:2]
+    assert not MODEL_LOCK.locked()
+    monkeypatch.setattr(PPOTrainer, "step", original)
+    assert run(session, registry, steps=1)[-1].error is None  # the app stays usable
+
+
+# --- compare / evaluate ---------------------------------------------------------------------
+
+def test_compare_returns_two_strings_and_they_differ_after_training(session, registry):
+    run(session, registry, steps=4, learning_rate=0.05)
+    base, adapted = h.compare(session, TINY, knobs(max_new_tokens=12), "Say yes.", registry=registry, limits=LIMITS)
+    assert isinstance(base, str) and isinstance(adapted, str) and base and adapted
+    again = h.compare(session, TINY, knobs(max_new_tokens=12), "Say yes.", registry=registry, limits=LIMITS)
+    assert again == (base, adapted)  # same seed, same settings
+    assert base != adapted
+
+
+def test_evaluate_table(session, registry):
+    run(session, registry, steps=1)
+    table = h.evaluate(session, TINY, knobs(), TASKS, "contains", 0.002, 2, registry=registry, limits=LIMITS)
+    assert list(table.columns) == h.EVAL_HEADERS
+    assert list(table["task"]) == ["Say yes.", "Say no.", "all tasks"]
+    assert table[["base success", "adapted success"]].apply(lambda c: c.between(0, 1)).all().all()
+
+
+# --- files -----------------------------------------------------------------------------------
+
+def test_export_import_adapter_round_trip(session, registry, tmp_path):
+    run(session, registry)
+    zipped = h.export_adapter(session)
+    with zipfile.ZipFile(zipped) as zf:
+        assert sorted(zf.namelist()) == ["adapter.safetensors", "adapter_config.json"]
+    metrics = Path(h.export_metrics(session)).read_text()
+    assert metrics.splitlines()[0].startswith("step,") and len(metrics.splitlines()) == 4
+    expected = snapshot(session)[0]
+
+    other = Session("other")
+    view, implied = h.import_adapter(other, [zipped], TINY, knobs(lora_r=4), registry=registry, limits=LIMITS)
+    assert implied["lora_r"] == 8 and "Loaded adapter" in view.status
+    assert other.policy_state.steps_trained == 3
+    assert all(torch.equal(other.policy_state.tensors[k], expected[k]) for k in expected)
+    # Continuing from the imported adapter counts on from its steps.
+    views = list(h.train(other, TINY, knobs(), TASKS, "contains", 0.002, registry=registry, limits=LIMITS))
+    assert views[-1].history[-1]["step"] == 6
+    # The two loose files work as well as the zip.
+    with zipfile.ZipFile(zipped) as zf:
+        zf.extractall(tmp_path)
+    third = Session("third")
+    h.import_adapter(third, [str(tmp_path / "adapter.safetensors"), str(tmp_path / "adapter_config.json")], TINY,
+                     knobs(), registry=registry, limits=LIMITS)
+    assert third.policy_state.steps_trained == 3
+    for s in (other, third):
+        s.close()
+
+
+def _corrupt_files(tmp_path: Path, good_zip: str) -> dict[str, list[str]]:
+    with zipfile.ZipFile(good_zip) as zf:
+        zf.extractall(tmp_path / "good")
+    bad_json = tmp_path / "bad" / "adapter_config.json"
+    bad_json.parent.mkdir()
+    bad_json.write_text("{not json")
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00" * 64)
+    not_zip = tmp_path / "adapter.zip"
+    not_zip.write_bytes(b"not a zip")
+    config = json.loads((tmp_path / "good" / "adapter_config.json").read_text())
+    config["lora"]["r"] = 2  # shapes no longer fit
+    mismatched = tmp_path / "mismatch" / "adapter_config.json"
+    mismatched.parent.mkdir()
+    mismatched.write_text(json.dumps(config))
+    other_model = tmp_path / "other" / "adapter_config.json"
+    other_model.parent.mkdir()
+    other_model.write_text(json.dumps({**json.loads((tmp_path / "good" / "adapter_config.json").read_text()),
+                                       "model_name": "qwen2-0.5b-instruct"}))
+    st = str(tmp_path / "good" / "adapter.safetensors")
+    return {
+        "is not valid JSON": [st, str(bad_json)],
+        "not a readable safetensors": [str(garbage), str(tmp_path / "good" / "adapter_config.json")],
+        "not a readable zip": [str(not_zip)],
+        "shape": [st, str(mismatched)],
+        "trained on 'qwen2-0.5b-instruct'": [st, str(other_model)],
+        "Missing adapter_config.json": [st],
+    }
+
+
+def test_corrupt_or_mismatched_adapter_is_a_clear_error_and_changes_nothing(session, registry, tmp_path):
+    run(session, registry, steps=2)
+    cases = _corrupt_files(tmp_path, h.export_adapter(session))
+    before = snapshot(session)
+    for fragment, files in cases.items():
+        with pytest.raises(gr.Error) as info:
+            h.import_adapter(session, files, TINY, knobs(), registry=registry, limits=LIMITS)
+        assert fragment in info.value.message, (fragment, info.value.message)
+        assert same(before, snapshot(session)), fragment
+    assert not MODEL_LOCK.locked()
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+BAD_INPUTS = {
+    "empty table": (dict(table=[["", ""]]), "task table is empty"),
+    "missing expected": (dict(table=[["Say yes.", ""]]), "has no expected answer"),
+    "steps above the server limit": (dict(knobs=dict(steps=LIMITS.max_steps + 1)), "limited to"),
+    "batch above the server limit": (dict(knobs=dict(batch_size=LIMITS.max_batch + 1)), "limited to"),
+    "knob out of range": (dict(knobs=dict(clip_eps=-1)), "Clip ε must be between"),
+    "knob wrong type": (dict(knobs=dict(learning_rate="fast")), "Learning rate must be a number"),
+    "unknown choice": (dict(knobs=dict(kl_estimator="k9")), "KL estimator must be one of"),
+    "no matching LoRA targets": (dict(knobs=dict(lora_targets="no_such_layer"), fresh=True), "No Linear layer matches"),
+    "bad regex": (dict(table=[["Say yes.", "ye(s"]], match="regex"), "not a valid regular expression"),
+    "bad match mode": (dict(match="fuzzy"), "Match mode must be one of"),
+    "disallowed model": (dict(limits=Limits(allowed_models=("smollm2-135m-instruct",))), "not available"),
+    "unknown model": (dict(model="/no/such/model/dir", fresh=True), "Could not load model"),
+    "LoRA shape changed after training": (dict(knobs=dict(lora_r=4)), "LoRA settings now differ"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_a_clear_error_and_changes_nothing(case, session, registry):
+    spec, fragment = BAD_INPUTS[case]
+    if not spec.get("fresh"):  # most checks run on a session that already has an adapter
+        run(session, registry, steps=1)
+    before = snapshot(session)
+    limits = spec.get("limits", LIMITS)
+    with pytest.raises(gr.Error) as info:
+        model = h.resolve_model(spec.get("model", TINY), "", limits)
+        list(h.train(session, model, knobs(**spec.get("knobs", {})), spec.get("table", TASKS),
+                     spec.get("match", "contains"), 0.002, registry=registry, limits=limits))
+    assert fragment in info.value.message
+    assert "Traceback" not in info.value.message
+    assert same(before, snapshot(session))
+    assert not session.running and not MODEL_LOCK.locked()
+
+
+def test_bad_compare_and_evaluate_inputs(session, registry):
+    with pytest.raises(gr.Error, match="Type a prompt"):
+        h.compare(session, TINY, knobs(), "   ", registry=registry, limits=LIMITS)
+    with pytest.raises(gr.Error, match="limit is"):
+        h.compare(session, TINY, knobs(), "x" * (LIMITS.max_prompt_chars + 1), registry=registry, limits=LIMITS)
+    with pytest.raises(gr.Error, match="Samples per task must be between"):
+        h.evaluate(session, TINY, knobs(), TASKS, "contains", 0.002, 0, registry=registry, limits=LIMITS)
+    with pytest.raises(gr.Error, match="Length penalty must be between"):
+        h.evaluate(session, TINY, knobs(), TASKS, "contains", 5, 1, registry=registry, limits=LIMITS)
+
+
+def test_adapter_trained_on_another_model_is_refused(session, registry):
+    run(session, registry, steps=1)
+    before = snapshot(session)
+    session.model_name = "smollm2-135m-instruct"  # as if trained there
+    with pytest.raises(gr.Error, match="trained on 'smollm2-135m-instruct'"):
+        list(h.train(session, TINY, knobs(), TASKS, "contains", 0.002, registry=registry, limits=LIMITS))
+    assert session.history == before[1]
+
+
+def test_second_run_in_the_same_session_is_refused_while_running(session, registry):
+    gen = h.train(session, TINY, knobs(steps=50), TASKS, "contains", 0.002, registry=registry, limits=LIMITS)
+    next(gen)
+    with pytest.raises(gr.Error, match="already going"):
+        list(h.train(session, TINY, knobs(), TASKS, "contains", 0.002, registry=registry, limits=LIMITS))
+    h.stop(session)
+    list(gen)
+    assert not session.running
+
+
+# --- tasks, presets, limits, sessions ---------------------------------------------------------
+
+def test_task_presets_upload_and_download(session, tmp_path):
+    rows, mode = h.preset_tasks("seed-zh")
+    assert mode == "contains" and len(rows) == 4 and rows[0][1] == "小鱼儿"
+    path = h.download_tasks(session, rows, LIMITS)
+    assert h.upload_tasks(path, LIMITS) == rows
+    bad = tmp_path / "bad.csv"
+    bad.write_text("question,answer\nx,y\n")
+    with pytest.raises(gr.Error, match="header 'prompt,expected'"):
+        h.upload_tasks(str(bad), LIMITS)
+
+
+def test_preset_knobs_respect_limits():
+    small = Limits(max_steps=5, max_batch=2, max_new_tokens=8)
+    values = h.preset_knobs("quick-cpu", small)
+    assert values["steps"] == 5 and values["batch_size"] == 2 and values["max_new_tokens"] == 8
+    assert values["num_minibatches"] <= values["batch_size"]
+    assert h.preset_knobs("seed", LIMITS)["batch_size"] == 1
+    h.build_config(values, small)  # a preset always passes validation
+
+
+def test_limits_from_env():
+    assert limits_from_env({}) == Limits()
+    env = {"PPO_DEMO_MAX_STEPS": "10", "PPO_DEMO_MAX_BATCH": "4", "PPO_DEMO_QUEUE_SIZE": "3",
+           "PPO_DEMO_ALLOWED_MODELS": "smollm2-135m-instruct, Qwen2-0.5B-Instruct", "PPO_DEMO_MODEL": TINY}
+    limits = limits_from_env(env)
+    assert (limits.max_steps, limits.max_batch, limits.queue_size) == (10, 4, 3)
+    assert limits.allowed_models == ("smollm2-135m-instruct", "qwen2-0.5b-instruct", TINY)
+    assert limits.model_allowed(TINY) and not limits.model_allowed("gpt2")
+    assert limits_from_env({"PPO_DEMO_MODEL": TINY}).allowed_models is None  # any model locally
+    for bad, message in [({"PPO_DEMO_MAX_STEPS": "lots"}, "PPO_DEMO_MAX_STEPS must be a whole number"),
+                         ({"PPO_DEMO_MAX_BATCH": "0"}, "PPO_DEMO_MAX_BATCH must be at least 1"),
+                         ({"PPO_DEMO_ALLOWED_MODELS": " , "}, "names no model"),
+                         ({"PPO_DEMO_ALLOWED_MODELS": "qwen2-0.5b-instruct"}, "PPO_DEMO_MODEL=smollm2")]:
+        with pytest.raises(LimitsError, match=message):
+            limits_from_env(bad)
+
+
+def test_session_store_close_stops_run_and_frees_state(registry):
+    store = SessionStore()
+    session = store.get("tab-1")
+    assert store.get("tab-1") is session
+    gen = h.train(session, TINY, knobs(steps=50), TASKS, "contains", 0.002, registry=registry, limits=LIMITS)
+    next(gen)
+    next(gen)
+    job = session.job
+    store.close("tab-1")  # what demo.unload does
+    list(gen)
+    job.join(30)
+    assert "tab-1" not in store and session.stop_event.is_set() and session.policy_state is None
+    assert not MODEL_LOCK.locked()
+
+
+def test_registry_loads_each_model_once():
+    calls = []
+
+    def loader(name):
+        calls.append(name)
+        return object()
+
+    registry = ModelRegistry(loader)
+    threads = [threading.Thread(target=registry.get, args=(TINY,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [TINY] and registry.get(TINY) is registry.get("TINY-RANDOM")
+
+
+def test_heatmap_colours_every_token(session, registry):
+    run(session, registry, steps=1)
+    record = session.last_rollouts[0]
+    for quantity in QUANTITIES:
+        page = heatmap_html(record, quantity)
+        assert page.count("class='tok'") == len(record.tokens)
+    assert "Train a step" in heatmap_html(None)
+    with pytest.raises(ValueError):
+        heatmap_html(record, "nonsense")
+
+
+def test_metrics_csv_has_a_row_per_step():
+    csv_text = metrics_csv([{"step": 1, "reward_mean": 0.5}, {"step": 2, "reward_mean": 0.7, "kl_mean": 0.1}])
+    lines = csv_text.strip().splitlines()
+    assert lines[0].split(",")[0] == "step" and len(lines) == 3
