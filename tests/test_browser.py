@@ -1,0 +1,98 @@
+"""The page in headless Chromium (Debian's /usr/bin/chromium via playwright), on tiny-random.
+
+Edits a task, trains, stops, compares, and saves a full-page screenshot: to docs/screenshot.png
+when PPO_DEMO_SCREENSHOT=1, else into the test's tmp folder (so CI leaves the tree clean).
+
+Run: .venv/bin/python -m pytest tests/test_browser.py -q -m browser
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from ui_server import app_url  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+NEW_PROMPT = "Name a primary colour."
+
+
+@pytest.fixture
+def page(app_url):
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (bash scripts/setup.sh --dev)")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="en-US")
+        page.goto(app_url)
+        page.wait_for_selector("#train-btn")
+        yield page
+        browser.close()
+
+
+def status(page) -> str:
+    return page.input_value("#status textarea")
+
+
+def wait_for(predicate, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_edit_train_stop_compare(page, tmp_path):
+    # 1. Edit the first prompt in the task table.
+    cell = page.locator("#tasks-table [data-testid='cell-0-0']")  # row 0, column "prompt"
+    assert "What color is the sky" in cell.inner_text()
+    cell.dblclick()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type(NEW_PROMPT)
+    page.keyboard.press("Enter")
+    wait_for(lambda: NEW_PROMPT in cell.inner_text(), 10, "the edited cell")
+
+    # 2. A long run: the status and the reward plot update while it trains.
+    page.get_by_role("tab", name="2 · Knobs").click()
+    steps = page.locator("#knob-steps input[type=number]")
+    steps.fill("200")
+    steps.press("Enter")
+    page.click("#train-btn")
+    wait_for(lambda: status(page).startswith("Step 3/200"), 60, "step 3 in the status line")
+    wait_for(lambda: page.locator("#reward-plot svg path").count() > 0, 30, "lines in the reward plot")
+    first = status(page)
+    wait_for(lambda: status(page) != first, 30, "a second status update")
+
+    # 3. Stop: the run ends early and keeps its adapter.
+    page.click("#stop-btn")
+    wait_for(lambda: status(page).startswith("Stopped after"), 60, "the stopped status")
+    assert "of 200 steps" in status(page) and "LoRA r=" in status(page)
+    assert page.locator("#rollouts-table tbody tr").count() >= 1
+    assert page.locator("#token-heatmap .tok").count() >= 1
+    legend = page.locator("#reward-plot").inner_text()
+    assert "mean reward" in legend and "task 1: Name a primary" in legend
+
+    # 4. Compare base vs adapted for the edited task.
+    page.get_by_role("tab", name="4 · Compare").click()
+    page.fill("#compare-prompt textarea", NEW_PROMPT)
+    page.click("#compare-btn")
+    wait_for(lambda: page.input_value("#base-output textarea") and page.input_value("#adapted-output textarea"),
+             60, "both answers")
+
+    # 5. Evaluate all tasks fills the table.
+    page.click("#eval-btn")
+    wait_for(lambda: "all tasks" in page.locator("#eval-table").inner_text(), 60, "the evaluation table")
+
+    page.get_by_role("tab", name="3 · Train").click()
+    time.sleep(1.0)  # let the plots lay out after the tab switch
+    target = Path("docs/screenshot.png") if os.environ.get("PPO_DEMO_SCREENSHOT") == "1" else tmp_path / "shot.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target), full_page=True)
+    assert target.stat().st_size > 10_000
