@@ -77,7 +77,7 @@ def test_edit_train_stop_compare(page, tmp_path):
     assert page.locator("#rollouts-table tbody tr").count() >= 1
     assert page.locator("#token-heatmap .tok").count() >= 1
     legend = page.locator("#reward-plot").inner_text()
-    assert "mean reward" in legend and "task 1: Name a primary" in legend
+    assert "mean reward" in legend and "task 1: Name a prim" in legend
 
     # 4. Compare base vs adapted for the edited task.
     page.get_by_role("tab", name="4 · Compare").click()

@@ -212,9 +212,8 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
 
             # 3. training -----------------------------------------------------------------------
             with gr.Tab(text("tab_train"), id="train"):
-                # Tall enough that the legend (below the chart) is not cut off.
-                plot_kw = dict(x="step", y="value", color="series", height=330, x_title="step", y_title=" ",
-                               color_title=" ")
+                # No fixed height: Gradio then sizes the chart so its legend (below it) is not cut off.
+                plot_kw = dict(x="step", y="value", color="series", x_title="step", y_title=" ", color_title=" ")
                 plots = {}
                 with gr.Row():
                     plots["reward"] = gr.LinePlot(label=text("plot_reward"), elem_id="reward-plot", **plot_kw)

@@ -24,7 +24,7 @@ PLOT_SERIES = {
 }
 
 
-def task_label(index: int, prompt: str, width: int = 22) -> str:
+def task_label(index: int, prompt: str, width: int = 16) -> str:
     short = prompt if len(prompt) <= width else prompt[: width - 1] + "…"
     return f"task {index + 1}: {short}"
 
