@@ -58,6 +58,8 @@ def test_edit_train_stop_compare(page, tmp_path):
     page.keyboard.type(NEW_PROMPT)
     page.keyboard.press("Enter")
     wait_for(lambda: NEW_PROMPT in cell.inner_text(), 10, "the edited cell")
+    page.locator("#match-mode").click()  # leave the table, as a person would, so the edit is committed
+    time.sleep(1.5)  # the table sends its new value to the server asynchronously
 
     # 2. A long run: the status and the reward plot update while it trains.
     page.get_by_role("tab", name="2 · Knobs").click()
