@@ -106,6 +106,20 @@ def named_inputs(names: list[str], fn, generator: bool = False):
     return wrapper
 
 
+def knob_columns(fields) -> list[tuple[str, list]]:
+    """(heading, knobs) per column. The PPO group has as many knobs as the others together,
+    so it is split over two columns to keep the page short on a projector."""
+    columns = []
+    for group in KNOB_GROUPS:
+        members = [f for f in fields if f.metadata["group"] == group]
+        if group == "ppo":
+            half = (len(members) + 1) // 2
+            columns += [(group, members[:half]), ("", members[half:])]
+        else:
+            columns.append((group, members))
+    return columns
+
+
 # --- view -> component updates ------------------------------------------------------------
 
 def _heat(rollouts, index, quantity):
@@ -199,12 +213,11 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
                     preset_seed = gr.Button(text("preset_seed"), size="sm", elem_id="preset-seed")
                     preset_quick = gr.Button(text("preset_quick"), size="sm", elem_id="preset-quick")
                 with gr.Row(equal_height=False):
-                    for group in KNOB_GROUPS:
-                        with gr.Column():
-                            gr.Markdown(f"### {text('group_' + group)}")
-                            for f in fields:
-                                if f.metadata["group"] == group:
-                                    knobs[f.name] = knob_component(f, defaults[f.name], limits)
+                    for group, members in knob_columns(fields):
+                        with gr.Column(min_width=220):
+                            gr.Markdown(f"### {text('group_' + group)}" if group else "### &nbsp;")
+                            for f in members:
+                                knobs[f.name] = knob_component(f, defaults[f.name], limits)
                 with gr.Accordion(text("formulas"), open=False, elem_id="formulas"):
                     gr.Markdown(text("formulas_md"), latex_delimiters=[
                         {"left": "$$", "right": "$$", "display": True},
