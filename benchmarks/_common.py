@@ -1,0 +1,186 @@
+"""Helpers shared by the benchmark scripts: child processes, peak RSS, timing the project's
+trainer stage by stage (without changing what it computes), and small table/IO utilities."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).resolve().parent / "results"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (Linux reports ru_maxrss in KiB)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 / 1024 if sys.platform == "darwin" else rss / 1024
+
+
+def machine_info() -> dict:
+    import torch
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count()
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"python": platform.python_version(), "torch": torch.__version__, "cpus": cpus,
+            "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+            "loadavg_at_start": load, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def run_child(script: Path, args: list[str], env_extra: dict | None = None, label: str = "") -> dict:
+    """Run ``python script args --child-out FILE`` and return the JSON the child wrote there.
+
+    Each side of a comparison runs in its own process, so peak RSS and allocator state are its own.
+    The child's stdout/stderr go straight to ours (progress lines).
+    """
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
+        out = Path(tmp.name)
+    env = {**os.environ, **(env_extra or {})}
+    cmd = [sys.executable, str(script), *args, "--child-out", str(out)]
+    print(f"[{label or script.name}] {' '.join(cmd[1:])}", flush=True)
+    try:
+        proc = subprocess.run(cmd, env=env)
+        if proc.returncode != 0:
+            raise SystemExit(f"child {label} failed with exit code {proc.returncode}")
+        return json.loads(out.read_text())
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, data) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str))
+    print(f"wrote {path}")
+
+
+def mean(xs) -> float:
+    xs = list(xs)
+    return statistics.fmean(xs) if xs else float("nan")
+
+
+def stdev(xs) -> float:
+    xs = list(xs)
+    return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            if v != v:
+                return "n/a"
+            return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+        return str(v)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --- timing the project's trainer ------------------------------------------------------------
+
+PROJECT_STAGES = ("sample", "decode", "score_policy", "score_ref", "update_forward", "update_backward_opt",
+                  "bookkeeping", "other")
+STAGE_HELP = {
+    "sample": "generation: batched KV-cached sampling (trainer._sample)",
+    "decode": "detokenising the responses (trainer._decode)",
+    "score_policy": "no-grad forward of the policy for old log-probs + values",
+    "score_ref": "no-grad forward with adapters off for reference log-probs",
+    "update_forward": "grad-enabled forwards of the PPO epochs (trunk + LM head on response positions)",
+    "update_backward_opt": "rest of the update: log-probs/loss math, backward, clip, AdamW",
+    "bookkeeping": "metrics and per-token records for the UI (trainer._metrics/_records)",
+    "other": "rewards, log-softmax of the scoring passes, KL, GAE, whitening",
+}
+
+
+class ProjectStepProfiler:
+    """Wall-clock per stage of ``PPOTrainer.step`` by wrapping the methods it calls.
+
+    Wrappers only read the clock and call through: the trainer computes exactly what it would
+    unwrapped. ``response_logits_and_hidden`` is wrapped where the trainer module looks it up;
+    calls with gradients off are the scoring passes (policy, or reference when the adapters are
+    disabled), calls with gradients on are the update's forwards.
+    """
+
+    def __init__(self, trainer):
+        import torch
+
+        import ppo_demo.trainer as trainer_module
+        from ppo_demo.lora import lora_layers
+
+        self.trainer = trainer
+        self.current: dict[str, float] = {}
+        self._module = trainer_module
+        self._orig_rlh = trainer_module.response_logits_and_hidden
+        model = trainer.actor_critic.model
+        layers = [m for _, m in lora_layers(model)]
+
+        def timed(name, fn):
+            def wrapper(*a, **kw):
+                t0 = time.perf_counter()
+                try:
+                    return fn(*a, **kw)
+                finally:
+                    self.current[name] = self.current.get(name, 0.0) + time.perf_counter() - t0
+            return wrapper
+
+        orig_rlh = self._orig_rlh
+
+        def rlh(*a, **kw):
+            if torch.is_grad_enabled():
+                name = "update_forward"
+            else:
+                name = "score_ref" if layers and not layers[0].enabled else "score_policy"
+            return timed(name, orig_rlh)(*a, **kw)
+
+        trainer_module.response_logits_and_hidden = rlh
+        trainer._sample = timed("sample", trainer._sample)
+        trainer._decode = timed("decode", trainer._decode)
+        trainer._update = timed("update_total", trainer._update)
+        trainer._metrics = timed("bookkeeping", trainer._metrics)
+        trainer._records = timed("bookkeeping", trainer._records)
+
+    def remove(self) -> None:
+        self._module.response_logits_and_hidden = self._orig_rlh
+        for name in ("_sample", "_decode", "_update", "_metrics", "_records"):
+            self.trainer.__dict__.pop(name, None)
+
+    def step(self, stop_event=None):
+        """Run one trainer step; returns (StepResult, seconds, {stage: seconds})."""
+        self.current = {}
+        t0 = time.perf_counter()
+        result = self.trainer.step(stop_event)
+        total = time.perf_counter() - t0
+        c = self.current
+        stages = {k: c.get(k, 0.0) for k in ("sample", "decode", "score_policy", "score_ref",
+                                              "update_forward", "bookkeeping")}
+        stages["update_backward_opt"] = c.get("update_total", 0.0) - stages["update_forward"]
+        stages["other"] = total - sum(stages.values())
+        return result, total, stages
+
+
+@contextmanager
+def torch_profile(path: Path | None, row_limit: int = 25):
+    """torch.profiler over the block; prints the top ops by self CPU time (and saves them)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+        yield prof
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=row_limit)
+    print(table)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(table)
+        print(f"wrote {path}")

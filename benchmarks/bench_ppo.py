@@ -1,0 +1,262 @@
+"""PPO throughput: the seed notebook's loop (baseline) against the project's PPOTrainer.
+
+One invocation runs each side in its own subprocess (so each has its own peak RSS and
+allocator state), loads the model, runs ``--warmup`` untimed steps, then times ``--steps``
+steps, and prints a markdown table: PPO samples/s, response tokens/s, s/step, peak RSS and
+the project/baseline ratios, followed by where the time of a step goes on each side.
+
+Both sides use the same model, task list, reward and max_new_tokens and the seed's knobs
+(LoRA r=8 alpha=16 dropout 0.05 on 7 projections, lr 1e-4, T=1.0, top-p 0.9, 2 PPO epochs,
+clip 0.2, vf 0.5, KL 0.05, gamma 1, lambda 0.95); the project runs its default config
+(batch 8, one mini-batch, dropout off in PPO passes, batch-wide whitening).
+
+    python benchmarks/bench_ppo.py --model tiny-random --steps 2          # smoke test
+    python benchmarks/bench_ppo.py --steps 5 --json benchmarks/results/bench_ppo.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (PROJECT_STAGES, STAGE_HELP, ProjectStepProfiler, machine_info, markdown_table,  # noqa: E402
+                     mean, peak_rss_mb, run_child, stdev, torch_profile, write_json)
+
+BASELINE_STAGES = ("sample", "score_policy", "score_ref", "gae", "update", "other")
+
+
+def _setup_threads(threads: int | None) -> None:
+    import torch
+
+    from ppo_demo.cpu_tuning import usable_cpus
+
+    torch.set_num_threads(threads or usable_cpus())
+
+
+def _tasks_and_reward(args):
+    from ppo_demo.reward import RewardConfig
+    from ppo_demo.tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS
+
+    return TASK_PRESETS[args.tasks], RewardConfig(match_mode=args.match_mode or TASK_PRESET_MATCH_MODE[args.tasks])
+
+
+def _load(args):
+    import torch
+
+    from ppo_demo.models import load_model
+
+    t0 = time.perf_counter()
+    loaded = load_model(args.model, device="cpu", dtype=torch.float32)
+    return loaded, time.perf_counter() - t0
+
+
+def child_project(args) -> dict:
+    _setup_threads(args.threads)
+    from ppo_demo.config import TrainConfig
+    from ppo_demo.trainer import PPOTrainer
+
+    tasks, reward = _tasks_and_reward(args)
+    loaded, load_s = _load(args)
+    config = TrainConfig().replace(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, seed=args.seed)
+    trainer = PPOTrainer(loaded, config, tasks, reward)
+    prof = ProjectStepProfiler(trainer)
+    steps = []
+    for i in range(args.warmup + args.steps):
+        result, total, stages = prof.step()
+        m = result.metrics
+        rec = {"seconds": total, "samples": m["samples"], "response_tokens": m["response_tokens"],
+               "success_rate": m["success_rate"], "reward_mean": m["reward_mean"],
+               "trainer_sample_seconds": m["sample_seconds"], "trainer_update_seconds": m["update_seconds"],
+               "stages": stages, "warmup": i < args.warmup}
+        steps.append(rec)
+        print(f"[project] step {i + 1}{' (warm-up)' if rec['warmup'] else ''}: {total:.2f}s, "
+              f"{m['samples']} samples, {m['response_tokens']} tokens", flush=True)
+    if args.torch_profile:
+        with torch_profile(Path(args.torch_profile)):
+            prof.step()
+    return {"side": "project", "config": config.to_dict(), "load_seconds": load_s, "steps": steps,
+            "peak_rss_mb": peak_rss_mb(), "malloc_tuning": os.environ.get("PPO_DEMO_NO_MALLOC_TUNING") != "1",
+            "machine": machine_info()}
+
+
+def child_baseline(args) -> dict:
+    _setup_threads(args.threads)
+    if args.baseline_malloc_tuning:
+        from ppo_demo.cpu_tuning import tune_glibc_malloc
+
+        tune_glibc_malloc()
+    from seed_baseline import SeedPPO, seed_knobs
+
+    tasks, reward = _tasks_and_reward(args)
+    loaded, load_s = _load(args)
+    knobs = seed_knobs(max_new_tokens=args.max_new_tokens, seed=args.seed)
+    ppo = SeedPPO(loaded, tasks, reward, knobs)
+    steps = []
+    n = args.baseline_steps if args.baseline_steps is not None else args.steps
+    for i in range(args.warmup + n):
+        out = ppo.step()
+        stages = {k: out["timings"].get(k, 0.0) for k in BASELINE_STAGES if k != "other"}
+        stages["other"] = out["step_seconds"] - sum(stages.values())
+        rec = {"seconds": out["step_seconds"], "samples": out["samples"], "response_tokens": out["response_tokens"],
+               "success_rate": float(out.get("hit", 0.0)), "reward_mean": out.get("rm_reward"),
+               "stages": stages, "warmup": i < args.warmup}
+        steps.append(rec)
+        print(f"[baseline] step {i + 1}{' (warm-up)' if rec['warmup'] else ''}: {out['step_seconds']:.2f}s, "
+              f"{out['samples']} sample, {out['response_tokens']} tokens", flush=True)
+    return {"side": "baseline", "config": {**knobs.__dict__, "batch_size": 1, "whiten": "sequence",
+                                           "dropout_in_ppo": True}, "load_seconds": load_s, "steps": steps,
+            "peak_rss_mb": peak_rss_mb(), "malloc_tuning": bool(args.baseline_malloc_tuning),
+            "machine": machine_info()}
+
+
+def summarize(side: dict) -> dict:
+    timed = [s for s in side["steps"] if not s["warmup"]]
+    seconds = sum(s["seconds"] for s in timed)
+    samples = sum(s["samples"] for s in timed)
+    tokens = sum(s["response_tokens"] for s in timed)
+    stage_names = sorted({k for s in timed for k in s["stages"]})
+    stages = {k: mean(s["stages"].get(k, 0.0) for s in timed) for k in stage_names}
+    return {"timed_steps": len(timed), "seconds": seconds, "samples": samples, "response_tokens": tokens,
+            "samples_per_second": samples / seconds if seconds else float("nan"),
+            "tokens_per_second": tokens / seconds if seconds else float("nan"),
+            "seconds_per_step": mean(s["seconds"] for s in timed), "seconds_per_step_std": stdev(s["seconds"] for s in timed),
+            "samples_per_step": samples / len(timed) if timed else float("nan"),
+            "mean_response_tokens": tokens / samples if samples else float("nan"),
+            "peak_rss_mb": side["peak_rss_mb"], "load_seconds": side["load_seconds"],
+            "stages_seconds_per_step": stages,
+            "stages_seconds_per_sample": {k: v * len(timed) / samples for k, v in stages.items()} if samples else {}}
+
+
+def report(results: dict) -> str:
+    s = {k: v["summary"] for k, v in results["sides"].items()}
+    out = []
+    if "baseline" in s and "project" in s:
+        b, p = s["baseline"], s["project"]
+
+        def row(name, key):
+            bv, pv = b[key], p[key]
+            return [name, bv, pv, (pv / bv) if bv else float("nan")]
+        out.append(markdown_table(
+            ["metric", "baseline (seed loop)", "project (PPOTrainer)", "project / baseline"],
+            [row("PPO samples/s", "samples_per_second"), row("response tokens/s", "tokens_per_second"),
+             row("s/step", "seconds_per_step"), row("samples/step", "samples_per_step"),
+             ["s/sample", 1 / b["samples_per_second"], 1 / p["samples_per_second"],
+              b["samples_per_second"] / p["samples_per_second"]],
+             row("mean response tokens", "mean_response_tokens"), row("peak RSS MB", "peak_rss_mb"),
+             row("model load s", "load_seconds"), row("timed steps", "timed_steps")]))
+    else:
+        side = next(iter(s))
+        v = s[side]
+        out.append(markdown_table(["metric", side], [
+            ["PPO samples/s", v["samples_per_second"]], ["response tokens/s", v["tokens_per_second"]],
+            ["s/step", v["seconds_per_step"]], ["peak RSS MB", v["peak_rss_mb"]]]))
+    if "project" in s:
+        p = s["project"]
+        st = p["stages_seconds_per_step"]
+        total = p["seconds_per_step"]
+        out.append("\nProject step profile (mean per timed step):\n")
+        out.append(markdown_table(["stage", "s/step", "share", "what"],
+                                  [[k, st.get(k, 0.0), f"{100 * st.get(k, 0.0) / total:.1f}%", STAGE_HELP[k]]
+                                   for k in PROJECT_STAGES]))
+    if "baseline" in s:
+        b = s["baseline"]
+        st = b["stages_seconds_per_step"]
+        total = b["seconds_per_step"]
+        out.append("\nBaseline step profile (mean per timed step, one sample per step):\n")
+        out.append(markdown_table(["stage", "s/step", "share"],
+                                  [[k, st.get(k, 0.0), f"{100 * st.get(k, 0.0) / total:.1f}%"] for k in BASELINE_STAGES]))
+    if "baseline" in s and "project" in s:
+        b, p = s["baseline"]["stages_seconds_per_sample"], s["project"]["stages_seconds_per_sample"]
+        groups = {"sampling": (["sample"], ["sample", "decode"]),
+                  "scoring passes (old + ref)": (["score_policy", "score_ref"], ["score_policy", "score_ref"]),
+                  "update fwd+bwd+opt": (["update"], ["update_forward", "update_backward_opt"]),
+                  "rest": (["gae", "other"], ["bookkeeping", "other"])}
+        rows = []
+        for name, (bk, pk) in groups.items():
+            bv, pv = sum(b.get(k, 0.0) for k in bk), sum(p.get(k, 0.0) for k in pk)
+            rows.append([name, bv, pv, bv / pv if pv else float("nan")])
+        out.append("\nSeconds per PPO sample by stage (speed-up = baseline / project):\n")
+        out.append(markdown_table(["stage", "baseline s/sample", "project s/sample", "speed-up"], rows))
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per side (after the warm-up)")
+    parser.add_argument("--baseline-steps", type=int, default=None,
+                        help="timed steps of the baseline (default: --steps); it does 1 sample per step")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--batch-size", type=int, default=8, help="the project's batch (the seed's is 1)")
+    parser.add_argument("--tasks", default="english", help="task preset (english, seed-zh)")
+    parser.add_argument("--match-mode", default=None, help="default: the task preset's")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads in both (default: usable CPUs)")
+    parser.add_argument("--side", choices=("both", "project", "baseline"), default="both")
+    parser.add_argument("--no-malloc-tuning", action="store_true",
+                        help="run the project without its glibc malloc tuning (PPO_DEMO_NO_MALLOC_TUNING=1)")
+    parser.add_argument("--baseline-malloc-tuning", action="store_true",
+                        help="give the baseline the project's malloc tuning too")
+    parser.add_argument("--torch-profile", default=None,
+                        help="after the timed steps, profile one more project step with torch.profiler; "
+                             "top ops are printed and written to this file")
+    parser.add_argument("--json", default=None, help="write raw per-step numbers and the summary here")
+    parser.add_argument("--md", default=None, help="write the markdown tables here")
+    parser.add_argument("--child", choices=("project", "baseline"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    if args.child:
+        data = child_project(args) if args.child == "project" else child_baseline(args)
+        write_json(args.child_out, data)
+        return 0
+
+    forwarded = [a for a in (argv if argv is not None else sys.argv[1:])]
+    forwarded = _strip_options(forwarded, ("--json", "--md", "--side"))
+    env = {"PPO_DEMO_NO_MALLOC_TUNING": "1"} if args.no_malloc_tuning else {}
+    results = {"args": vars(args), "sides": {}}
+    for side in ("baseline", "project"):
+        if args.side in (side, "both"):
+            data = run_child(Path(__file__), forwarded + ["--child", side],
+                             env_extra=env if side == "project" else {}, label=side)
+            data["summary"] = summarize(data)
+            results["sides"][side] = data
+    text = report(results)
+    print()
+    print(f"model={args.model} max_new_tokens={args.max_new_tokens} project batch={args.batch_size} "
+          f"tasks={args.tasks} threads={args.threads or 'all'}")
+    print(text)
+    if args.json:
+        write_json(args.json, results)
+    if args.md:
+        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.md).write_text(text + "\n")
+        print(f"wrote {args.md}")
+    return 0
+
+
+def _strip_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in names:
+            skip = True
+            continue
+        if any(a.startswith(n + "=") for n in names):
+            continue
+        out.append(a)
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
