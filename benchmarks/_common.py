@@ -60,6 +60,22 @@ def run_child(script: Path, args: list[str], env_extra: dict | None = None, labe
         out.unlink(missing_ok=True)
 
 
+def strip_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
+    """argv without the given options and their values (what a child must not see)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in names:
+            skip = True
+            continue
+        if any(a.startswith(n + "=") for n in names):
+            continue
+        out.append(a)
+    return out
+
+
 def write_json(path: str | Path, data) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,13 +143,17 @@ class ProjectStepProfiler:
         model = trainer.actor_critic.model
         layers = [m for _, m in lora_layers(model)]
 
+        # MB by which each stage raised this process's peak RSS (summed over steps): where the peak is made
+        self.peak_rss_growth: dict[str, float] = {}
+
         def timed(name, fn):
             def wrapper(*a, **kw):
-                t0 = time.perf_counter()
+                rss0, t0 = peak_rss_mb(), time.perf_counter()
                 try:
                     return fn(*a, **kw)
                 finally:
                     self.current[name] = self.current.get(name, 0.0) + time.perf_counter() - t0
+                    self.peak_rss_growth[name] = self.peak_rss_growth.get(name, 0.0) + peak_rss_mb() - rss0
             return wrapper
 
         orig_rlh = self._orig_rlh

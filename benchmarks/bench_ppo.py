@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (PROJECT_STAGES, STAGE_HELP, ProjectStepProfiler, machine_info, markdown_table,  # noqa: E402
-                     mean, peak_rss_mb, run_child, stdev, torch_profile, write_json)
+                     mean, peak_rss_mb, run_child, stdev, strip_options, torch_profile, write_json)
 
 BASELINE_STAGES = ("sample", "score_policy", "score_ref", "gae", "update", "other")
 
@@ -62,6 +62,7 @@ def child_project(args) -> dict:
 
     tasks, reward = _tasks_and_reward(args)
     loaded, load_s = _load(args)
+    rss_loaded = peak_rss_mb()
     config = TrainConfig().replace(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, seed=args.seed)
     trainer = PPOTrainer(loaded, config, tasks, reward)
     prof = ProjectStepProfiler(trainer)
@@ -72,15 +73,17 @@ def child_project(args) -> dict:
         rec = {"seconds": total, "samples": m["samples"], "response_tokens": m["response_tokens"],
                "success_rate": m["success_rate"], "reward_mean": m["reward_mean"],
                "trainer_sample_seconds": m["sample_seconds"], "trainer_update_seconds": m["update_seconds"],
-               "stages": stages, "warmup": i < args.warmup}
+               "stages": stages, "warmup": i < args.warmup, "peak_rss_mb_so_far": peak_rss_mb()}
         steps.append(rec)
         print(f"[project] step {i + 1}{' (warm-up)' if rec['warmup'] else ''}: {total:.2f}s, "
               f"{m['samples']} samples, {m['response_tokens']} tokens", flush=True)
+    peak = peak_rss_mb()  # before the optional profiled step, which has overheads of its own
     if args.torch_profile:
         with torch_profile(Path(args.torch_profile)):
             prof.step()
     return {"side": "project", "config": config.to_dict(), "load_seconds": load_s, "steps": steps,
-            "peak_rss_mb": peak_rss_mb(), "malloc_tuning": os.environ.get("PPO_DEMO_NO_MALLOC_TUNING") != "1",
+            "peak_rss_mb": peak, "rss_after_load_mb": rss_loaded,
+            "peak_rss_growth_mb_by_stage": prof.peak_rss_growth, "malloc_tuning": os.environ.get("PPO_DEMO_NO_MALLOC_TUNING") != "1",
             "machine": machine_info()}
 
 
@@ -95,6 +98,7 @@ def child_baseline(args) -> dict:
     tasks, reward = _tasks_and_reward(args)
     loaded, load_s = _load(args)
     knobs = seed_knobs(max_new_tokens=args.max_new_tokens, seed=args.seed)
+    rss_loaded = peak_rss_mb()
     ppo = SeedPPO(loaded, tasks, reward, knobs)
     steps = []
     n = args.baseline_steps if args.baseline_steps is not None else args.steps
@@ -104,13 +108,13 @@ def child_baseline(args) -> dict:
         stages["other"] = out["step_seconds"] - sum(stages.values())
         rec = {"seconds": out["step_seconds"], "samples": out["samples"], "response_tokens": out["response_tokens"],
                "success_rate": float(out.get("hit", 0.0)), "reward_mean": out.get("rm_reward"),
-               "stages": stages, "warmup": i < args.warmup}
+               "stages": stages, "warmup": i < args.warmup, "peak_rss_mb_so_far": peak_rss_mb()}
         steps.append(rec)
         print(f"[baseline] step {i + 1}{' (warm-up)' if rec['warmup'] else ''}: {out['step_seconds']:.2f}s, "
               f"{out['samples']} sample, {out['response_tokens']} tokens", flush=True)
     return {"side": "baseline", "config": {**knobs.__dict__, "batch_size": 1, "whiten": "sequence",
                                            "dropout_in_ppo": True}, "load_seconds": load_s, "steps": steps,
-            "peak_rss_mb": peak_rss_mb(), "malloc_tuning": bool(args.baseline_malloc_tuning),
+            "peak_rss_mb": peak_rss_mb(), "rss_after_load_mb": rss_loaded, "malloc_tuning": bool(args.baseline_malloc_tuning),
             "machine": machine_info()}
 
 
@@ -127,7 +131,8 @@ def summarize(side: dict) -> dict:
             "seconds_per_step": mean(s["seconds"] for s in timed), "seconds_per_step_std": stdev(s["seconds"] for s in timed),
             "samples_per_step": samples / len(timed) if timed else float("nan"),
             "mean_response_tokens": tokens / samples if samples else float("nan"),
-            "peak_rss_mb": side["peak_rss_mb"], "load_seconds": side["load_seconds"],
+            "peak_rss_mb": side["peak_rss_mb"], "rss_after_load_mb": side.get("rss_after_load_mb", float("nan")),
+            "load_seconds": side["load_seconds"],
             "stages_seconds_per_step": stages,
             "stages_seconds_per_sample": {k: v * len(timed) / samples for k, v in stages.items()} if samples else {}}
 
@@ -148,6 +153,7 @@ def report(results: dict) -> str:
              ["s/sample", 1 / b["samples_per_second"], 1 / p["samples_per_second"],
               b["samples_per_second"] / p["samples_per_second"]],
              row("mean response tokens", "mean_response_tokens"), row("peak RSS MB", "peak_rss_mb"),
+             row("RSS after model load MB", "rss_after_load_mb"),
              row("model load s", "load_seconds"), row("timed steps", "timed_steps")]))
     else:
         side = next(iter(s))
@@ -219,8 +225,7 @@ def main(argv=None) -> int:
         write_json(args.child_out, data)
         return 0
 
-    forwarded = [a for a in (argv if argv is not None else sys.argv[1:])]
-    forwarded = _strip_options(forwarded, ("--json", "--md", "--side"))
+    forwarded = strip_options(list(argv if argv is not None else sys.argv[1:]), ("--json", "--md", "--side"))
     env = {"PPO_DEMO_NO_MALLOC_TUNING": "1"} if args.no_malloc_tuning else {}
     results = {"args": vars(args), "sides": {}}
     for side in ("baseline", "project"):
@@ -241,21 +246,6 @@ def main(argv=None) -> int:
         Path(args.md).write_text(text + "\n")
         print(f"wrote {args.md}")
     return 0
-
-
-def _strip_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a in names:
-            skip = True
-            continue
-        if any(a.startswith(n + "=") for n in names):
-            continue
-        out.append(a)
-    return out
 
 
 if __name__ == "__main__":
