@@ -32,7 +32,7 @@ from _common import RESULTS, machine_info, mean, peak_rss_mb, stdev, write_json 
 
 FIELDS = ["sweep", "batch_size", "max_new_tokens", "forced_full_length", "timed_steps", "step_s", "step_s_std",
           "sample_s", "update_s", "samples_per_s", "tokens_per_s", "mean_response_tokens", "s_per_sample",
-          "ms_per_token"]
+          "ms_per_token", "peak_rss_mb_so_far"]
 
 
 def ints(text: str) -> list[int]:
@@ -62,7 +62,8 @@ def measure(loaded, tasks, reward, batch_size, max_new_tokens, steps, warmup, fo
             "sample_s": mean(r[1] for r in rows), "update_s": mean(r[2] for r in rows),
             "samples_per_s": samples / total, "tokens_per_s": tokens / total,
             "mean_response_tokens": tokens / samples, "s_per_sample": total / samples,
-            "ms_per_token": 1000 * total / tokens}
+            "ms_per_token": 1000 * total / tokens,
+            "peak_rss_mb_so_far": peak_rss_mb()}  # process peak: the largest point so far
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
@@ -140,7 +141,7 @@ def main(argv=None) -> int:
         print(f"{sweep:6s} batch={b:3d} max_new_tokens={t:4d}: {row['step_s']:.2f}s/step "
               f"(sampling {row['sample_s']:.2f}s, scoring+update {row['update_s']:.2f}s), "
               f"{row['samples_per_s']:.2f} samples/s, {row['tokens_per_s']:.0f} tokens/s, "
-              f"mean length {row['mean_response_tokens']:.1f}", flush=True)
+              f"mean length {row['mean_response_tokens']:.1f}, peak RSS so far {row['peak_rss_mb_so_far']:.0f} MB", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / f"{args.name}.csv"
