@@ -65,6 +65,8 @@ def child_project(args) -> dict:
     rss_loaded = peak_rss_mb()
     config = TrainConfig().replace(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, seed=args.seed)
     trainer = PPOTrainer(loaded, config, tasks, reward)
+    if args.force_full_length:
+        trainer.eos_ids = [-1]  # no token ends a response: every row runs to max_new_tokens
     prof = ProjectStepProfiler(trainer)
     steps = []
     for i in range(args.warmup + args.steps):
@@ -97,7 +99,8 @@ def child_baseline(args) -> dict:
 
     tasks, reward = _tasks_and_reward(args)
     loaded, load_s = _load(args)
-    knobs = seed_knobs(max_new_tokens=args.max_new_tokens, seed=args.seed)
+    knobs = seed_knobs(max_new_tokens=args.max_new_tokens, seed=args.seed,
+                       min_new_tokens=args.max_new_tokens if args.force_full_length else None)
     rss_loaded = peak_rss_mb()
     ppo = SeedPPO(loaded, tasks, reward, knobs)
     steps = []
@@ -203,6 +206,9 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", default="english", help="task preset (english, seed-zh)")
     parser.add_argument("--match-mode", default=None, help="default: the task preset's")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--force-full-length", action="store_true",
+                        help="every response exactly max_new_tokens long on both sides (EOS suppressed in the "
+                             "baseline's generate, never matched in the project's sampler): equal work per sample")
     parser.add_argument("--threads", type=int, default=None, help="torch threads in both (default: usable CPUs)")
     parser.add_argument("--side", choices=("both", "project", "baseline"), default="both")
     parser.add_argument("--no-malloc-tuning", action="store_true",
@@ -237,7 +243,8 @@ def main(argv=None) -> int:
     text = report(results)
     print()
     print(f"model={args.model} max_new_tokens={args.max_new_tokens} project batch={args.batch_size} "
-          f"tasks={args.tasks} threads={args.threads or 'all'}")
+          f"tasks={args.tasks} threads={args.threads or 'all'}"
+          + (" full-length responses" if args.force_full_length else ""))
     print(text)
     if args.json:
         write_json(args.json, results)

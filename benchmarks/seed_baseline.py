@@ -78,6 +78,9 @@ class SeedKnobs:
     lr: float = 1e-4
     seed: int = 42
     targets: List[str] = field(default_factory=lambda: list(TARGET_SUFFIXES))
+    # Not in the notebook: benchmarks set it to max_new_tokens to force full-length responses
+    # (EOS suppressed by generate), so both sides of a comparison do the same work per sample.
+    min_new_tokens: int | None = None
 
 
 # --- section 2: the actor-critic --------------------------------------------------------------
@@ -236,14 +239,17 @@ class SeedPPO:
 
     @torch.inference_mode()
     def sample_response(self, m: torch.nn.Module, prompt_input_ids: torch.Tensor, max_new_tokens: int = 48,
-                        temperature: float = 1.0, top_p: float = 0.9) -> Tuple[torch.Tensor, torch.Tensor]:
+                        temperature: float = 1.0, top_p: float = 0.9,
+                        min_new_tokens: int | None = None) -> Tuple[torch.Tensor, torch.Tensor]:
         tok = self.tokenizer
         m.eval()
         input_ids = prompt_input_ids.unsqueeze(0).to(self.device)
 
         old_use_cache = getattr(m.config, "use_cache", True)
         m.config.use_cache = True
+        extra = {"min_new_tokens": min_new_tokens} if min_new_tokens else {}
         out = m.generate(
+            **extra,
             input_ids=input_ids,
             attention_mask=torch.ones_like(input_ids),  # the notebook omits it; same result, no warning
             max_new_tokens=max_new_tokens,
@@ -333,7 +339,8 @@ class SeedPPO:
         prompt_ids = self.build_prompt_input_ids(prompt)
         full_ids, response_ids = self.sample_response(self.actor_critic.base, prompt_ids,
                                                       max_new_tokens=k.max_new_tokens,
-                                                      temperature=k.temperature, top_p=k.top_p)
+                                                      temperature=k.temperature, top_p=k.top_p,
+                                                      min_new_tokens=k.min_new_tokens)
         response_text = self.tokenizer.decode(response_ids, skip_special_tokens=True)
         t1 = time.perf_counter()
         timings["sample"] = t1 - t0
