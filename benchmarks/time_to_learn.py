@@ -48,7 +48,7 @@ def _common_setup(args):
     return loaded, tasks, reward, time.perf_counter() - t0
 
 
-def _run_loop(side, step_fn, eval_fn, samples_per_step, eval_every, cap, target, max_steps):
+def _run_loop(side, step_fn, eval_fn, eval_every, cap, target, max_steps):
     """Train until every task's adapted success >= target (checked every ``eval_every`` steps)
     or the training clock reaches ``cap``. Returns the run's record."""
     wall0 = time.perf_counter()
@@ -105,7 +105,7 @@ def child_project(args) -> dict:
                  "adapted_success": t.adapted_success, "adapted_samples": t.adapted_samples[:3]}
                 for t in report.tasks]
 
-    out = _run_loop("project", step_fn, eval_fn, config.batch_size, args.eval_every, args.cap, args.target,
+    out = _run_loop("project", step_fn, eval_fn, args.eval_every, args.cap, args.target,
                     args.max_steps)
     out.update(config=config.to_dict(), preset=args.preset, load_seconds=load_s,
                match_mode=reward.match_mode, eval_every_steps=args.eval_every)
@@ -132,7 +132,7 @@ def child_baseline(args) -> dict:
 
     every = args.baseline_eval_every or args.eval_every * args.project_batch_hint
     cap = args.baseline_cap if args.baseline_cap is not None else args.cap
-    out = _run_loop("baseline", step_fn, eval_fn, 1, every, cap, args.target, args.max_steps)
+    out = _run_loop("baseline", step_fn, eval_fn, every, cap, args.target, args.max_steps)
     out.update(config={**knobs.__dict__, "batch_size": 1}, load_seconds=load_s, match_mode=reward.match_mode,
                eval_every_steps=every)
     return out
