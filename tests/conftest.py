@@ -1,0 +1,22 @@
+"""Shared fixtures. Every test here runs on ``tiny-random`` (a 2-layer Llama built locally in
+milliseconds) except those marked ``integration``, which load the embedded SmolLM2."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ppo_demo.models import load_model
+
+
+@pytest.fixture
+def tiny():
+    """A fresh tiny model per test: trainers inject LoRA into it, so tests must not share one."""
+    torch.manual_seed(0)
+    return load_model("tiny-random", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def embedded():
+    """The real embedded SmolLM2-135M-Instruct, loaded once for the integration tests."""
+    return load_model("smollm2-135m-instruct", device="cpu")

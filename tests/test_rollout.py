@@ -1,0 +1,115 @@
+"""Sampling, padding and masking: the places where PPO numbers silently go wrong."""
+
+import torch
+
+from ppo_demo.policy import response_logits_and_hidden
+from ppo_demo.ppo import logprobs_from_logits
+from ppo_demo.rollout import (RolloutBatch, chat_prompt_ids, eos_token_ids, left_pad, position_ids_from_mask,
+                              response_mask_from_tokens, sample_responses, top_p_filter)
+
+
+def test_top_p_filter_hand_example():
+    logits = torch.log(torch.tensor([[0.2, 0.5, 0.3]]))
+    # sorted 0.5, 0.3, 0.2; mass before each: 0, 0.5, 0.8
+    kept_07 = torch.isfinite(top_p_filter(logits, 0.7))
+    assert kept_07.tolist() == [[False, True, True]]
+    kept_05 = torch.isfinite(top_p_filter(logits, 0.5))
+    assert kept_05.tolist() == [[False, True, False]]
+    assert torch.equal(top_p_filter(logits, 1.0), logits)
+
+
+def test_response_mask_keeps_first_eos_only():
+    eos = torch.tensor([9])
+    response = torch.tensor([[5, 9, 7, 9], [1, 2, 3, 4], [9, 9, 9, 9]])
+    assert response_mask_from_tokens(response, eos).tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
+
+
+def test_position_ids_count_real_tokens_only():
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    assert position_ids_from_mask(mask).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
+
+
+def test_left_pad():
+    ids, mask = left_pad([[1, 2, 3], [4]], pad_id=0, device="cpu")
+    assert ids.tolist() == [[1, 2, 3], [0, 0, 4]]
+    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+def _prompts(tok):
+    return [chat_prompt_ids(tok, p) for p in ["hi", "a much longer prompt than the first", "x y z"]]
+
+
+def test_sampling_is_reproducible_and_masks_after_eos(tiny):
+    tok, model = tiny.tokenizer, tiny.model
+    eos = eos_token_ids(tok, model)
+    kwargs = dict(pad_id=tok.pad_token_id, eos_ids=eos, max_new_tokens=12, temperature=1.0, top_p=1.0)
+    a = sample_responses(model, _prompts(tok), generator=torch.Generator().manual_seed(3), **kwargs)
+    b = sample_responses(model, _prompts(tok), generator=torch.Generator().manual_seed(3), **kwargs)
+    assert torch.equal(a.input_ids, b.input_ids)
+    assert a.response_ids.shape[1] <= 12
+    # after the first EOS every token is padding and masked
+    for row, mask in zip(a.response_ids, a.response_mask):
+        n = int(mask.sum())
+        assert torch.all(mask[:n] == 1) and torch.all(mask[n:] == 0)
+        assert torch.all(row[n:] == tok.pad_token_id)
+
+
+def test_eos_masking_with_a_forced_eos(tiny):
+    """Make EOS certain after the first token: every response must then be exactly 2 tokens."""
+    tok, model = tiny.tokenizer, tiny.model
+    eos_id = tok.eos_token_id
+    calls = {"n": 0}
+
+    def force_eos(module, args, output):
+        calls["n"] += 1
+        if calls["n"] >= 2:  # from the second decoding step on, EOS wins
+            output.logits[..., :] = -1e4
+            output.logits[..., eos_id] = 0.0
+        return output
+
+    handle = model.register_forward_hook(force_eos)
+    try:
+        batch = sample_responses(model, _prompts(tok), pad_id=tok.pad_token_id, eos_ids=[eos_id],
+                                 max_new_tokens=8, generator=torch.Generator().manual_seed(0))
+    finally:
+        handle.remove()
+    assert batch.response_lengths.tolist() == [2, 2, 2]
+    assert batch.ended_with_eos.tolist() == [True, True, True]
+    assert batch.response_ids.shape[1] == 2  # stopped once every row had ended
+
+
+def test_batched_logprobs_equal_unbatched_despite_padding(tiny):
+    """Left padding and position ids must make a row's numbers independent of its batch."""
+    tok, model = tiny.tokenizer, tiny.model
+    batch = sample_responses(model, _prompts(tok), pad_id=tok.pad_token_id, eos_ids=eos_token_ids(tok, model),
+                             max_new_tokens=10, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        logits, hidden = response_logits_and_hidden(model, batch, temperature=0.7)
+        batched = logprobs_from_logits(logits, batch.response_ids)
+        for row in range(batch.input_ids.shape[0]):
+            alone = batch.rows(slice(row, row + 1)).trimmed()  # no padding left at all
+            n = int(alone.response_mask.sum())
+            logits1, hidden1 = response_logits_and_hidden(model, alone, temperature=0.7)
+            single = logprobs_from_logits(logits1, alone.response_ids)
+            assert torch.allclose(batched[row, :n], single[0, :n], atol=1e-5)
+            assert torch.allclose(hidden[row, :n], hidden1[0, :n], atol=1e-5)
+
+
+def test_temperature_is_applied_to_logprobs(tiny):
+    tok, model = tiny.tokenizer, tiny.model
+    batch = sample_responses(model, _prompts(tok)[:1], pad_id=tok.pad_token_id, eos_ids=eos_token_ids(tok, model),
+                             max_new_tokens=4, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        logits_t1, _ = response_logits_and_hidden(model, batch, temperature=1.0)
+        logits_t2, _ = response_logits_and_hidden(model, batch, temperature=2.0)
+    assert torch.allclose(logits_t1 / 2.0, logits_t2, atol=1e-6)
+
+
+def test_trimmed_batch_keeps_response_alignment():
+    ids = torch.tensor([[0, 0, 5, 6, 7, 0], [0, 3, 4, 8, 0, 0]])
+    attn = torch.tensor([[0, 0, 1, 1, 1, 0], [0, 1, 1, 1, 0, 0]])
+    batch = RolloutBatch(ids, attn, prompt_len=3, response_mask=torch.tensor([[1., 1., 0.], [1., 0., 0.]]),
+                         ended_with_eos=torch.tensor([True, True]))
+    trimmed = batch.trimmed()
+    assert trimmed.prompt_len == 2  # one all-padding column dropped on the left
+    assert trimmed.response_ids.tolist() == [[6, 7], [8, 0]]  # one all-padding column dropped on the right
