@@ -1,0 +1,68 @@
+"""The command line: JSON lines per step, an eval event, saved files, one-line errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ppo_demo.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "ppo_demo", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_jsonl_run_with_eval_and_out(tmp_path):
+    tasks = tmp_path / "tasks.csv"
+    tasks.write_text("prompt,expected\nsay a,a\nsay b,b\n", encoding="utf-8")
+    out = tmp_path / "run"
+    proc = run_cli("train", "--model", "tiny-random", "--steps", "2", "--batch-size", "2", "--max-new-tokens", "4",
+                   "--tasks", str(tasks), "--eval-samples", "2", "--out", str(out), "--jsonl")
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    steps = [line for line in lines if "event" not in line]
+    assert [s["step"] for s in steps] == [1, 2]
+    for key in ("samples", "response_tokens", "reward_mean", "kl_mean", "policy_loss", "value_loss", "entropy",
+                "approx_kl", "clip_frac", "step_seconds"):
+        assert key in steps[0], key
+    assert steps[0]["samples"] == 2
+    final = lines[-1]
+    assert final["event"] == "eval" and len(final["tasks"]) == 2
+    assert 0.0 <= final["base_success"] <= 1.0
+    assert (out / "adapter.safetensors").exists() and (out / "adapter_config.json").exists()
+    assert (out / "metrics.csv").read_text().count("\n") == 3  # header + 2 steps
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--steps", "0"], "Steps must be between"),
+    (["train", "--learning-rate", "fast"], "Learning rate must be a number"),
+    (["train", "--preset", "turbo"], "invalid choice"),
+    (["train", "--tasks", "/no/such/file.csv"], "Cannot read the task file"),
+    (["train", "--num-minibatches", "9", "--batch-size", "2"], "cannot exceed the batch size"),
+    (["train", "--model", "tiny-random", "--lora-targets", "c_attn", "--steps", "1"], "No Linear layer matches"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "Traceback" not in err and len(errors) == 1
+
+
+def test_bad_task_file_row_is_named(tmp_path, capsys):
+    tasks = tmp_path / "tasks.csv"
+    tasks.write_text("prompt,expected\nok,yes\nmissing,\n", encoding="utf-8")
+    assert main(["train", "--model", "tiny-random", "--tasks", str(tasks)]) == 2
+    assert "row 2" in capsys.readouterr().err
+
+
+def test_non_utf8_task_file(tmp_path, capsys):
+    tasks = tmp_path / "tasks.csv"
+    tasks.write_bytes("prompt,expected\ncafé,x\n".encode("latin-1"))
+    assert main(["train", "--model", "tiny-random", "--tasks", str(tasks)]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
