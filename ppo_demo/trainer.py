@@ -356,9 +356,14 @@ class PPOTrainer:
         adapted = self.generate([prompt], adapters=True, seed=seed, **sampling)[0]
         return base, adapted
 
-    def evaluate(self, samples_per_task: int = 8, seed: int = 1234, temperature: float = 0.7,
-                 top_p: float = 0.9, max_new_tokens: int | None = None, max_batch: int = 32) -> EvalReport:
-        """K sampled answers per task from the base and from the adapted policy."""
+    def evaluate(self, samples_per_task: int = 8, seed: int = 1234, temperature: float | None = None,
+                 top_p: float | None = None, max_new_tokens: int | None = None, max_batch: int = 32) -> EvalReport:
+        """K sampled answers per task from the base and from the adapted policy.
+
+        Sampling defaults to the training temperature and top-p: the success rate is then that of
+        the very distribution PPO optimised (a lower temperature would flatter the base model)."""
+        temperature = self.config.temperature if temperature is None else temperature
+        top_p = self.config.top_p if top_p is None else top_p
         prompts = [t.prompt for t in self.tasks for _ in range(samples_per_task)]
         answers = {}
         for adapters in (False, True):
