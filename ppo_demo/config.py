@@ -185,7 +185,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         max_grad_norm=1.0, dropout_in_ppo=True, missing_eos_penalty=0.0,
     ),
     "quick-cpu": dict(
-        mode="lora", lora_r=8, lora_alpha=16.0, lora_dropout=0.0, learning_rate=2e-3, steps=30,
+        mode="lora", lora_r=8, lora_alpha=16.0, lora_dropout=0.0, learning_rate=1e-3, steps=30,
         batch_size=8, max_new_tokens=16, temperature=1.0, top_p=1.0, ppo_epochs=2,
         num_minibatches=2, clip_eps=0.2, value_clip_eps=0.2, vf_coef=0.5, ent_coef=0.0,
         kl_coef=0.02, kl_estimator="k1", gamma=1.0, gae_lambda=0.95, whiten="batch",
