@@ -39,8 +39,11 @@ class RewardConfig:
 
 
 def normalize_text(text: str) -> str:
-    """The seed's normaliser: strip, lower-case, drop spaces and punctuation."""
-    return text.strip().lower().translate(_STRIP_TABLE)
+    """The seed's normaliser: strip, lower-case, drop spaces and punctuation.
+
+    Strips again at the end: removing punctuation can expose whitespace the table does not
+    list (e.g. '.\u2003a' -> '\u2003a'), which would make the normaliser not idempotent."""
+    return text.strip().lower().translate(_STRIP_TABLE).strip()
 
 
 def compile_expected(expected: str, config: RewardConfig) -> re.Pattern | None:
