@@ -19,6 +19,7 @@ the PPO log-probabilities must match.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -88,13 +89,26 @@ def left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Ten
     return ids.to(device), mask.to(device)
 
 
-def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+def top_p_filter(logits: torch.Tensor, top_p: float, candidates: int = 256) -> torch.Tensor:
     """Set to -inf every token outside the smallest set whose probability reaches ``top_p``.
 
     logits (B, V) -> (B, V). The most likely token always survives.
+
+    Why ``candidates``: sorting a 49k vocabulary for every generated token cost ~12 ms of a
+    ~100 ms decode step on 2 cores. The nucleus almost always lies within the few hundred most
+    likely tokens, so those are found with ``topk`` and their probabilities taken against the
+    full softmax normaliser; only if some row's nucleus is wider is the full sort done. The
+    result is the same set either way.
     """
     if top_p >= 1.0:
         return logits
+    if candidates < logits.shape[-1]:
+        top_logits, top_index = torch.topk(logits, candidates, dim=-1)  # (B, k), descending
+        probs = torch.exp(top_logits - torch.logsumexp(logits, dim=-1, keepdim=True))
+        mass_before = probs.cumsum(-1) - probs
+        if bool((mass_before[:, -1] + probs[:, -1] >= top_p).all()):  # every nucleus fits
+            keep = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, top_index, mass_before < top_p)
+            return logits.masked_fill(~keep, float("-inf"))
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
     probs = torch.softmax(sorted_logits, dim=-1)
     mass_before = probs.cumsum(-1) - probs  # probability of the tokens ranked above this one
@@ -135,9 +149,12 @@ def sample_responses(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids
     past = None
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     new_tokens = []
+    # Only the last position's logits are needed; for the prompt pass this skips the LM head
+    # (576 x 49k for SmolLM2) on every prompt token.
+    last_only = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
     for _ in range(max_new_tokens):
         out = model(input_ids=step_input, attention_mask=attention_mask, position_ids=step_positions,
-                    past_key_values=past, use_cache=True)
+                    past_key_values=past, use_cache=True, **last_only)
         past = out.past_key_values
         logits = out.logits[:, -1, :].float()  # (B, V): next-token logits
         if greedy:
@@ -161,6 +178,13 @@ def sample_responses(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids
     full_mask = torch.cat([prompt_mask, response_mask.long()], dim=1)
     ended = (torch.isin(response, eos) & response_mask.bool()).any(-1)
     return RolloutBatch(full_ids, full_mask, prompt_len, response_mask, ended)
+
+
+def _accepts(model, argument: str) -> bool:
+    try:
+        return argument in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def response_mask_from_tokens(response: torch.Tensor, eos: torch.Tensor) -> torch.Tensor:

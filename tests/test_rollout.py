@@ -1,5 +1,6 @@
 """Sampling, padding and masking: the places where PPO numbers silently go wrong."""
 
+import pytest
 import torch
 
 from ppo_demo.policy import response_logits_and_hidden
@@ -16,6 +17,18 @@ def test_top_p_filter_hand_example():
     kept_05 = torch.isfinite(top_p_filter(logits, 0.5))
     assert kept_05.tolist() == [[False, True, False]]
     assert torch.equal(top_p_filter(logits, 1.0), logits)
+
+
+@pytest.mark.parametrize("scale", [0.1, 1.0, 3.0, 10.0])  # flat (full-sort fallback) to peaked
+@pytest.mark.parametrize("top_p", [0.3, 0.9, 0.99])
+def test_top_p_candidate_shortcut_keeps_the_same_tokens_as_a_full_sort(scale, top_p):
+    generator = torch.Generator().manual_seed(int(scale * 10 + top_p * 100))
+    logits = torch.randn(6, 5000, generator=generator) * scale
+    full_sort = torch.isfinite(top_p_filter(logits, top_p, candidates=logits.shape[-1]))
+    shortcut = torch.isfinite(top_p_filter(logits, top_p, candidates=64))
+    assert torch.equal(shortcut, full_sort)
+    if scale >= 10.0:  # these cases really take the shortcut: every nucleus is within the top 64
+        assert int(full_sort.sum(-1).max()) <= 64
 
 
 def test_response_mask_keeps_first_eos_only():
