@@ -63,7 +63,11 @@ def child_project(args) -> dict:
     tasks, reward = _tasks_and_reward(args)
     loaded, load_s = _load(args)
     rss_loaded = peak_rss_mb()
-    config = TrainConfig().replace(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, seed=args.seed)
+    memory_knobs = {"gradient_checkpointing": args.gradient_checkpointing}
+    if args.micro_batch_tokens is not None:
+        memory_knobs["micro_batch_tokens"] = args.micro_batch_tokens
+    config = TrainConfig().replace(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, seed=args.seed,
+                                   **memory_knobs)
     trainer = PPOTrainer(loaded, config, tasks, reward)
     if args.force_full_length:
         trainer.eos_ids = [-1]  # no token ends a response: every row runs to max_new_tokens
@@ -209,6 +213,10 @@ def main(argv=None) -> int:
     parser.add_argument("--force-full-length", action="store_true",
                         help="every response exactly max_new_tokens long on both sides (EOS suppressed in the "
                              "baseline's generate, never matched in the project's sampler): equal work per sample")
+    parser.add_argument("--micro-batch-tokens", type=int, default=None,
+                        help="the project's token budget per forward/backward chunk (default: the config's)")
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="the project recomputes layer activations in backward (less memory)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads in both (default: usable CPUs)")
     parser.add_argument("--side", choices=("both", "project", "baseline"), default="both")
     parser.add_argument("--no-malloc-tuning", action="store_true",

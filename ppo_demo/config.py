@@ -91,6 +91,15 @@ class TrainConfig:
     missing_eos_penalty: float = knob(0.0, "subtracted from the score of a response that never "
                                       "emits EOS", low=0.0, high=100.0, group="reward",
                                       label="Missing-EOS penalty")
+    micro_batch_tokens: int = knob(512, "memory budget: forward/backward passes are split into "
+                                   "chunks of about this many tokens (prompt + response) and the "
+                                   "gradients summed, token-weighted, so the update is the same; "
+                                   "0 = a whole mini-batch at once", low=0, high=1_000_000,
+                                   label="Micro-batch tokens")
+    gradient_checkpointing: bool = knob(False, "keep only each layer's input during the update and "
+                                        "recompute the rest in the backward pass: far less memory, "
+                                        "about a third more update time, same gradients",
+                                        label="Gradient checkpointing")
     max_bad_updates: int = knob(3, "stop the run after this many non-finite losses in a row",
                                 low=1, high=1000, label="Max skipped updates")
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.utils.checkpoint
 
 from .lora import (LoRAError, adapters_disabled, inject_lora, load_lora_state_dict, lora_layers,
                    lora_signature, lora_state_dict, remove_lora)
@@ -56,6 +57,47 @@ def response_logits_and_hidden(model, batch: RolloutBatch, temperature: float) -
         hidden = trunk_out.last_hidden_state[:, P - 1:-1]  # (B, T, H)
         logits = model.get_output_embeddings()(hidden)  # (B, T, V): response positions only
     return logits.float() / temperature, hidden
+
+
+def decoder_layers(model) -> list[torch.nn.Module]:
+    """The transformer blocks of a causal LM, found structurally (``layers`` / ``h`` / ``blocks``
+    ModuleList of its decoder), so checkpointing needs no per-architecture code."""
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model
+    for name in ("layers", "h", "blocks"):
+        blocks = getattr(decoder, name, None)
+        if isinstance(blocks, torch.nn.ModuleList) and len(blocks) > 0:
+            return list(blocks)
+    raise ValueError(f"Cannot find the decoder layers of {type(model).__name__} for gradient checkpointing.")
+
+
+@contextmanager
+def layer_checkpointing(model, enabled: bool = True):
+    """Inside this block, each decoder layer run with gradients enabled keeps only its inputs;
+    its activations are recomputed during backward (``torch.utils.checkpoint``, non-reentrant,
+    RNG state preserved so dropout masks repeat). Gradients are unchanged.
+
+    Why not ``model.gradient_checkpointing_enable()``: transformers only checkpoints in
+    training mode, and our PPO passes run in eval mode (dropout off) by default.
+    """
+    if not enabled:
+        yield
+        return
+    layers = decoder_layers(model)
+
+    def wrap(forward):
+        def checkpointed(*args, **kwargs):
+            if not torch.is_grad_enabled():
+                return forward(*args, **kwargs)
+            return torch.utils.checkpoint.checkpoint(forward, *args, use_reentrant=False, **kwargs)
+        return checkpointed
+
+    for layer in layers:
+        layer.forward = wrap(layer.forward)  # instance attribute shadows the class's forward
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.forward
 
 
 class ActorCritic(torch.nn.Module):

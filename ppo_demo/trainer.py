@@ -28,7 +28,8 @@ from . import ppo
 from .config import TrainConfig
 from .cpu_tuning import configure_cpu_runtime
 from .models import LoadedModel
-from .policy import PolicyRuntime, PolicyState, autocast_context, lora_settings, response_logits_and_hidden
+from .policy import (PolicyRuntime, PolicyState, autocast_context, layer_checkpointing, lora_settings,
+                     response_logits_and_hidden)
 from .reward import RewardConfig, compile_expected, is_hit, rule_reward
 from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch, chat_prompt_ids, eos_token_ids, sample_responses
 from .tasks import Task
@@ -179,16 +180,7 @@ class PPOTrainer:
         mask = batch.response_mask  # (B, T)
 
         # 3. Old log-probs and values (policy), reference log-probs (pi_ref), no gradients.
-        with torch.no_grad(), autocast_context(self.device):
-            self.actor_critic.eval()
-            logits, hidden = response_logits_and_hidden(self.actor_critic.model, batch, cfg.temperature)
-            old_logprobs = ppo.logprobs_from_logits(logits, batch.response_ids)  # (B, T)
-            old_values = self.actor_critic.values(hidden) * mask  # (B, T)
-            del logits, hidden
-            with self.runtime.reference() as ref_model:
-                ref_logits, _ = response_logits_and_hidden(ref_model, batch, cfg.temperature)
-                ref_logprobs = ppo.logprobs_from_logits(ref_logits, batch.response_ids)  # (B, T)
-                del ref_logits
+        old_logprobs, old_values, ref_logprobs = self._score(batch)  # each (B, T), 0 past EOS
 
         # 4. Per-token rewards: -beta * KL_t, plus the score at the last real token.
         kl = ppo.kl_per_token(old_logprobs, ref_logprobs, cfg.kl_estimator) * mask  # (B, T)
@@ -247,6 +239,35 @@ class PPOTrainer:
         return [self.tokenizer.decode(row[:n], skip_special_tokens=True)
                 for row, n in zip(batch.response_ids.tolist(), lengths)]
 
+    def _micro_batches(self, batch: RolloutBatch, rows: torch.Tensor) -> list[tuple[torch.Tensor, RolloutBatch]]:
+        """Split ``rows`` into chunks of about ``micro_batch_tokens`` tokens each (at least one
+        row), each trimmed to its own longest prompt and response."""
+        budget = self.config.micro_batch_tokens
+        width = batch.rows(rows).trimmed().input_ids.shape[1]
+        per_chunk = len(rows) if budget <= 0 else max(1, budget // width)
+        return [(chunk, batch.rows(chunk).trimmed()) for chunk in torch.split(rows, per_chunk)]
+
+    @torch.no_grad()
+    def _score(self, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Old log-probs and values of the policy, and reference log-probs, each (B, T) and 0
+        past each response's end. Chunked like the update so memory stays within the budget."""
+        cfg = self.config
+        size, T = batch.response_mask.shape
+        old_logprobs, old_values, ref_logprobs = (torch.zeros(size, T, device=self.device) for _ in range(3))
+        self.actor_critic.eval()
+        with autocast_context(self.device):
+            for rows, mb in self._micro_batches(batch, torch.arange(size, device=self.device)):
+                t = mb.response_mask.shape[1]
+                logits, hidden = response_logits_and_hidden(self.actor_critic.model, mb, cfg.temperature)
+                old_logprobs[rows, :t] = ppo.logprobs_from_logits(logits, mb.response_ids) * mb.response_mask
+                old_values[rows, :t] = self.actor_critic.values(hidden) * mb.response_mask
+                del logits, hidden
+                with self.runtime.reference() as ref_model:
+                    ref_logits, _ = response_logits_and_hidden(ref_model, mb, cfg.temperature)
+                    ref_logprobs[rows, :t] = ppo.logprobs_from_logits(ref_logits, mb.response_ids) * mb.response_mask
+                    del ref_logits
+        return old_logprobs, old_values, ref_logprobs
+
     def _update(self, batch, old_logprobs, old_values, advantages, returns, seed) -> dict:
         cfg = self.config
         params = self.actor_critic.trainable_parameters()
@@ -255,43 +276,29 @@ class PPOTrainer:
         sums: dict[str, float] = {}
         updates = skipped = 0
         self.actor_critic.train(cfg.dropout_in_ppo)
-        for _epoch in range(cfg.ppo_epochs):
-            order = torch.randperm(size, generator=generator)
-            for rows in torch.tensor_split(order, cfg.num_minibatches):
-                rows = rows.to(self.device)
-                mb = batch.rows(rows).trimmed()
-                mask = mb.response_mask  # (b, t) with t <= T: columns past every row's EOS dropped
-                t = mask.shape[1]
-                with autocast_context(self.device):
-                    logits, hidden = response_logits_and_hidden(self.actor_critic.model, mb, cfg.temperature)
-                    logprobs = ppo.logprobs_from_logits(logits, mb.response_ids)  # (b, T)
-                    values = self.actor_critic.values(hidden)  # (b, T)
-                    entropy_logits = logits if cfg.ent_coef > 0 else logits.detach()
-                    entropy = ppo.entropy_from_logits(entropy_logits)  # (b, T)
-                    policy_loss, pstats = ppo.ppo_policy_loss(logprobs, old_logprobs[rows, :t], advantages[rows, :t],
-                                                              mask, cfg.clip_eps)
-                    value_loss, vstats = ppo.ppo_value_loss(values, old_values[rows, :t], returns[rows, :t], mask,
-                                                            cfg.value_clip_eps)
-                    entropy_mean = ppo.masked_mean(entropy, mask)
-                    loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy_mean
-                self.optimizer.zero_grad(set_to_none=True)
-                if not torch.isfinite(loss):
-                    skipped += 1
-                    continue
-                self.scaler.scale(loss).backward()
-                self.scaler.unscale_(self.optimizer)
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                if not torch.isfinite(grad_norm):
-                    self.optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        with layer_checkpointing(self.actor_critic.model, cfg.gradient_checkpointing):
+            for _epoch in range(cfg.ppo_epochs):
+                order = torch.randperm(size, generator=generator).to(self.device)
+                for rows in torch.tensor_split(order, cfg.num_minibatches):
+                    mb_stats = self._accumulate_gradients(batch, rows, old_logprobs, old_values, advantages, returns)
+                    if mb_stats is None:
+                        self.optimizer.zero_grad(set_to_none=True)
+                        skipped += 1
+                        continue
+                    self.scaler.unscale_(self.optimizer)
+                    grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                    if not torch.isfinite(grad_norm):
+                        self.optimizer.zero_grad(set_to_none=True)
+                        self.scaler.update()
+                        skipped += 1
+                        continue
+                    self.scaler.step(self.optimizer)
                     self.scaler.update()
-                    skipped += 1
-                    continue
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                updates += 1
-                for key, value in dict(loss=loss, policy_loss=policy_loss, value_loss=value_loss,
-                                       entropy=entropy_mean, grad_norm=grad_norm, **pstats, **vstats).items():
-                    sums[key] = sums.get(key, 0.0) + _float(value)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    updates += 1
+                    for key, value in dict(mb_stats, grad_norm=grad_norm).items():
+                        sums[key] = sums.get(key, 0.0) + _float(value)
         self.actor_critic.eval()
         self.optimizer.zero_grad(set_to_none=True)
         stats = {k: v / updates for k, v in sums.items()} if updates else {
@@ -299,6 +306,41 @@ class PPOTrainer:
                                   "ratio_mean", "clip_frac", "approx_kl", "value_clip_frac")}
         stats.update(updates=updates, skipped_updates=skipped)
         return stats
+
+    def _accumulate_gradients(self, batch, rows, old_logprobs, old_values, advantages, returns) -> dict | None:
+        """Backward the mini-batch ``rows`` in micro-batches; returns its loss terms, or None
+        (gradients possibly partial: the caller zeroes them) if a loss is not finite.
+
+        Each micro-batch's losses are masked means over its own tokens, so weighting them by
+        its share of the mini-batch's tokens makes the summed gradient equal the gradient of
+        the whole mini-batch's loss (the same number a single pass would give)."""
+        cfg = self.config
+        total_tokens = batch.response_mask[rows].sum()
+        sums: dict[str, torch.Tensor] = {}
+        for chunk, mb in self._micro_batches(batch, rows):
+            mask = mb.response_mask  # (b, t), t <= T: columns past every row's EOS dropped
+            t = mask.shape[1]
+            weight = mask.sum() / total_tokens
+            with autocast_context(self.device):
+                logits, hidden = response_logits_and_hidden(self.actor_critic.model, mb, cfg.temperature)
+                logprobs = ppo.logprobs_from_logits(logits, mb.response_ids)  # (b, t)
+                values = self.actor_critic.values(hidden)  # (b, t)
+                entropy_logits = logits if cfg.ent_coef > 0 else logits.detach()
+                entropy = ppo.entropy_from_logits(entropy_logits)  # (b, t)
+                policy_loss, pstats = ppo.ppo_policy_loss(logprobs, old_logprobs[chunk, :t], advantages[chunk, :t],
+                                                          mask, cfg.clip_eps)
+                value_loss, vstats = ppo.ppo_value_loss(values, old_values[chunk, :t], returns[chunk, :t], mask,
+                                                        cfg.value_clip_eps)
+                entropy_mean = ppo.masked_mean(entropy, mask)
+                loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy_mean
+            if not torch.isfinite(loss):
+                return None
+            self.scaler.scale(loss * weight).backward()
+            del logits, hidden, logprobs, values, entropy
+            for key, value in dict(loss=loss, policy_loss=policy_loss, value_loss=value_loss,
+                                   entropy=entropy_mean, **pstats, **vstats).items():
+                sums[key] = sums.get(key, 0.0) + value.detach() * weight
+        return sums
 
     def _metrics(self, batch, scores, texts, task_indices, kl, values, returns, update_stats) -> dict:
         mask = batch.response_mask
