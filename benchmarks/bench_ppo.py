@@ -27,6 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (PROJECT_STAGES, STAGE_HELP, ProjectStepProfiler, machine_info, markdown_table,  # noqa: E402
                      mean, peak_rss_mb, run_child, stdev, strip_options, torch_profile, write_json)
 
+VARIANT_LABELS = {"project": "project (PPOTrainer, defaults)",
+                  "project_lean": "project lean (1 response per chunk + gradient checkpointing)",
+                  "project_bf16": "project in bf16 (not equal precision: AMX bf16 matmuls)"}
+LEAN_OPTIONS = ["--micro-batch-tokens", "1", "--gradient-checkpointing"]
+BF16_OPTIONS = ["--dtype", "bfloat16"]
 BASELINE_STAGES = ("sample", "score_policy", "score_ref", "gae", "update", "other")
 
 
@@ -51,7 +56,7 @@ def _load(args):
     from ppo_demo.models import load_model
 
     t0 = time.perf_counter()
-    loaded = load_model(args.model, device="cpu", dtype=torch.float32)
+    loaded = load_model(args.model, device="cpu", dtype=getattr(torch, args.dtype))
     return loaded, time.perf_counter() - t0
 
 
@@ -148,20 +153,26 @@ def report(results: dict) -> str:
     s = {k: v["summary"] for k, v in results["sides"].items()}
     out = []
     if "baseline" in s and "project" in s:
-        b, p = s["baseline"], s["project"]
+        b = s["baseline"]
+        variants = [k for k in ("project", "project_lean", "project_bf16") if k in s]
+        header = ["metric", "baseline (seed loop)"]
+        for k in variants:
+            header += [VARIANT_LABELS[k], f"{k.replace('_', ' ')} / baseline"]
 
-        def row(name, key):
-            bv, pv = b[key], p[key]
-            return [name, bv, pv, (pv / bv) if bv else float("nan")]
-        out.append(markdown_table(
-            ["metric", "baseline (seed loop)", "project (PPOTrainer)", "project / baseline"],
-            [row("PPO samples/s", "samples_per_second"), row("response tokens/s", "tokens_per_second"),
-             row("s/step", "seconds_per_step"), row("samples/step", "samples_per_step"),
-             ["s/sample", 1 / b["samples_per_second"], 1 / p["samples_per_second"],
-              b["samples_per_second"] / p["samples_per_second"]],
-             row("mean response tokens", "mean_response_tokens"), row("peak RSS MB", "peak_rss_mb"),
-             row("RSS after model load MB", "rss_after_load_mb"),
-             row("model load s", "load_seconds"), row("timed steps", "timed_steps")]))
+        def row(name, key=None, fn=None):
+            get = fn or (lambda side: side[key])
+            cells = [name, get(b)]
+            for k in variants:
+                value = get(s[k])
+                cells += [value, value / cells[1] if cells[1] else float("nan")]
+            return cells
+        out.append(markdown_table(header, [
+            row("PPO samples/s", "samples_per_second"), row("response tokens/s", "tokens_per_second"),
+            row("s/step", "seconds_per_step"), row("samples/step", "samples_per_step"),
+            row("s/sample", fn=lambda side: 1 / side["samples_per_second"]),
+            row("mean response tokens", "mean_response_tokens"), row("peak RSS MB", "peak_rss_mb"),
+            row("RSS after model load MB", "rss_after_load_mb"),
+            row("model load s", "load_seconds"), row("timed steps", "timed_steps")]))
     else:
         side = next(iter(s))
         v = s[side]
@@ -217,6 +228,13 @@ def main(argv=None) -> int:
                         help="the project's token budget per forward/backward chunk (default: the config's)")
     parser.add_argument("--gradient-checkpointing", action="store_true",
                         help="the project recomputes layer activations in backward (less memory)")
+    parser.add_argument("--lean", action="store_true",
+                        help="also run the project with its memory knobs (one response per forward/backward "
+                             "chunk, gradient checkpointing) as a third column")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also run the project with bf16 weights (a CPU with AMX/avx512_bf16 multiplies "
+                             "them much faster; not equal precision, so reported apart)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=None, help="torch threads in both (default: usable CPUs)")
     parser.add_argument("--side", choices=("both", "project", "baseline"), default="both")
     parser.add_argument("--no-malloc-tuning", action="store_true",
@@ -240,12 +258,16 @@ def main(argv=None) -> int:
         return 0
 
     forwarded = strip_options(list(argv if argv is not None else sys.argv[1:]), ("--json", "--md", "--side"))
+    forwarded = [a for a in forwarded if a not in ("--lean", "--bf16")]
     env = {"PPO_DEMO_NO_MALLOC_TUNING": "1"} if args.no_malloc_tuning else {}
     results = {"args": vars(args), "sides": {}}
-    for side in ("baseline", "project"):
-        if args.side in (side, "both"):
-            data = run_child(Path(__file__), forwarded + ["--child", side],
-                             env_extra=env if side == "project" else {}, label=side)
+    wanted = {"project_lean": args.lean, "project_bf16": args.bf16}
+    for side in ("baseline", "project", "project_lean", "project_bf16"):
+        if args.side in (side, "both") or (wanted.get(side) and args.side != "baseline"):
+            child = ["--child", "baseline"] if side == "baseline" else ["--child", "project"]
+            extra = {"project_lean": LEAN_OPTIONS, "project_bf16": BF16_OPTIONS}.get(side, [])
+            data = run_child(Path(__file__), forwarded + extra + child,
+                             env_extra=env if side != "baseline" else {}, label=side)
             data["summary"] = summarize(data)
             results["sides"][side] = data
     text = report(results)

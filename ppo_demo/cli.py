@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="directory for the adapter (safetensors + JSON) and metrics.csv")
     train.add_argument("--jsonl", action="store_true", help="print one JSON object per step (and one for the evaluation)")
     train.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda if available)")
+    train.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
+                       help="weights' dtype (default: bf16 on CUDA, fp32 on CPU, or PPO_DEMO_DTYPE)")
     for f in knob_fields():
         option = "--" + f.name.replace("_", "-")
         meta = f.metadata
@@ -96,7 +98,7 @@ def _write_metrics_csv(rows: list[dict], path: Path) -> None:
 
 
 def run_train(args) -> int:
-    from .models import ModelLoadError, load_model
+    from .models import ModelLoadError, load_model, parse_dtype
     from .lora import LoRAError
     from .policy import AdapterError, save_policy_state
     from .trainer import PPOTrainer, TrainingError
@@ -116,7 +118,7 @@ def run_train(args) -> int:
     if not args.jsonl:
         print(f"loading {args.model} ...", file=sys.stderr, flush=True)
     try:
-        loaded = load_model(args.model, device=args.device)
+        loaded = load_model(args.model, device=args.device, dtype=parse_dtype(args.dtype) if args.dtype else None)
         trainer = PPOTrainer(loaded, config, tasks, reward)
     except (ModelLoadError, LoRAError, AdapterError) as exc:
         raise CliError(str(exc)) from None

@@ -1,7 +1,9 @@
 """The page in headless Chromium (Debian's /usr/bin/chromium via playwright), on tiny-random.
 
 Edits a task, trains, stops, compares, and saves a full-page screenshot: to docs/screenshot.png
-when PPO_DEMO_SCREENSHOT=1, else into the test's tmp folder (so CI leaves the tree clean).
+when PPO_DEMO_SCREENSHOT=1, else into the test's tmp folder (so CI leaves the tree clean). The
+README's screenshot is this test on the embedded model:
+PPO_DEMO_SCREENSHOT=1 PPO_DEMO_TEST_MODEL=smollm2-135m-instruct pytest tests/test_browser.py -m browser
 
 Run: .venv/bin/python -m pytest tests/test_browser.py -q -m browser
 """
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ui_server import app_url  # noqa: F401  (fixture)
+from ui_server import TEST_MODEL, app_url  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -41,8 +43,11 @@ def status(page) -> str:
     return page.input_value("#status textarea")
 
 
+SLOWER = 1 if TEST_MODEL == "tiny-random" else 5  # a real model's steps and answers take longer
+
+
 def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * SLOWER
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")

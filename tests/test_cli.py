@@ -66,3 +66,11 @@ def test_non_utf8_task_file(tmp_path, capsys):
     tasks.write_bytes("prompt,expected\ncafé,x\n".encode("latin-1"))
     assert main(["train", "--model", "tiny-random", "--tasks", str(tasks)]) == 2
     assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_dtype_and_memory_knobs_from_the_command_line(capsys):
+    code = main(["train", "--model", "tiny-random", "--steps", "1", "--batch-size", "2", "--max-new-tokens", "3",
+                 "--dtype", "bfloat16", "--micro-batch-tokens", "1", "--gradient-checkpointing", "true", "--jsonl"])
+    assert code == 0, capsys.readouterr().err
+    step = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert step["samples"] == 2 and step["approx_kl"] == pytest.approx(0.0, abs=1e-4)

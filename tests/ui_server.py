@@ -22,11 +22,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The README screenshot is this test run on the real model: PPO_DEMO_TEST_MODEL=smollm2-135m-instruct.
+TEST_MODEL = os.environ.get("PPO_DEMO_TEST_MODEL", "tiny-random")
+
+
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("app") / "app.log"
-    env = {**os.environ, "PPO_DEMO_MODEL": "tiny-random", "GRADIO_SERVER_NAME": "127.0.0.1",
+    env = {**os.environ, "PPO_DEMO_MODEL": TEST_MODEL, "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
            "PYTHONPATH": str(ROOT)}
     with log.open("w") as out:
