@@ -193,11 +193,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         kl_coef=0.05, kl_estimator="k1", gamma=1.0, gae_lambda=0.95, whiten="sequence",
         max_grad_norm=1.0, dropout_in_ppo=True, missing_eos_penalty=0.0,
     ),
+    # Tuned on the English tasks (2 vCPU, SmolLM2-135M): 3 responses per task per step, 3
+    # mini-batches of 4, lr 5e-4 and the seed's KL 0.05 reach every task >= 0.9 in ~8-12 steps.
+    # No whitening: once every answer is right, batch whitening rescales the tiny length-penalty
+    # differences to unit size, which shortened answers step after step until they broke (seen
+    # at steps 13-24 in 3 of 4 tuning runs); unwhitened, the push fades as the rewards agree.
     "quick-cpu": dict(
-        mode="lora", lora_r=8, lora_alpha=16.0, lora_dropout=0.0, learning_rate=1e-3, steps=30,
-        batch_size=8, max_new_tokens=16, temperature=1.0, top_p=1.0, ppo_epochs=2,
-        num_minibatches=2, clip_eps=0.2, value_clip_eps=0.2, vf_coef=0.5, ent_coef=0.0,
-        kl_coef=0.02, kl_estimator="k1", gamma=1.0, gae_lambda=0.95, whiten="batch",
+        mode="lora", lora_r=8, lora_alpha=16.0, lora_dropout=0.0, learning_rate=5e-4, steps=20,
+        batch_size=12, max_new_tokens=16, temperature=1.0, top_p=1.0, ppo_epochs=2,
+        num_minibatches=3, clip_eps=0.2, value_clip_eps=0.2, vf_coef=0.5, ent_coef=0.0,
+        kl_coef=0.05, kl_estimator="k1", gamma=1.0, gae_lambda=0.95, whiten="none",
         max_grad_norm=1.0, dropout_in_ppo=False, missing_eos_penalty=0.5,
     ),
 }

@@ -202,6 +202,10 @@ KNOBS_ZH = {
     "dropout_in_ppo": ("PPO 中使用 dropout", "打分和更新时保持 dropout 开启（原教程如此）：此时更新前 ratio 就不等于 1"),
     "missing_eos_penalty": ("缺少 EOS 惩罚", "从没有输出 EOS 的回答得分中扣除"),
     "max_bad_updates": ("最多跳过更新数", "连续这么多次损失非有限值时停止训练"),
+    "micro_batch_tokens": ("微批 token 数", "内存预算：前向/反向按约这么多 token 分块计算，梯度按 token 数加权累加，"
+                           "更新结果不变；0 = 整个 mini-batch 一次算完"),
+    "gradient_checkpointing": ("梯度检查点", "更新时每层只保留输入，反向传播时重算其余激活：内存大减，"
+                               "更新约慢三分之一，梯度不变"),
 }
 
 
