@@ -32,16 +32,42 @@ from _common import RESULTS, machine_info, mean, peak_rss_mb, stdev, write_json 
 
 FIELDS = ["sweep", "batch_size", "max_new_tokens", "forced_full_length", "timed_steps", "step_s", "step_s_std",
           "sample_s", "update_s", "samples_per_s", "tokens_per_s", "mean_response_tokens", "s_per_sample",
-          "ms_per_token", "peak_rss_mb_so_far"]
+          "ms_per_token", "peak_rss_mb", "peak_rss_mb_so_far"]
 
 
 def ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+def start_point_memory() -> None:
+    """Give freed heap back to the OS and reset the kernel's peak-RSS mark (VmHWM), so each
+    point's peak is its own rather than the largest point's so far."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def point_peak_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def measure(loaded, tasks, reward, batch_size, max_new_tokens, steps, warmup, force_full, seed) -> dict:
     from ppo_demo.config import TrainConfig
     from ppo_demo.trainer import PPOTrainer
+
+    start_point_memory()
 
     config = TrainConfig().replace(batch_size=batch_size, max_new_tokens=max_new_tokens, seed=seed)
     trainer = PPOTrainer(loaded, config, tasks, reward)
@@ -63,6 +89,7 @@ def measure(loaded, tasks, reward, batch_size, max_new_tokens, steps, warmup, fo
             "samples_per_s": samples / total, "tokens_per_s": tokens / total,
             "mean_response_tokens": tokens / samples, "s_per_sample": total / samples,
             "ms_per_token": 1000 * total / tokens,
+            "peak_rss_mb": point_peak_rss_mb(),  # this point's own peak (Linux), model included
             "peak_rss_mb_so_far": peak_rss_mb()}  # process peak: the largest point so far
 
 
@@ -83,6 +110,9 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         ax.errorbar(xs, [r["step_s"] for r in pts], yerr=[r["step_s_std"] for r in pts], marker="o", label="step")
         ax.plot(xs, [r["sample_s"] for r in pts], marker="s", label="sampling")
         ax.plot(xs, [r["update_s"] for r in pts], marker="^", label="scoring + update")
+        for r in pts:  # each point's own peak memory, model included
+            ax.annotate(f"{r['peak_rss_mb'] / 1024:.1f} GB", (r[xkey], r["step_s"]), textcoords="offset points",
+                        xytext=(0, 7), ha="center", fontsize=7, color="tab:blue")
         ax.set_xscale("log", base=2)
         ax.set_xticks(xs, [str(x) for x in xs])
         ax.set_xlabel(xlabel)
@@ -141,7 +171,7 @@ def main(argv=None) -> int:
         print(f"{sweep:6s} batch={b:3d} max_new_tokens={t:4d}: {row['step_s']:.2f}s/step "
               f"(sampling {row['sample_s']:.2f}s, scoring+update {row['update_s']:.2f}s), "
               f"{row['samples_per_s']:.2f} samples/s, {row['tokens_per_s']:.0f} tokens/s, "
-              f"mean length {row['mean_response_tokens']:.1f}, peak RSS so far {row['peak_rss_mb_so_far']:.0f} MB", flush=True)
+              f"mean length {row['mean_response_tokens']:.1f}, peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / f"{args.name}.csv"
