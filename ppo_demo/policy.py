@@ -54,7 +54,9 @@ def response_logits_and_hidden(model, batch: RolloutBatch, temperature: float) -
         logits = out.logits[:, P - 1:-1]  # (B, T, V)
     else:
         trunk_out = model.get_decoder()(**kwargs)
-        hidden = trunk_out.last_hidden_state[:, P - 1:-1]  # (B, T, H)
+        # contiguous: on a strided 3-D input, a bf16 matmul broadcasts the (V, H) head weight
+        # into one copy per row (8 x 57 MB for SmolLM2), which took most of a bf16 forward.
+        hidden = trunk_out.last_hidden_state[:, P - 1:-1].contiguous()  # (B, T, H)
         logits = model.get_output_embeddings()(hidden)  # (B, T, V): response positions only
     return logits.float() / temperature, hidden
 

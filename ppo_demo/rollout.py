@@ -89,7 +89,7 @@ def left_pad(sequences: list[list[int]], pad_id: int, device) -> tuple[torch.Ten
     return ids.to(device), mask.to(device)
 
 
-def top_p_filter(logits: torch.Tensor, top_p: float, candidates: int = 256) -> torch.Tensor:
+def top_p_filter(logits: torch.Tensor, top_p: float, candidates: tuple[int, ...] | int = (256, 4096)) -> torch.Tensor:
     """Set to -inf every token outside the smallest set whose probability reaches ``top_p``.
 
     logits (B, V) -> (B, V). The most likely token always survives.
@@ -97,14 +97,17 @@ def top_p_filter(logits: torch.Tensor, top_p: float, candidates: int = 256) -> t
     Why ``candidates``: sorting a 49k vocabulary for every generated token cost ~12 ms of a
     ~100 ms decode step on 2 cores. The nucleus almost always lies within the few hundred most
     likely tokens, so those are found with ``topk`` and their probabilities taken against the
-    full softmax normaliser; only if some row's nucleus is wider is the full sort done. The
-    result is the same set either way.
+    full softmax normaliser; if some row's nucleus is wider, a few thousand; only then the
+    full sort. The result is the same set either way.
     """
     if top_p >= 1.0:
         return logits
-    if candidates < logits.shape[-1]:
-        top_logits, top_index = torch.topk(logits, candidates, dim=-1)  # (B, k), descending
-        probs = torch.exp(top_logits - torch.logsumexp(logits, dim=-1, keepdim=True))
+    log_norm = torch.logsumexp(logits, dim=-1, keepdim=True)  # (B, 1)
+    for k in (candidates,) if isinstance(candidates, int) else candidates:
+        if k >= logits.shape[-1]:
+            break
+        top_logits, top_index = torch.topk(logits, k, dim=-1)  # (B, k), descending
+        probs = torch.exp(top_logits - log_norm)
         mass_before = probs.cumsum(-1) - probs
         if bool((mass_before[:, -1] + probs[:, -1] >= top_p).all()):  # every nucleus fits
             keep = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, top_index, mass_before < top_p)
@@ -115,6 +118,20 @@ def top_p_filter(logits: torch.Tensor, top_p: float, candidates: int = 256) -> t
     drop_sorted = mass_before >= top_p
     drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
+
+
+def draw_from(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row from ``probs`` (B, V) -> (B,), by inverting the cumulative distribution.
+
+    Why not ``torch.multinomial``: it draws an exponential variate for every vocabulary entry
+    (6 ms per call for 8 x 49k on 2 cores, 6 % of a step); this is one uniform per row and a
+    binary search. The CDF is summed in float64 so rounding does not shift mass between
+    tokens, and u lies in (0, 1] so a token of probability 0 is never drawn.
+    """
+    cdf = probs.double().cumsum(-1)  # (B, V)
+    u = 1.0 - torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=torch.float64)
+    token = torch.searchsorted(cdf, u * cdf[:, -1:])  # first index whose CDF reaches u·total
+    return token.squeeze(-1).clamp_max(probs.shape[-1] - 1)
 
 
 def eos_token_ids(tokenizer, model=None) -> list[int]:
@@ -161,7 +178,7 @@ def sample_responses(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids
             token = logits.argmax(-1)
         else:
             probs = torch.softmax(top_p_filter(logits / temperature, top_p), dim=-1)
-            token = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            token = draw_from(probs, generator)
         token = torch.where(finished, torch.full_like(token, pad_id), token)  # rows already done
         new_tokens.append(token)
         finished |= torch.isin(token, eos)

@@ -5,7 +5,7 @@ import torch
 
 from ppo_demo.policy import response_logits_and_hidden
 from ppo_demo.ppo import logprobs_from_logits
-from ppo_demo.rollout import (RolloutBatch, chat_prompt_ids, eos_token_ids, left_pad, position_ids_from_mask,
+from ppo_demo.rollout import (RolloutBatch, chat_prompt_ids, draw_from, eos_token_ids, left_pad, position_ids_from_mask,
                               response_mask_from_tokens, sample_responses, top_p_filter)
 
 
@@ -27,8 +27,23 @@ def test_top_p_candidate_shortcut_keeps_the_same_tokens_as_a_full_sort(scale, to
     full_sort = torch.isfinite(top_p_filter(logits, top_p, candidates=logits.shape[-1]))
     shortcut = torch.isfinite(top_p_filter(logits, top_p, candidates=64))
     assert torch.equal(shortcut, full_sort)
+    two_stage = torch.isfinite(top_p_filter(logits, top_p, candidates=(64, 1024)))
+    assert torch.equal(two_stage, full_sort)
     if scale >= 10.0:  # these cases really take the shortcut: every nucleus is within the top 64
         assert int(full_sort.sum(-1).max()) <= 64
+
+
+def test_draw_from_matches_the_probabilities_and_never_draws_a_zero():
+    probs = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2, 0.0]]).repeat(4000, 1)  # (4000, 6)
+    generator = torch.Generator().manual_seed(0)
+    tokens = draw_from(probs, generator)
+    counts = torch.bincount(tokens, minlength=6).float() / len(tokens)
+    assert counts[[0, 2, 5]].sum() == 0  # probability 0: never
+    # binomial standard error at n=4000 is <= 0.008; 0.03 is ~4 sigma
+    assert torch.allclose(counts, probs[0], atol=0.03), counts
+    # the last token with mass is reachable, and a row's draw depends only on its own row
+    edge = draw_from(torch.tensor([[0.0, 0.0, 1.0, 0.0]]), generator)
+    assert edge.tolist() == [2]
 
 
 def test_response_mask_keeps_first_eos_only():
