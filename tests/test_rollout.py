@@ -5,8 +5,8 @@ import torch
 
 from ppo_demo.policy import response_logits_and_hidden
 from ppo_demo.ppo import logprobs_from_logits
-from ppo_demo.rollout import (RolloutBatch, chat_prompt_ids, draw_from, eos_token_ids, left_pad, position_ids_from_mask,
-                              response_mask_from_tokens, sample_responses, top_p_filter)
+from ppo_demo.rollout import (RolloutBatch, chat_prompt_ids, draw_from, eos_token_ids, left_pad,
+                              position_ids_from_mask, response_mask_from_tokens, sample_responses, top_p_filter)
 
 
 def test_top_p_filter_hand_example():
