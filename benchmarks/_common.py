@@ -7,11 +7,13 @@ import json
 import os
 import platform
 import resource
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,6 +60,24 @@ def run_child(script: Path, args: list[str], env_extra: dict | None = None, labe
         return json.loads(out.read_text())
     finally:
         out.unlink(missing_ok=True)
+
+
+def add_child_options(parser) -> None:
+    """The hidden options by which a script runs one side of a comparison in its own process
+    (see :func:`run_child`)."""
+    import argparse
+
+    parser.add_argument("--child", choices=("project", "baseline"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", help=argparse.SUPPRESS)
+
+
+def finish_as_child(args, project, baseline) -> bool:
+    """If this process is a child (``--child``), run that side with ``args``, write its JSON to
+    ``--child-out`` and return True; otherwise return False."""
+    if not args.child:
+        return False
+    write_json(args.child_out, (project if args.child == "project" else baseline)(args))
+    return True
 
 
 def strip_options(argv: list[str], names: tuple[str, ...]) -> list[str]:
@@ -204,3 +224,46 @@ def torch_profile(path: Path | None, row_limit: int = 25):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(table)
         print(f"wrote {path}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve_app(timeout: float = 120.0, log_path: Path | None = None, model: str = "tiny-random"):
+    """Run app.py on ``model`` in a subprocess; yield its URL once it answers HTTP 200; stop it
+    afterwards. Raises RuntimeError if it exits or does not answer within ``timeout`` seconds."""
+    port = free_port()
+    env = {**os.environ, "PPO_DEMO_MODEL": model, "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
+    log = open(log_path, "w") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with code {proc.returncode} before serving")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"app.py did not answer on {url} within {timeout:.0f} s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if log_path:
+            log.close()

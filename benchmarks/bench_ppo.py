@@ -24,8 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (PROJECT_STAGES, STAGE_HELP, ProjectStepProfiler, machine_info, markdown_table,  # noqa: E402
-                     mean, peak_rss_mb, run_child, stdev, strip_options, torch_profile, write_json)
+from _common import (PROJECT_STAGES, STAGE_HELP, ProjectStepProfiler, add_child_options,  # noqa: E402
+                     finish_as_child, machine_info, markdown_table, mean, peak_rss_mb, run_child, stdev,
+                     strip_options, torch_profile, write_json)
 
 VARIANT_LABELS = {"project": "project (PPOTrainer, defaults)",
                   "project_lean": "project lean (1 response per chunk + gradient checkpointing)",
@@ -51,12 +52,10 @@ def _tasks_and_reward(args):
 
 
 def _load(args):
-    import torch
-
-    from ppo_demo.models import load_model
+    from ppo_demo.models import load_model, parse_dtype
 
     t0 = time.perf_counter()
-    loaded = load_model(args.model, device="cpu", dtype=getattr(torch, args.dtype))
+    loaded = load_model(args.model, device="cpu", dtype=parse_dtype(args.dtype))
     return loaded, time.perf_counter() - t0
 
 
@@ -246,15 +245,12 @@ def main(argv=None) -> int:
                              "top ops are printed and written to this file")
     parser.add_argument("--json", default=None, help="write raw per-step numbers and the summary here")
     parser.add_argument("--md", default=None, help="write the markdown tables here")
-    parser.add_argument("--child", choices=("project", "baseline"), help=argparse.SUPPRESS)
-    parser.add_argument("--child-out", help=argparse.SUPPRESS)
+    add_child_options(parser)
     args = parser.parse_args(argv)
 
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    if args.child:
-        data = child_project(args) if args.child == "project" else child_baseline(args)
-        write_json(args.child_out, data)
+    if finish_as_child(args, child_project, child_baseline):
         return 0
 
     forwarded = strip_options(list(argv if argv is not None else sys.argv[1:]), ("--json", "--md", "--side"))

@@ -12,63 +12,19 @@ Run: .venv/bin/python benchmarks/load_test.py [--clients 6] [--steps 2] [--url h
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import serve_app  # noqa: E402  (also used by tests/test_load.py as load_test.serve_app)
+
 SMALL = dict(batch_size=4, num_minibatches=2, max_new_tokens=6)
 STARTED = {"PROCESSING", "ITERATING", "PROGRESS", "FINISHED"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serve_app(timeout: float = 120.0, log_path: Path | None = None):
-    """Run app.py on tiny-random in a subprocess; yield its URL; stop it afterwards."""
-    port = free_port()
-    env = {**os.environ, "PPO_DEMO_MODEL": "tiny-random", "GRADIO_SERVER_NAME": "127.0.0.1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
-    log = open(log_path, "w") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError(f"app.py exited with code {proc.returncode} before serving")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"app.py did not answer on {url} within {timeout:.0f} s")
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if log_path:
-            log.close()
 
 
 @dataclass

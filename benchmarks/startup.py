@@ -34,15 +34,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, machine_info, markdown_table, write_json  # noqa: E402
+from _common import ROOT, free_port, machine_info, markdown_table, write_json  # noqa: E402
 
 MODEL_CACHE_SUBDIR = "smollm2-135m-instruct"  # where ppo_demo.models caches the converted GGUF
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_status(url: str, timeout: float = 2.0) -> int | None:

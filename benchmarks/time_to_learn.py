@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (machine_info, markdown_table, peak_rss_mb, run_child, strip_options,  # noqa: E402
-                     write_json)
+from _common import (add_child_options, finish_as_child, machine_info, markdown_table, peak_rss_mb,  # noqa: E402
+                     run_child, strip_options, write_json)
 
 
 def _common_setup(args):
@@ -178,14 +178,12 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None)
     parser.add_argument("--md", default=None)
-    parser.add_argument("--child", choices=("project", "baseline"), help=argparse.SUPPRESS)
-    parser.add_argument("--child-out", help=argparse.SUPPRESS)
+    add_child_options(parser)
     args = parser.parse_args(argv)
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
-    if args.child:
-        write_json(args.child_out, child_project(args) if args.child == "project" else child_baseline(args))
+    if finish_as_child(args, child_project, child_baseline):
         return 0
 
     if args.baseline_eval_every is None:

@@ -87,7 +87,7 @@ def parse_dtype(name: str) -> torch.dtype:
 
 def default_dtype(device: torch.device) -> torch.dtype:
     """The seed's choice: bf16 (else fp16) on CUDA, fp32 on CPU; ``PPO_DEMO_DTYPE`` overrides it
-    (bfloat16 on a CPU with AMX / avx512_bf16 runs SmolLM2's passes ~2-3x faster, at bf16 precision)."""
+    (bfloat16 on a CPU with AMX / avx512_bf16 runs SmolLM2's forward passes ~2x faster, at bf16 precision)."""
     if os.environ.get("PPO_DEMO_DTYPE", "").strip():
         return parse_dtype(os.environ["PPO_DEMO_DTYPE"])
     if device.type == "cuda":

@@ -93,13 +93,19 @@ def layer_checkpointing(model, enabled: bool = True):
             return torch.utils.checkpoint.checkpoint(forward, *args, use_reentrant=False, **kwargs)
         return checkpointed
 
+    # An instance attribute shadows the class's forward. Hooks (e.g. accelerate's) may have set
+    # one already: keep it to put back.
+    previous = [vars(layer).get("forward") for layer in layers]
     for layer in layers:
-        layer.forward = wrap(layer.forward)  # instance attribute shadows the class's forward
+        layer.forward = wrap(layer.forward)
     try:
         yield
     finally:
-        for layer in layers:
-            del layer.forward
+        for layer, forward in zip(layers, previous):
+            if forward is None:
+                del layer.forward
+            else:
+                layer.forward = forward
 
 
 class ActorCritic(torch.nn.Module):

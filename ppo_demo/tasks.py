@@ -32,7 +32,7 @@ SEED_ZH_TASKS = [
 
 # English tasks SmolLM2-135M (English only) can learn on a CPU in minutes. Sampled at temperature
 # 1 the base model hits each answer only part of the time (it rambles, or misses the bare word);
-# with 'contains' matching and the quick-cpu preset, PPO lifts every task to >= 0.9 in ~3 minutes.
+# with 'contains' matching and the quick-cpu preset, PPO lifts every task to >= 0.9 in ~8 steps.
 ENGLISH_TASKS = [
     Task("What is 2+2? Reply with only the number.", "4"),
     Task("What is the capital of France? Answer with one word.", "Paris"),

@@ -254,15 +254,18 @@ class PPOTrainer:
         cfg = self.config
         size, T = batch.response_mask.shape
         old_logprobs, old_values, ref_logprobs = (torch.zeros(size, T, device=self.device) for _ in range(3))
+        chunks = self._micro_batches(batch, torch.arange(size, device=self.device))
         self.actor_critic.eval()
         with autocast_context(self.device):
-            for rows, mb in self._micro_batches(batch, torch.arange(size, device=self.device)):
+            for rows, mb in chunks:
                 t = mb.response_mask.shape[1]
                 logits, hidden = response_logits_and_hidden(self.actor_critic.model, mb, cfg.temperature)
                 old_logprobs[rows, :t] = ppo.logprobs_from_logits(logits, mb.response_ids) * mb.response_mask
                 old_values[rows, :t] = self.actor_critic.values(hidden) * mb.response_mask
                 del logits, hidden
-                with self.runtime.reference() as ref_model:
+            with self.runtime.reference() as ref_model:  # adapters switched off once for all chunks
+                for rows, mb in chunks:
+                    t = mb.response_mask.shape[1]
                     ref_logits, _ = response_logits_and_hidden(ref_model, mb, cfg.temperature)
                     ref_logprobs[rows, :t] = ppo.logprobs_from_logits(ref_logits, mb.response_ids) * mb.response_mask
                     del ref_logits
