@@ -257,9 +257,10 @@ def main(argv=None) -> int:
     forwarded = [a for a in forwarded if a not in ("--lean", "--bf16")]
     env = {"PPO_DEMO_NO_MALLOC_TUNING": "1"} if args.no_malloc_tuning else {}
     results = {"args": vars(args), "sides": {}}
-    wanted = {"project_lean": args.lean, "project_bf16": args.bf16}
-    for side in ("baseline", "project", "project_lean", "project_bf16"):
-        if args.side in (side, "both") or (wanted.get(side) and args.side != "baseline"):
+    runs = {"baseline": args.side in ("baseline", "both"), "project": args.side in ("project", "both"),
+            "project_lean": args.lean and args.side != "baseline", "project_bf16": args.bf16 and args.side != "baseline"}
+    for side, wanted in runs.items():
+        if wanted:
             child = ["--child", "baseline"] if side == "baseline" else ["--child", "project"]
             extra = {"project_lean": LEAN_OPTIONS, "project_bf16": BF16_OPTIONS}.get(side, [])
             data = run_child(Path(__file__), forwarded + extra + child,
