@@ -326,10 +326,9 @@ class PPOTrainer:
             weight = mask.sum() / total_tokens
             with autocast_context(self.device):
                 logits, hidden = response_logits_and_hidden(self.actor_critic.model, mb, cfg.temperature)
-                logprobs = ppo.logprobs_from_logits(logits, mb.response_ids)  # (b, t)
+                logprobs, entropy = ppo.logprobs_and_entropy_from_logits(
+                    logits, mb.response_ids, entropy_grad=cfg.ent_coef > 0)  # (b, t) each
                 values = self.actor_critic.values(hidden)  # (b, t)
-                entropy_logits = logits if cfg.ent_coef > 0 else logits.detach()
-                entropy = ppo.entropy_from_logits(entropy_logits)  # (b, t)
                 policy_loss, pstats = ppo.ppo_policy_loss(logprobs, old_logprobs[chunk, :t], advantages[chunk, :t],
                                                           mask, cfg.clip_eps)
                 value_loss, vstats = ppo.ppo_value_loss(values, old_values[chunk, :t], returns[chunk, :t], mask,

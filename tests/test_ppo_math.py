@@ -27,6 +27,20 @@ def test_entropy_uniform_and_peaked():
     assert entropy[0, 1].item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_logprobs_and_entropy_together_match_the_hand_example():
+    # softmax([0, ln 3]) = [1/4, 3/4]; H = -(1/4 ln 1/4 + 3/4 ln 3/4)
+    logits = t([[[0.0, math.log(3.0)], [0.0, math.log(3.0)]]]).requires_grad_(True)  # (1, 2, 2)
+    tokens = torch.tensor([[1, 0]])
+    entropy_by_hand = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    logprobs, entropy = ppo.logprobs_and_entropy_from_logits(logits, tokens, entropy_grad=False)
+    assert torch.allclose(logprobs, t([[math.log(0.75), math.log(0.25)]]), atol=1e-6)
+    assert torch.allclose(entropy, t([[entropy_by_hand, entropy_by_hand]]), atol=1e-6)
+    assert logprobs.requires_grad and not entropy.requires_grad  # entropy only reported
+    _, entropy = ppo.logprobs_and_entropy_from_logits(logits, tokens, entropy_grad=True)
+    entropy.sum().backward()  # dH/dz_1 = -p_0 p_1 (z_1 - z_0) = -(3/16) ln 3 for each position
+    assert torch.allclose(logits.grad[0, :, 1], t([-3 / 16 * math.log(3.0)] * 2), atol=1e-6)
+
+
 def test_masked_mean_and_var_hand_example():
     x = t([[1.0, 2.0, 99.0], [4.0, 99.0, 99.0]])
     mask = t([[1, 1, 0], [1, 0, 0]])
