@@ -12,6 +12,12 @@ import gradio as gr
 from ..config import knob_fields
 
 FORMULAS_EN = r"""
+**LoRA** on each target Linear ($W$ frozen; only $A$ and $B$ train; $B$ starts at 0, so at first $\pi_\theta = \pi_{\mathrm{ref}}$):
+$$y = xW^\top + \tfrac{\alpha}{r}\,\mathrm{dropout}(x)\,A^\top B^\top \qquad A \in \mathbb{R}^{r \times d_{\mathrm{in}}},\ B \in \mathbb{R}^{d_{\mathrm{out}} \times r}$$
+
+**Log-probability** of a sampled token, at the sampling temperature $\tau$ (logits $z_t$):
+$$\log\pi_\theta(y_t) = \log\mathrm{softmax}(z_t / \tau)[y_t]$$
+
 **Per-token reward** (score $s$ from the rule reward, added at the last real token $T$):
 $$r_t = -\beta\,\mathrm{KL}_t + [t = T]\,s$$
 
@@ -30,8 +36,14 @@ $$L_{\mathrm{policy}} = -\,\mathbb{E}_t\Big[\min\big(\rho_t A_t,\ \mathrm{clip}(
 **Clipped value loss** ($V^{\mathrm{old}}$ from the sampling pass):
 $$L_V = \tfrac12\,\mathbb{E}_t\Big[\max\big((V_t - R_t)^2,\ (V^{\mathrm{old}}_t + \mathrm{clip}(V_t - V^{\mathrm{old}}_t, -\epsilon_V, \epsilon_V) - R_t)^2\big)\Big]$$
 
+**Whitening** of the advantages before the update (batch: $\mu, \sigma$ over every real token of the batch; sequence: per response, as the seed; none: $A_t$ as is):
+$$\hat A_t = (A_t - \mu_A) / \sigma_A$$
+
 **Total loss**:
 $$L = L_{\mathrm{policy}} + c_V\,L_V - c_{\mathrm{ent}}\,H[\pi_\theta]$$
+
+**Diagnostics** on the plots (means over real response tokens):
+$$\text{approx KL} = \mathbb{E}_t\big[(\rho_t - 1) - \log\rho_t\big] \qquad \text{clip fraction} = \mathbb{E}_t\big[\,|\rho_t - 1| > \epsilon\,\big] \qquad \text{explained variance} = 1 - \frac{\mathrm{Var}[R - V]}{\mathrm{Var}[R]}$$
 """
 
 FORMULAS_ZH = (FORMULAS_EN
@@ -45,7 +57,19 @@ FORMULAS_ZH = (FORMULAS_EN
                         "**裁剪的策略目标**（作为损失最小化，所以带负号）：")
                .replace("**Clipped value loss** ($V^{\\mathrm{old}}$ from the sampling pass):",
                         "**裁剪的价值损失**（$V^{\\mathrm{old}}$ 来自采样时）：")
-               .replace("**Total loss**:", "**总损失**："))
+               .replace("**Total loss**:", "**总损失**：")
+               .replace("**LoRA** on each target Linear ($W$ frozen; only $A$ and $B$ train; $B$ starts at 0, so at "
+                        "first $\\pi_\\theta = \\pi_{\\mathrm{ref}}$):",
+                        "**LoRA**（作用在每个目标 Linear 上；$W$ 冻结，只训练 $A$、$B$；$B$ 初始为 0，"
+                        "所以一开始 $\\pi_\\theta = \\pi_{\\mathrm{ref}}$）：")
+               .replace("**Log-probability** of a sampled token, at the sampling temperature $\\tau$ (logits $z_t$):",
+                        "**采样 token 的对数概率**（与采样相同的温度 $\\tau$，logits 为 $z_t$）：")
+               .replace("**Whitening** of the advantages before the update (batch: $\\mu, \\sigma$ over every real "
+                        "token of the batch; sequence: per response, as the seed; none: $A_t$ as is):",
+                        "**优势白化**（batch：在整批所有真实 token 上求 $\\mu, \\sigma$；sequence：每条回答单独，"
+                        "同原教程；none：不白化）：")
+               .replace("**Diagnostics** on the plots (means over real response tokens):",
+                        "**图中的诊断量**（在回答的真实 token 上取平均）："))
 
 EN = {
     "lab.title": "PPO-LoRA Lab",
