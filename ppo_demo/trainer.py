@@ -389,10 +389,16 @@ class PPOTrainer:
     def generate(self, prompts: list[str], *, adapters: bool, seed: int, temperature: float = 0.7,
                  top_p: float = 0.9, max_new_tokens: int | None = None, greedy: bool = False) -> list[str]:
         """Answers from the adapted policy (``adapters=True``) or from pi_ref (the base)."""
+        return self._answers(prompts, adapters=adapters, seed=seed, temperature=temperature, top_p=top_p,
+                             max_new_tokens=max_new_tokens, greedy=greedy)[0]
+
+    def _answers(self, prompts: list[str], *, adapters: bool, seed: int, temperature: float, top_p: float,
+                 max_new_tokens: int | None = None, greedy: bool = False) -> tuple[list[str], list[bool]]:
+        """Sampled answers and, for each, whether it ended with EOS (the missing-EOS penalty)."""
         ids = [chat_prompt_ids(self.tokenizer, p, self.system_prompt) for p in prompts]
         batch = self._sample(ids, max_new_tokens or self.config.max_new_tokens, temperature, top_p,
                              seed=seed, greedy=greedy, adapters=adapters)
-        return self._decode(batch)
+        return self._decode(batch), batch.ended_with_eos.tolist()
 
     def compare(self, prompt: str, seed: int = 0, **sampling) -> tuple[str, str]:
         """(base answer, adapted answer), both sampled with the same seed and settings."""
@@ -405,26 +411,31 @@ class PPOTrainer:
         """K sampled answers per task from the base and from the adapted policy.
 
         Sampling defaults to the training temperature and top-p: the success rate is then that of
-        the very distribution PPO optimised (a lower temperature would flatter the base model)."""
+        the very distribution PPO optimised (a lower temperature would flatter the base model), and
+        the mean reward is the training reward, missing-EOS penalty included."""
         temperature = self.config.temperature if temperature is None else temperature
         top_p = self.config.top_p if top_p is None else top_p
         prompts = [t.prompt for t in self.tasks for _ in range(samples_per_task)]
-        answers = {}
+        answers, ended = {}, {}
         for adapters in (False, True):
-            out = []
+            answers[adapters], ended[adapters] = [], []
             for start in range(0, len(prompts), max_batch):
-                out += self.generate(prompts[start:start + max_batch], adapters=adapters, seed=seed + start,
-                                     temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
-            answers[adapters] = out
+                texts, eos = self._answers(prompts[start:start + max_batch], adapters=adapters, seed=seed + start,
+                                           temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+                answers[adapters] += texts
+                ended[adapters] += eos
         report = []
         for index, task in enumerate(self.tasks):
             chunk = slice(index * samples_per_task, (index + 1) * samples_per_task)
             stats = {}
             for adapters in (False, True):
                 texts = answers[adapters][chunk]
+                rewards = [rule_reward(t, task.expected, self.reward, ended_with_eos=e,
+                                       missing_eos_penalty=self.config.missing_eos_penalty)
+                           for t, e in zip(texts, ended[adapters][chunk])]
                 stats[adapters] = (
                     sum(is_hit(t, task.expected, self.reward) for t in texts) / len(texts),
-                    sum(rule_reward(t, task.expected, self.reward) for t in texts) / len(texts),
+                    sum(rewards) / len(rewards),
                     texts,
                 )
             report.append(TaskEval(task.prompt, task.expected, stats[False][0], stats[True][0],

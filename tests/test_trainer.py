@@ -152,6 +152,20 @@ def test_evaluate_reports_every_task(tiny):
     assert all(t.base_samples == t.adapted_samples for t in report.tasks)
 
 
+def test_evaluation_reward_includes_the_missing_eos_penalty(tiny):
+    """The table's mean reward is the reward PPO trained on: answers cut at max_new_tokens
+    lose the missing-EOS penalty there too."""
+    plain = make(tiny).evaluate(samples_per_task=3)
+    penalised = make(tiny, missing_eos_penalty=0.5).evaluate(samples_per_task=3)
+    gaps = []
+    for a, b in zip(plain.tasks, penalised.tasks):
+        assert a.base_samples == b.base_samples  # same seed, same answers
+        gap = a.base_reward - b.base_reward  # 0.5 x the share of the 3 answers that never ended
+        assert gap * 3 / 0.5 == pytest.approx(round(gap * 3 / 0.5), abs=1e-5)
+        gaps.append(gap)
+    assert max(gaps) > 0  # the random tiny model rarely says EOS within 6 tokens
+
+
 def test_full_mode_keeps_reference_frozen(tiny):
     trainer = make(tiny, mode="full", learning_rate=1e-2)
     ref_before = {n: p.detach().clone() for n, p in tiny.model.named_parameters()}
