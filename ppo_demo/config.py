@@ -38,8 +38,8 @@ class TrainConfig:
                        label="LoRA rank r")
     lora_alpha: float = knob(16.0, "alpha in the scale alpha/r of the LoRA update", low=0.0,
                              high=1024.0, group="lora", label="LoRA alpha")
-    lora_dropout: float = knob(0.05, "dropout on the LoRA input x (only active in PPO passes when "
-                               "'dropout in PPO passes' is on)", low=0.0, high=0.9, group="lora",
+    lora_dropout: float = knob(0.05, "dropout on the LoRA input x (only active in the update passes "
+                               "when 'dropout in PPO updates' is on)", low=0.0, high=0.9, group="lora",
                                label="LoRA dropout")
     lora_targets: tuple = knob(LORA_TARGETS_DEFAULT, "names of the Linear layers that get an "
                                "adapter (matched by suffix)", group="lora", label="LoRA target modules")
@@ -86,8 +86,9 @@ class TrainConfig:
                        label="Whiten advantages")
     max_grad_norm: float = knob(1.0, "gradients are rescaled to at most this global norm",
                                 low=0.0, high=1e6, label="Max grad norm")
-    dropout_in_ppo: bool = knob(False, "keep dropout on while scoring and updating (the seed "
-                                "does): then ratio != 1 before any update", label="Dropout in PPO passes")
+    dropout_in_ppo: bool = knob(False, "keep dropout on in the update passes, as the seed does "
+                                "(sampling and scoring always run without it): then ratio != 1 "
+                                "before any update", label="Dropout in PPO updates")
     missing_eos_penalty: float = knob(0.0, "subtracted from the score of a response that never "
                                       "emits EOS", low=0.0, high=100.0, group="reward",
                                       label="Missing-EOS penalty")

@@ -51,7 +51,8 @@ class RolloutRecord:
     ref_logprobs: list[float]
     kl: list[float]
     values: list[float]
-    advantages: list[float]
+    advantages: list[float]  # GAE's A_t
+    train_advantages: list[float]  # what the policy loss multiplies: A_t after whitening
     returns: list[float]
     rewards: list[float]
 
@@ -207,7 +208,7 @@ class PPOTrainer:
         metrics["samples_per_second"] = metrics["samples"] / metrics["step_seconds"]
         metrics["tokens_per_second"] = metrics["response_tokens"] / metrics["step_seconds"]
         records = self._records(batch, texts, task_indices, scores, old_logprobs, ref_logprobs, kl,
-                                old_values, advantages, returns, rewards)
+                                old_values, advantages, train_advantages, returns, rewards)
         return StepResult(self.steps_done, metrics, records, updated=update_stats["updates"] > 0)
 
     # --- stages ------------------------------------------------------------------------------
@@ -369,7 +370,7 @@ class PPOTrainer:
         return metrics
 
     def _records(self, batch, texts, task_indices, scores, logprobs, ref_logprobs, kl, values,
-                 advantages, returns, rewards) -> list[RolloutRecord]:
+                 advantages, train_advantages, returns, rewards) -> list[RolloutRecord]:
         records = []
         lengths = batch.response_lengths.tolist()
         for row, (n, i) in enumerate(zip(lengths, task_indices)):
@@ -382,7 +383,8 @@ class PPOTrainer:
                 ended_with_eos=bool(batch.ended_with_eos[row]),
                 tokens=[self.tokenizer.decode([token_id]) for token_id in ids],
                 logprobs=cut(logprobs), ref_logprobs=cut(ref_logprobs), kl=cut(kl), values=cut(values),
-                advantages=cut(advantages), returns=cut(returns), rewards=cut(rewards)))
+                advantages=cut(advantages), train_advantages=cut(train_advantages), returns=cut(returns),
+                rewards=cut(rewards)))
         return records
 
     # --- evaluation and comparison ----------------------------------------------------------

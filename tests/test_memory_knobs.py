@@ -14,26 +14,12 @@ from ppo_demo.policy import decoder_layers, layer_checkpointing
 from ppo_demo.reward import RewardConfig
 from ppo_demo.tasks import Task
 from ppo_demo.trainer import PPOTrainer
+from varied_lengths import tiny_with_varied_lengths
 
 # Prompts of different lengths, so the rows of a batch carry different amounts of padding and
 # micro-batches get different token counts (a plain mean over micro-batches would be wrong).
 TASKS = [Task("say hi", "h"), Task("count from one to three, slowly and carefully", "1")]
 REWARD = RewardConfig(match_mode="contains")
-
-
-def tiny_with_varied_lengths():
-    """The tiny model with its EOS logit raised, so responses end at different lengths."""
-    torch.manual_seed(0)
-    loaded = load_model("tiny-random", device="cpu")
-    eos = loaded.tokenizer.eos_token_id
-
-    def favour_eos(module, args, logits):
-        logits = logits.clone()
-        logits[..., eos] += 4.0
-        return logits
-
-    loaded.model.get_output_embeddings().register_forward_hook(favour_eos)
-    return loaded
 
 
 def run_two_steps(**knobs):

@@ -149,6 +149,21 @@ def test_policy_loss_hand_example():
     assert stats["approx_kl"].item() == pytest.approx(approx_kl, abs=1e-6)
 
 
+def test_policy_loss_takes_the_unclipped_term_where_it_is_smaller():
+    # token 1: rho = 0.5, A = +1 -> min(0.5, clip 0.8) = 0.5 (unclipped: a worse action is not rescued)
+    # token 2: rho = 1.5, A = -1 -> min(-1.5, -1.2) = -1.5 (unclipped: the pessimistic bound)
+    # token 3: rho = 1.1, A = +2 -> inside the clip range: 2.2
+    old = t([[0.0, 0.0, 0.0]])
+    new = torch.tensor([[math.log(0.5), math.log(1.5), math.log(1.1)]], requires_grad=True)
+    advantages = t([[1.0, -1.0, 2.0]])
+    loss, stats = ppo.ppo_policy_loss(new, old, advantages, t([[1, 1, 1]]), clip_eps=0.2)
+    assert loss.item() == pytest.approx(-(0.5 - 1.5 + 2.2) / 3, abs=1e-6)
+    assert stats["ratio_mean"].item() == pytest.approx((0.5 + 1.5 + 1.1) / 3, abs=1e-6)
+    assert stats["clip_frac"].item() == pytest.approx(2 / 3)  # |rho - 1| > 0.2 at tokens 1 and 2
+    loss.backward()  # d(-rho A / 3)/d log rho = -rho A / 3 wherever the unclipped term is taken
+    assert torch.allclose(new.grad, t([[-0.5 / 3, 1.5 / 3, -2.2 / 3]]), atol=1e-6)
+
+
 def test_policy_loss_at_ratio_one_is_minus_mean_advantage_and_ignores_padding():
     logprobs = t([[-1.0, -2.0, -3.0]])
     advantages = t([[0.5, 1.5, 100.0]])
@@ -175,6 +190,21 @@ def test_value_loss_hand_example():
     loss, stats = ppo.ppo_value_loss(values, old_values, returns, mask, clip_eps=0.2)
     assert loss.item() == pytest.approx(0.5 * 0.09, abs=1e-6)
     assert stats["value_clip_frac"].item() == pytest.approx(1.0)
+
+
+def test_value_loss_takes_the_unclipped_term_where_it_is_larger():
+    # V = 1.0, V_old = 0.5, R = 0.0, eps 0.2: unclipped (1 - 0)^2 = 1 beats clipped (0.7 - 0)^2 = 0.49
+    # V = 0.4, V_old = 0.5, R = 0.0: inside the clip range, both are 0.16
+    values, old_values, returns = t([[1.0, 0.4]]), t([[0.5, 0.5]]), t([[0.0, 0.0]])
+    loss, stats = ppo.ppo_value_loss(values, old_values, returns, t([[1, 1]]), clip_eps=0.2)
+    assert loss.item() == pytest.approx(0.5 * (1.0 + 0.16) / 2, abs=1e-6)
+    assert stats["value_clip_frac"].item() == 0.0
+
+
+def test_value_clip_is_around_the_old_values_not_the_returns():
+    # V_old = 0, V = 1, R = 1, eps 0.2: clipped V = 0.2 (around V_old), so the loss is 0.5 * 0.8^2
+    loss, _ = ppo.ppo_value_loss(t([[1.0]]), t([[0.0]]), t([[1.0]]), t([[1]]), clip_eps=0.2)
+    assert loss.item() == pytest.approx(0.5 * 0.64, abs=1e-6)
 
 
 def test_explained_variance():

@@ -141,3 +141,26 @@ def test_trimmed_batch_keeps_response_alignment():
     trimmed = batch.trimmed()
     assert trimmed.prompt_len == 2  # one all-padding column dropped on the left
     assert trimmed.response_ids.tolist() == [[6, 7], [8, 0]]  # one all-padding column dropped on the right
+
+
+@pytest.mark.parametrize("temperature,top_p", [(0.5, 1.0), (1.7, 0.8)])
+def test_sampler_draws_from_the_tempered_nucleus(tiny, temperature, top_p):
+    """The sampler makes one uniform draw per row and step, so with the same generator seed the
+    tokens it must pick can be predicted from softmax(top_p_filter(logits / T)) exactly."""
+    tok, model = tiny.tokenizer, tiny.model
+    # Sharpen the random model's near-uniform logits, so temperature and top-p change a lot.
+    model.get_output_embeddings().register_forward_hook(lambda module, args, logits: logits * 8)
+    prompts = _prompts(tok)[:1] * 64
+    batch = sample_responses(model, prompts, pad_id=tok.pad_token_id, eos_ids=eos_token_ids(tok, model),
+                             max_new_tokens=1, temperature=temperature, top_p=top_p,
+                             generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor(prompts[:1])).logits[:, -1].float()  # (1, V)
+
+    def predicted(t, p):
+        probs = torch.softmax(top_p_filter(logits / t, p), dim=-1).expand(len(prompts), -1)
+        return draw_from(probs, torch.Generator().manual_seed(11)).tolist()
+
+    sampled = batch.response_ids[:, 0].tolist()
+    assert sampled == predicted(temperature, top_p)
+    assert sampled != predicted(1.0, 1.0)  # the check can fail: other settings, other tokens

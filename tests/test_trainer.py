@@ -8,7 +8,7 @@ import torch
 from ppo_demo import trainer as trainer_module
 from ppo_demo.config import TrainConfig
 from ppo_demo.policy import AdapterError, load_policy_state, save_policy_state
-from ppo_demo.reward import RewardConfig
+from ppo_demo.reward import RewardConfig, rule_reward
 from ppo_demo.tasks import Task
 from ppo_demo.trainer import PPOTrainer, TrainingError
 
@@ -172,3 +172,65 @@ def test_full_mode_keeps_reference_frozen(tiny):
     results = list(trainer.train(2))
     assert all(torch.equal(p, ref_before[n]) for n, p in tiny.model.named_parameters())
     assert results[-1].metrics["kl_mean"] != 0.0
+
+
+# --- batches whose responses end at different lengths ---------------------------------------
+
+def varied_trainer(**knobs):
+    from varied_lengths import tiny_with_varied_lengths
+
+    config = dict(steps=2, batch_size=8, max_new_tokens=8, ppo_epochs=1, num_minibatches=1, seed=3,
+                  learning_rate=1e-2, missing_eos_penalty=0.5)
+    return PPOTrainer(tiny_with_varied_lengths(), TrainConfig(**{**config, **knobs}).validate(), TASKS, REWARD)
+
+
+def test_mixed_lengths_ratio_one_and_rewards_only_on_real_tokens():
+    trainer = varied_trainer(kl_coef=0.3)
+    first, second = list(trainer.train(2))
+    lengths = {len(r.tokens) for r in first.rollouts}
+    assert len(lengths) > 1 and 0 < first.metrics["eos_rate"] < 1  # mixed: some end, some are cut
+    assert first.metrics["ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+    assert first.metrics["approx_kl"] == pytest.approx(0.0, abs=1e-7)
+    for record in second.rollouts:  # step 2: the adapter has moved, so KL_t != 0
+        n = len(record.tokens)
+        assert n == len(record.kl) == len(record.rewards) == len(record.advantages)
+        # r_t = -beta KL_t on every token, plus the score at the last real one
+        expected = [-0.3 * kl for kl in record.kl]
+        expected[-1] += record.score
+        assert record.rewards == pytest.approx(expected, abs=1e-4)
+        # the score is the rule reward, missing-EOS penalty included for a response that was cut
+        assert record.score == pytest.approx(rule_reward(record.response, record.expected, REWARD,
+                                                         ended_with_eos=record.ended_with_eos,
+                                                         missing_eos_penalty=0.5), abs=1e-6)
+        assert record.ended_with_eos == (record.tokens[-1] == trainer.tokenizer.eos_token)
+        # GAE's last step: A_T = r_T - V_T (nothing after the last real token)
+        assert record.advantages[-1] == pytest.approx(record.rewards[-1] - record.values[-1], abs=1e-4)
+    assert any(abs(kl) > 1e-4 for r in second.rollouts for kl in r.kl)
+
+
+def test_k3_kl_is_never_negative_and_k1_is_somewhere():
+    def kls(estimator):
+        second = list(varied_trainer(kl_estimator=estimator).train(2))[1]
+        return [kl for r in second.rollouts for kl in r.kl]
+
+    k1, k3 = kls("k1"), kls("k3")
+    assert min(k1) < 0  # log pi - log pi_ref is negative where pi_ref is likelier
+    assert min(k3) >= 0 and max(k3) > 0
+
+
+@pytest.mark.parametrize("whiten", ["batch", "sequence", "none"])
+def test_whitening_of_the_advantages_the_loss_sees(whiten):
+    result = next(varied_trainer(whiten=whiten).train(1))
+    raw = [r.advantages for r in result.rollouts]
+    used = [r.train_advantages for r in result.rollouts]
+    flat = torch.tensor([a for row in used for a in row])
+    if whiten == "none":
+        assert used == raw
+    elif whiten == "batch":  # over every real token of the batch
+        assert flat.mean().item() == pytest.approx(0.0, abs=1e-4)
+        assert flat.var().item() == pytest.approx(1.0, abs=1e-3)
+    else:  # per response, as the seed
+        for row in used:
+            if len(row) > 1:
+                assert sum(row) / len(row) == pytest.approx(0.0, abs=1e-4)
+                assert torch.tensor(row).std().item() == pytest.approx(1.0, abs=1e-3)

@@ -12,7 +12,8 @@ import math
 
 # quantity key -> (label, how to compute it from a RolloutRecord at token t)
 QUANTITIES = {
-    "advantage": "advantage A_t",
+    "advantage": "advantage A_t (GAE)",
+    "train_advantage": "advantage in the loss (after whitening)",
     "kl": "KL_t to the reference",
     "ratio": "ratio π_θ/π_ref = exp(log π − log π_ref)",
     "reward": "per-token reward r_t",
@@ -23,6 +24,8 @@ QUANTITIES = {
 def token_values(record, quantity: str) -> list[float]:
     if quantity == "advantage":
         return list(record.advantages)
+    if quantity == "train_advantage":
+        return list(record.train_advantages)
     if quantity == "kl":
         return list(record.kl)
     if quantity == "ratio":
@@ -57,7 +60,8 @@ def heatmap_html(record, quantity: str = "advantage") -> str:
     scale = max(finite) if finite else 0.0
     spans = []
     for t, (token, value, shown) in enumerate(zip(record.tokens, centred, values)):
-        tip = (f"t={t}  token={token!r}\nA={record.advantages[t]:+.4f}  KL={record.kl[t]:+.4f}  "
+        tip = (f"t={t}  token={token!r}\nA={record.advantages[t]:+.4f}  Â={record.train_advantages[t]:+.4f}  "
+               f"KL={record.kl[t]:+.4f}  "
                f"r={record.rewards[t]:+.4f}\nV={record.values[t]:+.4f}  return={record.returns[t]:+.4f}  "
                f"log π={record.logprobs[t]:.3f}  log π_ref={record.ref_logprobs[t]:.3f}")
         spans.append(f"<span class='tok' style='background:{_colour(value, scale)}' "

@@ -202,7 +202,7 @@ KNOBS_ZH = {
     "mode": ("微调方式", "lora：训练低秩适配器 B·A（+ 价值头），基座冻结；full：训练全部权重，π_ref 为冻结副本"),
     "lora_r": ("LoRA 秩 r", "更新 ΔW = (alpha/r)·B·A 的秩 r"),
     "lora_alpha": ("LoRA alpha", "LoRA 更新缩放 alpha/r 中的 alpha"),
-    "lora_dropout": ("LoRA dropout", "LoRA 输入 x 上的 dropout（仅在开启“PPO 中使用 dropout”时于 PPO 计算中生效）"),
+    "lora_dropout": ("LoRA dropout", "LoRA 输入 x 上的 dropout（仅在开启“PPO 更新时使用 dropout”时于更新计算中生效）"),
     "lora_targets": ("LoRA 目标模块", "加适配器的 Linear 层名称（按后缀匹配，逗号分隔）"),
     "learning_rate": ("学习率", "可训练参数的 AdamW 步长"),
     "steps": ("步数", "PPO 步数：每步采样一批、打分、然后更新"),
@@ -223,7 +223,8 @@ KNOBS_ZH = {
     "gae_lambda": ("GAE λ", "GAE 中的 λ：0 = 单步 TD，1 = 蒙特卡洛回报"),
     "whiten": ("优势白化", "优势标准化：整批所有真实 token、每条回答（原教程）或不做"),
     "max_grad_norm": ("最大梯度范数", "梯度整体范数被缩放到不超过此值"),
-    "dropout_in_ppo": ("PPO 中使用 dropout", "打分和更新时保持 dropout 开启（原教程如此）：此时更新前 ratio 就不等于 1"),
+    "dropout_in_ppo": ("PPO 更新时使用 dropout", "更新计算时保持 dropout 开启，同原教程（采样和打分始终不用 dropout）："
+                       "此时更新前 ratio 就不等于 1"),
     "missing_eos_penalty": ("缺少 EOS 惩罚", "从没有输出 EOS 的回答得分中扣除"),
     "max_bad_updates": ("最多跳过更新数", "连续这么多次损失非有限值时停止训练"),
     "micro_batch_tokens": ("微批 token 数", "内存预算：前向/反向按约这么多 token 分块计算，梯度按 token 数加权累加，"
