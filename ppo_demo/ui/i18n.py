@@ -42,7 +42,7 @@ $$\hat A_t = (A_t - \mu_A) / \sigma_A$$
 **Total loss**:
 $$L = L_{\mathrm{policy}} + c_V\,L_V - c_{\mathrm{ent}}\,H[\pi_\theta]$$
 
-**Diagnostics** on the plots (means over real response tokens):
+**Diagnostics** on the plots (means over real response tokens, then over every mini-batch update of the step, as TRL logs them; the first update sees $\rho_t = 1$):
 $$\text{approx KL} = \mathbb{E}_t\big[(\rho_t - 1) - \log\rho_t\big] \qquad \text{clip fraction} = \mathbb{E}_t\big[\,|\rho_t - 1| > \epsilon\,\big] \qquad \text{explained variance} = 1 - \frac{\mathrm{Var}[R - V]}{\mathrm{Var}[R]}$$
 """
 
@@ -68,8 +68,9 @@ FORMULAS_ZH = (FORMULAS_EN
                         "token of the batch; sequence: per response, as the seed; none: $A_t$ as is):",
                         "**优势白化**（batch：在整批所有真实 token 上求 $\\mu, \\sigma$；sequence：每条回答单独，"
                         "同原教程；none：不白化）：")
-               .replace("**Diagnostics** on the plots (means over real response tokens):",
-                        "**图中的诊断量**（在回答的真实 token 上取平均）："))
+               .replace("**Diagnostics** on the plots (means over real response tokens, then over every mini-batch "
+                        "update of the step, as TRL logs them; the first update sees $\\rho_t = 1$):",
+                        "**图中的诊断量**（先在回答的真实 token 上平均，再对本步的所有 mini-batch 更新平均，与 TRL 相同；第一次更新时 $\\rho_t = 1$）："))
 
 EN = {
     "lab.title": "PPO-LoRA Lab",
