@@ -154,6 +154,18 @@ def lora_settings(config) -> dict:
             "dropout": float(config.lora_dropout), "targets": list(config.lora_targets)}
 
 
+def check_state_fits(state: PolicyState, mode: str, lora: dict | None) -> None:
+    """A trained state can only be continued in its own mode and LoRA shape (r, targets)."""
+    if state.mode != mode:
+        raise AdapterError(f"The trained state is for {state.mode} mode but {mode} mode is selected. "
+                           "Press Reset to start over, or set the mode back.")
+    if mode == "lora" and _lora_shape_key(state.lora) != _lora_shape_key(lora):
+        raise AdapterError(
+            f"The trained adapter has LoRA r={state.lora['r']} on {', '.join(state.lora['targets'])}; "
+            "the LoRA settings now differ. Press Reset to start a new adapter, or set them back."
+        )
+
+
 class PolicyRuntime:
     """An ActorCritic set up on a (possibly shared) base model for one user's state.
 
@@ -168,13 +180,7 @@ class PolicyRuntime:
         self.mode = mode
         self.lora = lora
         if state is not None:
-            if state.mode != mode:
-                raise AdapterError(f"The saved state is for {state.mode} mode but {mode} mode is selected.")
-            if mode == "lora" and _lora_shape_key(state.lora) != _lora_shape_key(lora):
-                raise AdapterError(
-                    f"The trained adapter has LoRA r={state.lora['r']} on {', '.join(state.lora['targets'])}; "
-                    "the LoRA settings now differ. Press Reset to start a new adapter, or set them back."
-                )
+            check_state_fits(state, mode, lora)
         if mode == "lora":
             signature = lora_signature(base_model)
             wanted = (lora["r"], float(lora["alpha"]), float(lora["dropout"]))

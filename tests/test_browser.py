@@ -88,7 +88,7 @@ def test_edit_train_stop_compare(page, tmp_path):
     assert page.locator("#rollouts-table tbody tr").count() >= 1
     assert page.locator("#token-heatmap .tok").count() >= 1
     legend = page.locator("#reward-plot").inner_text()
-    assert "mean reward" in legend and f"task 1: {NEW_PROMPT[:12]}" in legend
+    assert "mean reward" in legend and "task 1 (4)" in legend  # tasks are named by their answers
 
     # 4. Compare base vs adapted for the edited task.
     page.get_by_role("tab", name="4 · Compare").click()
@@ -107,3 +107,29 @@ def test_edit_train_stop_compare(page, tmp_path):
     target.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target), full_page=True)
     assert target.stat().st_size > 10_000
+
+
+def test_bad_input_is_a_message_where_it_can_be_fixed(page):
+    """An empty expected answer: a toast naming the row, the page stays on the task table, and
+    no status box or plot is marked as failed."""
+    cell = page.locator("#tasks-table [data-testid='cell-1-1']")  # row 1, column "expected"
+    cell.dblclick()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type(" ")  # blank: the task parser strips it
+    page.keyboard.press("Enter")
+    text = cell.locator("span[data-editable]")  # the cell's text, without its selection buttons
+    wait_for(lambda: text.inner_text().strip() == "", 10, "the blanked cell")
+    page.locator("#match-mode").click()
+    time.sleep(1.5)
+    before = status(page)
+    page.click("#train-btn")
+    wait_for(lambda: page.get_by_text("has no expected answer").count() > 0, 20, "the error message")
+    assert "row 2" in page.get_by_text("has no expected answer").first.inner_text()
+    tasks_tab = page.get_by_role("tab", name="1 · Tasks & reward")
+    assert tasks_tab.get_attribute("aria-selected") == "true"
+    time.sleep(1.0)
+    assert status(page) == before
+    assert "Error" not in page.locator("#status").inner_text()
+    page.get_by_role("tab", name="3 · Train").click()
+    for element in ("#reward-plot", "#rollouts-table", "#token-heatmap"):
+        assert "Error" not in page.locator(element).inner_text(), element

@@ -78,9 +78,9 @@ def test_train_streams_one_update_per_step_and_history_grows(session, registry):
     assert "Done: 3 steps" in views[-1].status
     assert session.policy_state is not None and session.policy_state.steps_trained == 3
     assert len(session.last_rollouts) == 4
-    frames = all_frames(views[-1].history, views[-1].task_prompts)
+    frames = all_frames(views[-1].history, views[-1].task_labels)
     assert sorted(frames["reward"]["step"].unique()) == [1, 2, 3]
-    assert {"mean reward", "task 1: Say yes.", "task 2: Say no."} <= set(frames["reward"]["series"])
+    assert {"mean reward", "task 1 (yes)", "task 2 (no)"} <= set(frames["reward"]["series"])
     assert not frames["kl"].empty and len(rollouts_frame(views[-1].rollouts)) == 4
     # The LoRA B matrices moved away from zero: the adapter really trained.
     assert any(v.abs().sum() > 0 for k, v in session.policy_state.tensors.items() if k.endswith("lora_B"))
@@ -279,6 +279,41 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(case, session, registry)
     assert "Traceback" not in info.value.message
     assert same(before, snapshot(session))
     assert not session.running and not MODEL_LOCK.locked()
+
+
+# Errors only loading the model can find; every other one the page's quick check reports first.
+NEEDS_THE_MODEL = ("no matching LoRA targets", "unknown model")
+
+
+@pytest.mark.parametrize("case", [c for c in BAD_INPUTS if c not in NEEDS_THE_MODEL])
+def test_the_quick_check_reports_bad_input_before_training_starts(case, session, registry):
+    """The page runs check_train as its own event before the training one, so the message
+    appears on the tab where the mistake is and no output is marked as failed."""
+    spec, fragment = BAD_INPUTS[case]
+    if not spec.get("fresh"):
+        run(session, registry, steps=1)
+    before = snapshot(session)
+    limits = spec.get("limits", LIMITS)
+    with pytest.raises(gr.Error) as info:
+        model = h.resolve_model(spec.get("model", TINY), "", limits)
+        h.check_train(session, model, knobs(**spec.get("knobs", {})), spec.get("table", TASKS),
+                      spec.get("match", "contains"), 0.002, limits=limits)
+    assert fragment in info.value.message
+    assert same(before, snapshot(session))
+
+
+def test_compare_and_evaluate_during_training_are_refused_at_once(session, registry):
+    """Their model job would wait in the queue behind the run; the quick check answers now."""
+    gen = h.train(session, TINY, knobs(steps=50), TASKS, "contains", 0.002, registry=registry, limits=LIMITS)
+    next(gen)
+    try:
+        with pytest.raises(gr.Error, match="Press Stop first, then Compare"):
+            h.check_compare(session, TINY, knobs(), "Say yes.", limits=LIMITS)
+        with pytest.raises(gr.Error, match="Press Stop first, then Evaluate"):
+            h.check_evaluate(session, TINY, knobs(), TASKS, "contains", 0.002, 2, limits=LIMITS)
+    finally:
+        h.stop(session)
+        list(gen)
 
 
 def test_bad_compare_and_evaluate_inputs(session, registry):

@@ -24,13 +24,14 @@ import pandas as pd
 from ..config import PRESETS, ConfigError, TrainConfig, knob_fields
 from ..lora import LoRAError
 from ..models import ModelLoadError
-from ..policy import ADAPTER_CONFIG_FILE, ADAPTER_FILE, AdapterError, PolicyState, load_policy_state, save_policy_state
+from ..policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, AdapterError, PolicyState, check_state_fits, load_policy_state,
+                      lora_settings, save_policy_state)
 from ..reward import MATCH_MODES, RewardConfig, RewardError, compile_expected
 from ..tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, Task, TaskError, load_tasks_file, tasks_from_rows, tasks_to_csv
 from ..trainer import PPOTrainer
 from .jobs import TrainingJob
 from .limits import Limits, LimitsError
-from .plots import metrics_csv
+from .plots import metrics_csv, task_label
 from .session import MODEL_LOCK, ModelRegistry, Session
 
 MAX_UPLOAD_BYTES = 2 * 1024 ** 3  # a full fine-tune of a 0.5B model is about this big
@@ -150,7 +151,7 @@ class TrainView:
     status: str
     history: list[dict] = field(default_factory=list)
     rollouts: list = field(default_factory=list)
-    task_prompts: list[str] = field(default_factory=list)
+    task_labels: list[str] = field(default_factory=list)  # legend names of the per-task curves
     running: bool = False
     finished: bool = False  # the last update of a run (time to refresh the downloads)
     error: str | None = None
@@ -178,7 +179,31 @@ def idle_status(session: Session) -> str:
 
 def _view(session: Session, status: str, **kw) -> TrainView:
     return TrainView(status=status, history=list(session.history), rollouts=list(session.last_rollouts),
-                     task_prompts=[t.prompt for t in session.tasks], **kw)
+                     task_labels=[task_label(i, t.expected) for i, t in enumerate(session.tasks)], **kw)
+
+
+def _check_adapter_fits(session: Session, config: TrainConfig) -> None:
+    """The session's adapter must fit the knobs Train would continue it with."""
+    if session.policy_state is None:
+        return
+    try:
+        check_state_fits(session.policy_state, config.mode, lora_settings(config) if config.mode == "lora" else None)
+    except AdapterError as exc:
+        raise user_error(str(exc)) from None
+
+
+def check_train(session: Session, model: str, knobs: dict, table, match_mode: str, length_penalty, *,
+                limits: Limits) -> tuple[TrainConfig, list[Task], RewardConfig]:
+    """Every check Train makes before it touches the model: run by the page as its own quick
+    event first, so a mistake is a message on the spot, not a run that fails on the Train tab."""
+    if session.running:
+        raise user_error("A run is already going in this tab. Press Stop first.")
+    config = build_config(knobs, limits)
+    tasks = build_tasks(table, limits)
+    reward = build_reward(match_mode, length_penalty, tasks)
+    _check_adapter_model(session, model)
+    _check_adapter_fits(session, config)
+    return config, tasks, reward
 
 
 def train(session: Session, model: str, knobs: dict, table, match_mode: str, length_penalty, *,
@@ -188,12 +213,7 @@ def train(session: Session, model: str, knobs: dict, table, match_mode: str, len
     Continues from the session's adapter (steps and plots carry on). Stop / a closed tab set
     ``session.stop_event``; the run then ends after the current step and keeps its adapter.
     """
-    if session.running:
-        raise user_error("A run is already going in this tab. Press Stop first.")
-    config = build_config(knobs, limits)
-    tasks = build_tasks(table, limits)
-    reward = build_reward(match_mode, length_penalty, tasks)
-    _check_adapter_model(session, model)
+    config, tasks, reward = check_train(session, model, knobs, table, match_mode, length_penalty, limits=limits)
     tasks_changed = bool(session.history) and tasks != session.tasks
 
     if not registry.is_loaded(model):
@@ -268,9 +288,9 @@ def reset(session: Session, wait_seconds: float = 120.0) -> TrainView:
 
 # --- comparing and evaluating ------------------------------------------------------------
 
-def compare(session: Session, model: str, knobs: dict, prompt: str, *, registry: ModelRegistry,
-            limits: Limits) -> tuple[str, str]:
-    """(base answer, adapted answer) for one prompt, same seed and sampling settings."""
+def check_compare(session: Session, model: str, knobs: dict, prompt: str, *,
+                  limits: Limits) -> tuple[str, TrainConfig]:
+    """Compare's checks, also run as a quick event of their own (see :func:`check_train`)."""
     prompt = (prompt or "").strip()
     if not prompt:
         raise user_error("Type a prompt or pick a task to compare.")
@@ -280,6 +300,13 @@ def compare(session: Session, model: str, knobs: dict, prompt: str, *, registry:
         raise user_error("Training is running in this tab. Press Stop first, then Compare.")
     config = _adapter_config(build_config(knobs, limits), session.policy_state)
     _check_adapter_model(session, model)
+    return prompt, config
+
+
+def compare(session: Session, model: str, knobs: dict, prompt: str, *, registry: ModelRegistry,
+            limits: Limits) -> tuple[str, str]:
+    """(base answer, adapted answer) for one prompt, same seed and sampling settings."""
+    prompt, config = check_compare(session, model, knobs, prompt, limits=limits)
     loaded = _load(registry, model)
     with MODEL_LOCK:
         trainer = _make_trainer(loaded, config, [Task(prompt, "-")], RewardConfig(), session.policy_state)
@@ -290,9 +317,9 @@ def compare(session: Session, model: str, knobs: dict, prompt: str, *, registry:
             trainer.runtime.release()
 
 
-def evaluate(session: Session, model: str, knobs: dict, table, match_mode: str, length_penalty,
-             samples_per_task, *, registry: ModelRegistry, limits: Limits) -> pd.DataFrame:
-    """Success rate and mean reward per task, base vs adapted, over K samples each."""
+def check_evaluate(session: Session, model: str, knobs: dict, table, match_mode: str, length_penalty,
+                   samples_per_task, *, limits: Limits) -> tuple[int, TrainConfig, list[Task], RewardConfig]:
+    """Evaluate's checks, also run as a quick event of their own (see :func:`check_train`)."""
     try:
         k = int(samples_per_task)
     except (TypeError, ValueError):
@@ -305,6 +332,14 @@ def evaluate(session: Session, model: str, knobs: dict, table, match_mode: str, 
     tasks = build_tasks(table, limits)
     reward = build_reward(match_mode, length_penalty, tasks)
     _check_adapter_model(session, model)
+    return k, config, tasks, reward
+
+
+def evaluate(session: Session, model: str, knobs: dict, table, match_mode: str, length_penalty,
+             samples_per_task, *, registry: ModelRegistry, limits: Limits) -> pd.DataFrame:
+    """Success rate and mean reward per task, base vs adapted, over K samples each."""
+    k, config, tasks, reward = check_evaluate(session, model, knobs, table, match_mode, length_penalty,
+                                              samples_per_task, limits=limits)
     loaded = _load(registry, model)
     with MODEL_LOCK:
         trainer = _make_trainer(loaded, config, tasks, reward, session.policy_state)

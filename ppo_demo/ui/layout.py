@@ -81,10 +81,12 @@ def knob_component(f: dataclasses.Field, value, limits: Limits) -> gr.components
     if kind == "int":
         if high - low <= 512:
             return gr.Slider(minimum=low, maximum=high, step=1, value=value, **common)
-        return gr.Number(minimum=low, maximum=high, precision=0, value=value, **common)
+        return gr.Number(precision=0, value=value, **common)
     if high <= 5 and not logarithmic:
         return gr.Slider(minimum=low, maximum=high, step=0.01 if high <= 1 else 0.05, value=value, **common)
-    return gr.Number(minimum=low, maximum=high, value=value, step=low if logarithmic else 0.01, **common)
+    # No minimum/maximum on a Number: Gradio's own check would say "Value -1 is less than minimum
+    # value 1e-08" without naming the knob; TrainConfig.validate names it and its range.
+    return gr.Number(value=value, step=low if logarithmic else 0.01, **common)
 
 
 def named_inputs(names: list[str], fn, generator: bool = False):
@@ -131,7 +133,7 @@ def _heat(rollouts, index, quantity):
 
 def view_updates(view: handlers.TrainView, session, heat_index, heat_quantity, files: bool) -> tuple:
     """status, 5 plots, rollouts table, heatmap, rollout slider, 2 downloads."""
-    frames = all_frames(view.history, view.task_prompts)
+    frames = all_frames(view.history, view.task_labels)
     heat, slider = _heat(view.rollouts, heat_index, heat_quantity)
     downloads = ((handlers.export_adapter(session), handlers.export_metrics(session)) if files
                  else (gr.skip(), gr.skip()))
@@ -199,7 +201,7 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
                         gr.Markdown(text("reward_formula"))
                         match_mode = gr.Radio(list(MATCH_MODES), value=start_match, label=text("match_mode"),
                                               info=text("match_mode_info"), elem_id="match-mode")
-                        length_penalty = gr.Number(0.002, minimum=0, maximum=1, step=0.001,
+                        length_penalty = gr.Number(0.002, step=0.001,
                                                    label=text("length_penalty"), info=text("length_penalty_info"),
                                                    elem_id="length-penalty")
                         for f in fields:
@@ -232,8 +234,8 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
                     plots["reward"] = gr.LinePlot(label=text("plot_reward"), elem_id="reward-plot", **plot_kw)
                     plots["kl"] = gr.LinePlot(label=text("plot_kl"), elem_id="kl-plot", **plot_kw)
                 with gr.Row():
-                    plots["loss"] = gr.LinePlot(label=text("plot_loss"), elem_id="loss-plot", **plot_kw)
-                    plots["entropy"] = gr.LinePlot(label=text("plot_entropy"), elem_id="entropy-plot", **plot_kw)
+                    plots["policy"] = gr.LinePlot(label=text("plot_policy"), elem_id="policy-plot", **plot_kw)
+                    plots["critic"] = gr.LinePlot(label=text("plot_critic"), elem_id="critic-plot", **plot_kw)
                     plots["health"] = gr.LinePlot(label=text("plot_health"), elem_id="health-plot", **plot_kw)
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
@@ -304,7 +306,18 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
                        "heat_quantity", *knob_names]
         train_inputs = [model_dd, custom_model, tasks_table, match_mode, length_penalty, heat_index, heat_quantity,
                         *knob_list]
-        train_btn.click(lambda: gr.Tabs(selected="train"), None, tabs, queue=False, api_visibility="private").then(
+
+        def on_check_train(v, request):
+            handlers.check_train(session_of(request), handlers.resolve_model(v["model"], v["custom_model"], limits),
+                                 knobs_of(v), v["tasks"], v["match_mode"], v["length_penalty"], limits=limits)
+
+        # The checks run first as a quick event with no outputs: a mistake is a message on the tab
+        # where it can be fixed, and no plot or table is marked as failed. (The training event
+        # checks again: the API can call it directly.)
+        # (Queued, unlike the tab switch: Gradio shows no error toast for an unqueued event.)
+        train_btn.click(named_inputs(train_names, on_check_train), train_inputs, None, concurrency_id="control",
+                        api_visibility="private", **LIGHT_JOB).success(
+            lambda: gr.Tabs(selected="train"), None, tabs, queue=False, api_visibility="private").success(
             named_inputs(train_names, on_train, generator=True), train_inputs, train_outputs, api_name="train",
             **MODEL_JOB)
 
@@ -316,10 +329,12 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
         def on_reset(h_index, h_quantity, request: gr.Request):
             session = session_of(request)
             view = handlers.reset(session)
-            return view_updates(view, session, h_index, h_quantity, files=True)
+            # The Compare tab's answers and table came from the adapter that is now gone.
+            return (*view_updates(view, session, h_index, h_quantity, files=True), "", "",
+                    pd.DataFrame(columns=handlers.EVAL_HEADERS))
 
-        reset_btn.click(on_reset, [heat_index, heat_quantity], train_outputs, api_name="reset",
-                        concurrency_id="control", **LIGHT_JOB)
+        reset_btn.click(on_reset, [heat_index, heat_quantity], [*train_outputs, base_output, adapted_output, eval_table],
+                        api_name="reset", concurrency_id="control", **LIGHT_JOB)
 
         def on_heat(h_index, h_quantity, request: gr.Request):
             return _heat(session_of(request).last_rollouts, h_index, h_quantity)[0]
@@ -382,19 +397,33 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
             return handlers.compare(session_of(request), handlers.resolve_model(v["model"], v["custom_model"], limits),
                                     knobs_of(v), v["prompt"], registry=registry, limits=limits)
 
-        compare_btn.click(named_inputs(["model", "custom_model", "prompt", *knob_names], on_compare),
-                          [model_dd, custom_model, compare_prompt, *knob_list], [base_output, adapted_output],
-                          api_name="compare", **MODEL_JOB)
+        def on_check_compare(v, request):
+            handlers.check_compare(session_of(request), handlers.resolve_model(v["model"], v["custom_model"], limits),
+                                   knobs_of(v), v["prompt"], limits=limits)
+
+        compare_names = ["model", "custom_model", "prompt", *knob_names]
+        compare_inputs = [model_dd, custom_model, compare_prompt, *knob_list]
+        compare_btn.click(named_inputs(compare_names, on_check_compare), compare_inputs, None,
+                          concurrency_id="control", api_visibility="private", **LIGHT_JOB).success(
+            named_inputs(compare_names, on_compare), compare_inputs, [base_output, adapted_output],
+            api_name="compare", **MODEL_JOB)
 
         def on_evaluate(v, request):
             return handlers.evaluate(session_of(request), handlers.resolve_model(v["model"], v["custom_model"], limits),
                                      knobs_of(v), v["tasks"], v["match_mode"], v["length_penalty"],
                                      v["samples_per_task"], registry=registry, limits=limits)
 
-        eval_btn.click(named_inputs(["model", "custom_model", "tasks", "match_mode", "length_penalty",
-                                     "samples_per_task", *knob_names], on_evaluate),
-                       [model_dd, custom_model, tasks_table, match_mode, length_penalty, eval_samples, *knob_list],
-                       eval_table, api_name="evaluate", **MODEL_JOB)
+        def on_check_evaluate(v, request):
+            handlers.check_evaluate(session_of(request), handlers.resolve_model(v["model"], v["custom_model"], limits),
+                                    knobs_of(v), v["tasks"], v["match_mode"], v["length_penalty"],
+                                    v["samples_per_task"], limits=limits)
+
+        eval_names = ["model", "custom_model", "tasks", "match_mode", "length_penalty", "samples_per_task",
+                      *knob_names]
+        eval_inputs = [model_dd, custom_model, tasks_table, match_mode, length_penalty, eval_samples, *knob_list]
+        eval_btn.click(named_inputs(eval_names, on_check_evaluate), eval_inputs, None, concurrency_id="control",
+                       api_visibility="private", **LIGHT_JOB).success(
+            named_inputs(eval_names, on_evaluate), eval_inputs, eval_table, api_name="evaluate", **MODEL_JOB)
 
         # --- files -------------------------------------------------------------------------------
         def on_load_adapter(v, request):

@@ -1,8 +1,9 @@
 """Metrics history -> long pandas frames for ``gr.LinePlot`` (columns step, value, series).
 
 One frame per plot; each plot groups quantities a student reads together: the reward (overall
-and per task), the KL to the reference, the two losses, the entropy, and the PPO health
-gauges (clip fraction, approx KL). Non-finite values (a skipped update) are left out rather
+and per task), the KL to the reference, the policy, the critic, and the PPO health
+gauges (clip fraction, approx KL). The policy's loss sits with its entropy and the critic's with
+its explained variance (entropy beside explained variance would flatten the latter). Non-finite values (a skipped update) are left out rather
 than drawn as zero.
 """
 
@@ -18,22 +19,24 @@ COLUMNS = ["step", "value", "series"]
 PLOT_SERIES = {
     "reward": [("reward_mean", "mean reward"), ("success_rate", "success rate")],
     "kl": [("kl_mean", "KL per token"), ("kl_sum_mean", "KL per response")],
-    "loss": [("policy_loss", "policy loss"), ("value_loss", "value loss")],
-    "entropy": [("entropy", "entropy"), ("explained_variance", "explained variance")],
+    "policy": [("policy_loss", "policy loss"), ("entropy", "entropy")],
+    "critic": [("value_loss", "value loss"), ("explained_variance", "explained variance")],
     "health": [("clip_frac", "clip fraction"), ("approx_kl", "approx KL (old→new)")],
 }
 
 
-def task_label(index: int, prompt: str, width: int = 16) -> str:
-    short = prompt if len(prompt) <= width else prompt[: width - 1] + "…"
-    return f"task {index + 1}: {short}"
+def task_label(index: int, expected: str, width: int = 12) -> str:
+    """'task 2 (Paris)': numbered as in the rollouts table, named by its answer, which is short
+    (a prompt would push the other tasks out of the legend)."""
+    short = expected if len(expected) <= width else expected[: width - 1] + "…"
+    return f"task {index + 1} ({short})"
 
 
 def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def metric_frame(history: list[dict], plot: str, task_prompts: list[str] | None = None) -> pd.DataFrame:
+def metric_frame(history: list[dict], plot: str, task_labels: list[str] | None = None) -> pd.DataFrame:
     """Long frame for one plot. The reward plot also gets one series per task."""
     rows = []
     for metrics in history:
@@ -41,11 +44,11 @@ def metric_frame(history: list[dict], plot: str, task_prompts: list[str] | None 
         for key, name in PLOT_SERIES[plot]:
             if _finite(metrics.get(key)):
                 rows.append((step, float(metrics[key]), name))
-        if plot == "reward" and task_prompts:
-            for index, prompt in enumerate(task_prompts):
+        if plot == "reward" and task_labels:
+            for index, label in enumerate(task_labels):
                 value = metrics.get(f"task_reward/{index}")
                 if _finite(value):
-                    rows.append((step, float(value), task_label(index, prompt)))
+                    rows.append((step, float(value), label))
     return pd.DataFrame(rows, columns=COLUMNS).astype({"step": "int64", "value": "float64", "series": "str"})
 
 
@@ -64,8 +67,8 @@ def colour_map(frame: pd.DataFrame) -> dict[str, str]:
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
 
 
-def all_frames(history: list[dict], task_prompts: list[str] | None = None) -> dict[str, pd.DataFrame]:
-    return {plot: metric_frame(history, plot, task_prompts) for plot in PLOT_SERIES}
+def all_frames(history: list[dict], task_labels: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    return {plot: metric_frame(history, plot, task_labels) for plot in PLOT_SERIES}
 
 
 ROLLOUT_HEADERS = ["#", "task", "response", "reward", "hit", "KL (sum)", "tokens"]
