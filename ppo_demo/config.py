@@ -76,7 +76,7 @@ class TrainConfig:
     kl_coef: float = knob(0.05, "β in the per-token reward r_t = -β·KL_t (+ score at the last "
                           "token)", low=0.0, high=100.0, label="KL coef β")
     kl_estimator: str = knob("k1", "k1 = log pi - log pi_ref (unbiased, can be < 0); "
-                             "k3 = (ρ-1) - log ρ with ρ = pi_ref/pi (always >= 0)",
+                             "k3 = (q-1) - log q with q = pi_ref/pi (always >= 0)",
                              choices=("k1", "k3"), label="KL estimator")
     gamma: float = knob(1.0, "discount γ in GAE", low=0.0, high=1.0, label="Gamma γ")
     gae_lambda: float = knob(0.95, "λ in GAE: 0 = one-step TD, 1 = Monte-Carlo return", low=0.0,

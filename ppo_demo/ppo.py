@@ -8,7 +8,7 @@ The pieces, in the order a PPO step uses them::
 
     log pi(a_t|s_t)      = log_softmax(logits_t / temperature)[a_t]
     KL_t (k1)            = log pi(a_t) - log pi_ref(a_t)
-    KL_t (k3)            = (rho - 1) - log rho,  rho = pi_ref(a_t) / pi(a_t)
+    KL_t (k3)            = (q - 1) - log q,  q = pi_ref(a_t) / pi(a_t)
     r_t                  = -beta * KL_t  (+ r_rm at the last real token)
     delta_t              = r_t + gamma * V_{t+1} - V_t          (V = 0 after the last token)
     A_t                  = delta_t + gamma * lambda * A_{t+1}
@@ -98,13 +98,13 @@ def kl_per_token(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: 
     """Per-token estimate of KL(pi || pi_ref) from the sampled tokens' logprobs. (B, T).
 
     k1 = log pi - log pi_ref: unbiased, but negative wherever pi_ref is the likelier one.
-    k3 = (rho - 1) - log rho with rho = pi_ref / pi: also unbiased, and never negative.
+    k3 = (q - 1) - log q with q = pi_ref / pi: also unbiased, and never negative.
     """
     log_ratio = logprobs - ref_logprobs  # log(pi / pi_ref)
     if estimator == "k1":
         return log_ratio
     if estimator == "k3":
-        return torch.expm1(-log_ratio) + log_ratio  # (rho - 1) - log rho
+        return torch.expm1(-log_ratio) + log_ratio  # (q - 1) - log q
     raise ValueError(f"unknown KL estimator {estimator!r}")
 
 

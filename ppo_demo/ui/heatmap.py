@@ -15,7 +15,7 @@ QUANTITIES = {
     "advantage": "advantage A_t (GAE)",
     "train_advantage": "advantage in the loss (after whitening)",
     "kl": "KL_t to the reference",
-    "ratio": "ratio π_θ/π_ref = exp(log π − log π_ref)",
+    "ratio": "π_θ/π_ref = exp(log π − log π_ref) (to the reference; not PPO's ρ)",
     "reward": "per-token reward r_t",
     "value": "value V(s_t)",
 }
@@ -69,7 +69,7 @@ def heatmap_html(record, quantity: str = "advantage") -> str:
     low, high = (1 - scale, 1 + scale) if quantity == "ratio" else (-scale, scale)
     legend = (f"<div class='heat-legend'><span class='neg'>{low:+.3g}</span>"
               f"<span class='bar'></span><span class='pos'>{high:+.3g}</span>"
-              f"&nbsp; {html.escape(QUANTITIES[quantity])} · reward {record.score:+.3f} "
+              f"&nbsp; {html.escape(QUANTITIES[quantity])} · rule score s = {record.score:+.3f} "
               f"{'✓' if record.hit else '✗'}{'' if record.ended_with_eos else ' · no EOS'}</div>")
     prompt = f"<div class='heat-prompt'>{html.escape(record.prompt)}</div>"
     return f"<div class='heatmap'>{prompt}<div class='heat-tokens'>{''.join(spans)}</div>{legend}</div>"

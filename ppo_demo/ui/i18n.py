@@ -21,8 +21,8 @@ $$\log\pi_\theta(y_t) = \log\mathrm{softmax}(z_t / \tau)[y_t]$$
 **Per-token reward** (score $s$ from the rule reward, added at the last real token $T$):
 $$r_t = -\beta\,\mathrm{KL}_t + [t = T]\,s$$
 
-**KL estimators** with $\log\rho_t = \log\pi_{\mathrm{ref}}(y_t) - \log\pi_\theta(y_t)$:
-$$k_1 = \log\pi_\theta(y_t) - \log\pi_{\mathrm{ref}}(y_t) \qquad k_3 = (e^{\log\rho_t} - 1) - \log\rho_t \;\ge 0$$
+**KL estimators**, per sampled token $y_t$, with $q_t = \pi_{\mathrm{ref}}(y_t) / \pi_\theta(y_t)$:
+$$k_1 = \log\pi_\theta(y_t) - \log\pi_{\mathrm{ref}}(y_t) = -\log q_t \qquad k_3 = (q_t - 1) - \log q_t \;\ge 0$$
 
 **GAE** (right to left over the response, $V_{T+1} = 0$):
 $$\delta_t = r_t + \gamma V_{t+1} - V_t \qquad A_t = \delta_t + \gamma\lambda A_{t+1} \qquad R_t = A_t + V_t$$
@@ -49,7 +49,7 @@ $$\text{approx KL} = \mathbb{E}_t\big[(\rho_t - 1) - \log\rho_t\big] \qquad \tex
 FORMULAS_ZH = (FORMULAS_EN
                .replace("**Per-token reward** (score $s$ from the rule reward, added at the last real token $T$):",
                         "**逐 token 奖励**（规则奖励的得分 $s$ 加在最后一个真实 token $T$ 上）：")
-               .replace("**KL estimators** with", "**KL 估计量**，其中")
+               .replace("**KL estimators**, per sampled token $y_t$, with", "**KL 估计量**（对每个采样 token $y_t$），其中")
                .replace("**GAE** (right to left over the response, $V_{T+1} = 0$):",
                         "**GAE**（在回答上从右往左计算，$V_{T+1} = 0$）：")
                .replace("**Ratio** of the new policy to the one that sampled:", "**概率比**（新策略 / 采样时的策略）：")
@@ -219,7 +219,7 @@ KNOBS_ZH = {
     "vf_coef": ("价值系数 c_V", "总损失中价值损失的权重"),
     "ent_coef": ("熵系数 c_ent", "熵奖励的权重（越大越保持探索）"),
     "kl_coef": ("KL 系数 β", "逐 token 奖励 r_t = -β·KL_t（+ 最后一个 token 的得分）中的 β"),
-    "kl_estimator": ("KL 估计量", "k1 = log π - log π_ref（无偏，可为负）；k3 = (ρ-1) - log ρ，ρ = π_ref/π（恒 ≥ 0）"),
+    "kl_estimator": ("KL 估计量", "k1 = log π - log π_ref（无偏，可为负）；k3 = (q-1) - log q，q = π_ref/π（恒 ≥ 0）"),
     "gamma": ("折扣 γ", "GAE 中的折扣 γ"),
     "gae_lambda": ("GAE λ", "GAE 中的 λ：0 = 单步 TD，1 = 蒙特卡洛回报"),
     "whiten": ("优势白化", "优势标准化：整批所有真实 token、每条回答（原教程）或不做"),
