@@ -49,6 +49,13 @@ def metric_frame(history: list[dict], plot: str, task_labels: list[str] | None =
                 value = metrics.get(f"task_reward/{index}")
                 if _finite(value):
                     rows.append((step, float(value), label))
+    if plot == "reward" and task_labels and history:
+        # Every task's series is in the frame from the first update of a run, if need be as one
+        # empty (NaN) point: the chart then fixes its colour domain once. Adding a series later
+        # relies on a re-render that Gradio can drop while the previous one is still drawing
+        # (seen: per-task curves gone after the task table changed).
+        drawn = {series for _, _, series in rows}
+        rows += [(history[0].get("step"), math.nan, label) for label in task_labels if label not in drawn]
     return pd.DataFrame(rows, columns=COLUMNS).astype({"step": "int64", "value": "float64", "series": "str"})
 
 
