@@ -69,6 +69,9 @@ def test_edit_train_stop_compare(page, tmp_path):
     page.locator("#match-mode").click()  # leave the table, as a person would, so the edit is committed
     time.sleep(1.5)  # the table sends its new value to the server asynchronously
 
+    page.get_by_role("tab", name="5 · Save & load").click()
+    assert page.locator("#download-adapter").is_disabled()  # nothing to download before training
+
     # 2. A long run: the status and the reward plot update while it trains.
     page.get_by_role("tab", name="2 · Knobs").click()
     steps = page.locator("#knob-steps input[type=number]")
@@ -89,6 +92,10 @@ def test_edit_train_stop_compare(page, tmp_path):
     assert page.locator("#token-heatmap .tok").count() >= 1
     legend = page.locator("#reward-plot").inner_text()
     assert "mean reward" in legend and "task 1 (4)" in legend  # tasks are named by their answers
+    page.get_by_role("tab", name="5 · Save & load").click()
+    adapter_button = page.locator("#download-adapter")
+    wait_for(adapter_button.is_enabled, 10, "the adapter download")
+    assert "Adapter" in adapter_button.inner_text()
 
     # 4. Compare base vs adapted for the edited task.
     page.get_by_role("tab", name="4 · Compare").click()

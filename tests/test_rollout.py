@@ -164,3 +164,38 @@ def test_sampler_draws_from_the_tempered_nucleus(tiny, temperature, top_p):
     sampled = batch.response_ids[:, 0].tolist()
     assert sampled == predicted(temperature, top_p)
     assert sampled != predicted(1.0, 1.0)  # the check can fail: other settings, other tokens
+
+
+def tiny_gpt2(tokenizer):
+    """A 2-layer GPT-2: a learned embedding per absolute position, unlike Llama's rotary ones."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_embd=32, n_layer=2, n_head=4,
+                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return GPT2LMHeadModel(config).eval()
+
+
+def test_batched_equals_unbatched_with_absolute_positions(tiny):
+    """Rotary positions are relative, so they forgive a row whose positions count its padding;
+    GPT-2's absolute ones do not. Position ids from the attention mask make the padded rows of
+    a batch give the numbers they give alone, and the check can fail: without them they differ."""
+    tok = tiny.tokenizer
+    model = tiny_gpt2(tok)
+    batch = sample_responses(model, _prompts(tok), pad_id=tok.pad_token_id, eos_ids=eos_token_ids(tok, model),
+                             max_new_tokens=6, generator=torch.Generator().manual_seed(2))
+    mask = batch.response_mask
+    with torch.no_grad():
+        logits, _ = response_logits_and_hidden(model, batch, temperature=1.0)
+        batched = logprobs_from_logits(logits, batch.response_ids) * mask
+        for row in range(batch.input_ids.shape[0]):
+            alone = batch.rows(slice(row, row + 1)).trimmed()
+            n = int(alone.response_mask.sum())
+            single = logprobs_from_logits(response_logits_and_hidden(model, alone, 1.0)[0], alone.response_ids)
+            assert torch.allclose(batched[row, :n], single[0, :n], atol=1e-5)
+        P = batch.prompt_len  # positions counted from column 0, padding included:
+        naive = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, P - 1:-1]
+        naive = logprobs_from_logits(naive.float(), batch.response_ids) * mask
+    assert not torch.allclose(naive, batched, atol=1e-3)

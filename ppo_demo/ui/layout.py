@@ -131,12 +131,17 @@ def _heat(rollouts, index, quantity):
     return heatmap_html(record, quantity or "advantage"), gr.Slider(maximum=max(n - 1, 1), value=index)
 
 
+def _download(path: str | None) -> gr.DownloadButton:
+    """Greyed out while there is nothing to download (a live button that does nothing confuses)."""
+    return gr.DownloadButton(value=path, interactive=path is not None)
+
+
 def view_updates(view: handlers.TrainView, session, heat_index, heat_quantity, files: bool) -> tuple:
     """status, 5 plots, rollouts table, heatmap, rollout slider, 2 downloads."""
     frames = all_frames(view.history, view.task_labels)
     heat, slider = _heat(view.rollouts, heat_index, heat_quantity)
-    downloads = ((handlers.export_adapter(session), handlers.export_metrics(session)) if files
-                 else (gr.skip(), gr.skip()))
+    downloads = ((_download(handlers.export_adapter(session)), _download(handlers.export_metrics(session)))
+                 if files else (gr.skip(), gr.skip()))
     return (view.status, *[_plot(frames[p]) for p in PLOT_SERIES], rollouts_frame(view.rollouts), heat, slider,
             *downloads)
 
@@ -277,8 +282,10 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
             with gr.Tab(text("tab_files"), id="files"):
                 gr.Markdown(text("files_note"))
                 with gr.Row():
-                    download_adapter = gr.DownloadButton(text("download_adapter"), elem_id="download-adapter")
-                    download_metrics = gr.DownloadButton(text("download_metrics"), elem_id="download-metrics")
+                    download_adapter = gr.DownloadButton(text("download_adapter"), elem_id="download-adapter",
+                                                         interactive=False)
+                    download_metrics = gr.DownloadButton(text("download_metrics"), elem_id="download-metrics",
+                                                         interactive=False)
                 with gr.Row():
                     upload_adapter = gr.File(label=text("upload_adapter"), file_count="multiple",
                                              file_types=[".zip", ".safetensors", ".json"], elem_id="upload-adapter",
