@@ -260,8 +260,8 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
             # 4. compare and evaluate --------------------------------------------------------------
             with gr.Tab(text("tab_compare"), id="compare"):
                 with gr.Row():
-                    compare_task = gr.Dropdown([t[0] for t in start_tasks], value=None, label=text("compare_task"),
-                                               elem_id="compare-task", scale=2)
+                    compare_task = gr.Dropdown([t[0] for t in start_tasks], value=start_tasks[0][0],
+                                               label=text("compare_task"), elem_id="compare-task", scale=2)
                     compare_prompt = gr.Textbox(start_tasks[0][0], label=text("compare_prompt"),
                                                 elem_id="compare-prompt", scale=3)
                     compare_btn = gr.Button(text("compare_btn"), variant="primary", elem_id="compare-btn", scale=1)
