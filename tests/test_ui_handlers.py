@@ -171,6 +171,10 @@ def test_evaluate_table(session, registry):
     assert list(table.columns) == h.EVAL_HEADERS
     assert list(table["task"]) == ["Say yes.", "Say no.", "all tasks"]
     assert table[["base success", "adapted success"]].apply(lambda c: c.between(0, 1)).all().all()
+    # success is a share of K = 2 answers; the last row is the mean over the tasks
+    assert set(table["base success"][:2]) <= {0.0, 0.5, 1.0}
+    for column in h.EVAL_HEADERS[2:]:
+        assert table[column].iloc[2] == pytest.approx(table[column][:2].mean(), abs=1e-3), column
 
 
 # --- files -----------------------------------------------------------------------------------
