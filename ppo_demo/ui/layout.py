@@ -108,6 +108,16 @@ def named_inputs(names: list[str], fn, generator: bool = False):
     return wrapper
 
 
+def checked_first(button: gr.Button, names: list[str], inputs: list, check):
+    """``button.click`` running ``check(values, request)`` as a quick event with no outputs; chain
+    the real work with ``.success``. A mistake is then a message on the tab where it can be
+    fixed, no output is marked as failed, and nobody waits in the model queue to hear of it.
+    Queued (with no limit) because Gradio shows no error toast for an unqueued event. The work
+    itself checks again: the API can call it directly."""
+    return button.click(named_inputs(names, check), inputs, None, concurrency_id="control",
+                        api_visibility="private", **LIGHT_JOB)
+
+
 def knob_columns(fields) -> list[tuple[str, list]]:
     """(heading, knobs) per column. The PPO group has as many knobs as the others together,
     so it is split over two columns to keep the page short on a projector."""
@@ -318,12 +328,7 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
             handlers.check_train(session_of(request), handlers.resolve_model(v["model"], v["custom_model"], limits),
                                  knobs_of(v), v["tasks"], v["match_mode"], v["length_penalty"], limits=limits)
 
-        # The checks run first as a quick event with no outputs: a mistake is a message on the tab
-        # where it can be fixed, and no plot or table is marked as failed. (The training event
-        # checks again: the API can call it directly.)
-        # (Queued, unlike the tab switch: Gradio shows no error toast for an unqueued event.)
-        train_btn.click(named_inputs(train_names, on_check_train), train_inputs, None, concurrency_id="control",
-                        api_visibility="private", **LIGHT_JOB).success(
+        checked_first(train_btn, train_names, train_inputs, on_check_train).success(
             lambda: gr.Tabs(selected="train"), None, tabs, queue=False, api_visibility="private").success(
             named_inputs(train_names, on_train, generator=True), train_inputs, train_outputs, api_name="train",
             **MODEL_JOB)
@@ -410,8 +415,7 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
 
         compare_names = ["model", "custom_model", "prompt", *knob_names]
         compare_inputs = [model_dd, custom_model, compare_prompt, *knob_list]
-        compare_btn.click(named_inputs(compare_names, on_check_compare), compare_inputs, None,
-                          concurrency_id="control", api_visibility="private", **LIGHT_JOB).success(
+        checked_first(compare_btn, compare_names, compare_inputs, on_check_compare).success(
             named_inputs(compare_names, on_compare), compare_inputs, [base_output, adapted_output],
             api_name="compare", **MODEL_JOB)
 
@@ -428,8 +432,7 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
         eval_names = ["model", "custom_model", "tasks", "match_mode", "length_penalty", "samples_per_task",
                       *knob_names]
         eval_inputs = [model_dd, custom_model, tasks_table, match_mode, length_penalty, eval_samples, *knob_list]
-        eval_btn.click(named_inputs(eval_names, on_check_evaluate), eval_inputs, None, concurrency_id="control",
-                       api_visibility="private", **LIGHT_JOB).success(
+        checked_first(eval_btn, eval_names, eval_inputs, on_check_evaluate).success(
             named_inputs(eval_names, on_evaluate), eval_inputs, eval_table, api_name="evaluate", **MODEL_JOB)
 
         # --- files -------------------------------------------------------------------------------
