@@ -17,9 +17,11 @@ def main() -> None:
         limits = limits_from_env()
     except LimitsError as exc:  # a bad deployment setting: one clear line, no traceback
         sys.exit(f"error: {exc}")
+    from ppo_demo.cpu_tuning import configure_cpu_runtime
     from ppo_demo.ui.layout import build_demo, launch_kwargs
     from ppo_demo.ui.session import ModelRegistry
 
+    configure_cpu_runtime()  # process-wide allocator and thread settings, once at start-up
     registry = ModelRegistry()
     registry.preload(limits.start_model)  # in the background: the page is usable at once
     demo = build_demo(limits, registry)

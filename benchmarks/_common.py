@@ -130,8 +130,8 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 PROJECT_STAGES = ("sample", "decode", "score_policy", "score_ref", "update_forward", "update_backward_opt",
                   "bookkeeping", "other")
 STAGE_HELP = {
-    "sample": "generation: batched KV-cached sampling (trainer._sample)",
-    "decode": "detokenising the responses (trainer._decode)",
+    "sample": "generation: batched KV-cached sampling (runtime.sample)",
+    "decode": "detokenising the responses (runtime.decode)",
     "score_policy": "no-grad forward of the policy for old log-probs + values",
     "score_ref": "no-grad forward with adapters off for reference log-probs",
     "update_forward": "grad-enabled forwards of the PPO epochs (trunk + LM head on response positions)",
@@ -186,16 +186,18 @@ class ProjectStepProfiler:
             return timed(name, orig_rlh)(*a, **kw)
 
         trainer_module.response_logits_and_hidden = rlh
-        trainer._sample = timed("sample", trainer._sample)
-        trainer._decode = timed("decode", trainer._decode)
+        trainer.runtime.sample = timed("sample", trainer.runtime.sample)
+        trainer.runtime.decode = timed("decode", trainer.runtime.decode)
         trainer._update = timed("update_total", trainer._update)
         trainer._metrics = timed("bookkeeping", trainer._metrics)
         trainer._records = timed("bookkeeping", trainer._records)
 
     def remove(self) -> None:
         self._module.response_logits_and_hidden = self._orig_rlh
-        for name in ("_sample", "_decode", "_update", "_metrics", "_records"):
+        for name in ("_update", "_metrics", "_records"):
             self.trainer.__dict__.pop(name, None)
+        for name in ("sample", "decode"):
+            self.trainer.runtime.__dict__.pop(name, None)
 
     def step(self, stop_event=None):
         """Run one trainer step; returns (StepResult, seconds, {stage: seconds})."""

@@ -62,8 +62,10 @@ def _load(args):
 def child_project(args) -> dict:
     _setup_threads(args.threads)
     from ppo_demo.config import TrainConfig
+    from ppo_demo.cpu_tuning import configure_cpu_runtime
     from ppo_demo.trainer import PPOTrainer
 
+    configure_cpu_runtime()  # what the app and the CLI do at start-up
     tasks, reward = _tasks_and_reward(args)
     loaded, load_s = _load(args)
     rss_loaded = peak_rss_mb()
@@ -74,7 +76,7 @@ def child_project(args) -> dict:
                                    **memory_knobs)
     trainer = PPOTrainer(loaded, config, tasks, reward)
     if args.force_full_length:
-        trainer.eos_ids = [-1]  # no token ends a response: every row runs to max_new_tokens
+        trainer.runtime.eos_ids = [-1]  # no token ends a response: every row runs to max_new_tokens
     prof = ProjectStepProfiler(trainer)
     steps = []
     for i in range(args.warmup + args.steps):

@@ -7,7 +7,7 @@ Two sweeps of ``PPOTrainer`` with its default config (the seed's knobs):
 
 Each point: ``--warmup`` untimed steps, then ``--steps`` timed steps; step, sampling and update
 seconds (the trainer's own split) are averaged. By default responses are forced to full length:
-the benchmark gives its trainer instance an EOS id that never occurs (``trainer.eos_ids = [-1]``),
+the benchmark gives its trainer instance an EOS id that never occurs (``trainer.runtime.eos_ids = [-1]``),
 so every response is exactly max_new_tokens long and points are comparable (otherwise EOS ends
 responses early, the batch runs until its longest row ends, and lengths vary between points).
 ``--natural-eos`` measures the normal behaviour instead. The mean response length is reported
@@ -72,7 +72,7 @@ def measure(loaded, tasks, reward, batch_size, max_new_tokens, steps, warmup, fo
     config = TrainConfig().replace(batch_size=batch_size, max_new_tokens=max_new_tokens, seed=seed)
     trainer = PPOTrainer(loaded, config, tasks, reward)
     if force_full:
-        trainer.eos_ids = [-1]  # no token ever ends a response: all rows run to max_new_tokens
+        trainer.runtime.eos_ids = [-1]  # no token ever ends a response: all rows run to max_new_tokens
     rows = []
     for i in range(warmup + steps):
         t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 
 Project side: ``preset_config("quick-cpu")`` on the English task preset with its match mode
 (both read by name at run time, so a retuned preset is what gets measured). Every
-``--eval-every`` steps, ``trainer.evaluate(samples_per_task=K)`` samples K answers per task
+``--eval-every`` steps, ``evaluation.evaluate(..., samples_per_task=K)`` samples K answers per task
 from the base and the adapted policy; the run stops when every task's adapted success rate
 is >= ``--target`` (0.9) or when the training clock passes ``--cap`` seconds.
 
@@ -88,8 +88,11 @@ def _run_loop(side, step_fn, eval_fn, eval_every, cap, target, max_steps):
 
 def child_project(args) -> dict:
     from ppo_demo.config import preset_config
+    from ppo_demo.cpu_tuning import configure_cpu_runtime
+    from ppo_demo.evaluation import evaluate
     from ppo_demo.trainer import PPOTrainer
 
+    configure_cpu_runtime()  # what the app and the CLI do at start-up
     loaded, tasks, reward, load_s = _common_setup(args)
     config = preset_config(args.preset, seed=args.seed)
     trainer = PPOTrainer(loaded, config, tasks, reward)
@@ -100,7 +103,7 @@ def child_project(args) -> dict:
                 "response_tokens": m["response_tokens"]}
 
     def eval_fn():
-        report = trainer.evaluate(samples_per_task=args.eval_samples)
+        report = evaluate(trainer.runtime, tasks, reward, config, samples_per_task=args.eval_samples)
         return [{"prompt": t.prompt, "expected": t.expected, "base_success": t.base_success,
                  "adapted_success": t.adapted_success, "adapted_samples": t.adapted_samples[:3]}
                 for t in report.tasks]

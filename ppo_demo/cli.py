@@ -98,6 +98,8 @@ def _write_metrics_csv(rows: list[dict], path: Path) -> None:
 
 
 def run_train(args) -> int:
+    from .cpu_tuning import configure_cpu_runtime
+    from .evaluation import evaluate
     from .models import ModelLoadError, load_model, parse_dtype
     from .lora import LoRAError
     from .policy import AdapterError, save_policy_state
@@ -115,6 +117,7 @@ def run_train(args) -> int:
         raise CliError("--eval-samples must be 0 or more.")
     out_dir = Path(args.out) if args.out else None
 
+    configure_cpu_runtime()
     if not args.jsonl:
         print(f"loading {args.model} ...", file=sys.stderr, flush=True)
     try:
@@ -138,7 +141,7 @@ def run_train(args) -> int:
         if not args.jsonl:
             print(f"saved adapter and metrics to {out_dir}", file=sys.stderr)
     if args.eval_samples:
-        report = trainer.evaluate(samples_per_task=args.eval_samples)
+        report = evaluate(trainer.runtime, tasks, reward, config, samples_per_task=args.eval_samples)
         if args.jsonl:
             print(json.dumps({
                 "event": "eval", "samples_per_task": report.samples_per_task,

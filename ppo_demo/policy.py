@@ -8,6 +8,10 @@ which keeps every layer's.
 ``PolicyState`` is what a user owns: the LoRA tensors (or, in full fine-tuning, every weight)
 plus the value head, as CPU tensors, with the settings needed to put them back. The app keeps
 one per browser session over a single shared base model.
+
+``PolicyRuntime`` puts one state on the shared model and samples from it: ``with
+PolicyRuntime.for_config(loaded, config, state) as runtime: runtime.answers(...)`` samples
+with that session's policy and takes its copies off the model again when the block ends.
 """
 
 from __future__ import annotations
@@ -17,13 +21,17 @@ import json
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.utils.checkpoint
 
 from .lora import (LoRAError, adapters_disabled, inject_lora, load_lora_state_dict, lora_layers,
                    lora_signature, lora_state_dict, remove_lora)
-from .rollout import RolloutBatch
+from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch, chat_prompt_ids, eos_token_ids, sample_responses
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
 
 ADAPTER_FILE = "adapter.safetensors"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
@@ -175,10 +183,14 @@ class PolicyRuntime:
     """
 
     def __init__(self, base_model: torch.nn.Module, mode: str, lora: dict | None,
-                 state: PolicyState | None = None, init_seed: int = 0):
+                 state: PolicyState | None = None, init_seed: int = 0, tokenizer=None):
         self.base_model = base_model
         self.mode = mode
         self.lora = lora
+        self.tokenizer = tokenizer  # needed only to sample and decode
+        self.device = next(base_model.parameters()).device
+        # A benchmark may set [-1] here so that no token ends a response.
+        self.eos_ids = eos_token_ids(tokenizer, base_model) if tokenizer is not None else []
         if state is not None:
             check_state_fits(state, mode, lora)
         if mode == "lora":
@@ -199,6 +211,19 @@ class PolicyRuntime:
         self.actor_critic = ActorCritic(policy_model)
         if state is not None:
             self.load_state(state)
+
+    @classmethod
+    def for_config(cls, loaded: "LoadedModel", config, state: PolicyState | None = None) -> "PolicyRuntime":
+        """The runtime a run's config asks for (mode, LoRA shape, init seed) on ``loaded``'s
+        model. Use it as a context manager: the block's end always calls :meth:`release`."""
+        lora = lora_settings(config) if config.mode == "lora" else None
+        return cls(loaded.model, config.mode, lora, state, init_seed=config.seed, tokenizer=loaded.tokenizer)
+
+    def __enter__(self) -> "PolicyRuntime":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
 
     def _reset_lora(self, seed: int) -> None:
         """A fresh adapter (A random, B = 0), reproducible from ``seed``: injected layers may
@@ -224,6 +249,37 @@ class PolicyRuntime:
                 yield self.base_model
         else:
             yield self.base_model
+
+    # --- sampling ------------------------------------------------------------------------------
+    def sample(self, prompt_ids: list[list[int]], *, max_new_tokens: int, temperature: float, top_p: float,
+               seed: int, greedy: bool = False, adapters: bool = True) -> RolloutBatch:
+        """One response per prompt from the policy (``adapters=True``) or from pi_ref, dropout
+        off, reproducible from ``seed``."""
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.actor_critic.eval()
+        with torch.no_grad(), autocast_context(self.device):
+            with (nullcontext(self.policy_model) if adapters else self.reference()) as model:
+                return sample_responses(model, prompt_ids, pad_id=self.tokenizer.pad_token_id, eos_ids=self.eos_ids,
+                                        max_new_tokens=max_new_tokens, temperature=temperature,
+                                        top_p=top_p, greedy=greedy, generator=generator)
+
+    def decode(self, batch: RolloutBatch) -> list[str]:
+        """Each response's text, up to and including its EOS (special tokens dropped)."""
+        lengths = batch.response_lengths.tolist()
+        return [self.tokenizer.decode(row[:n], skip_special_tokens=True)
+                for row, n in zip(batch.response_ids.tolist(), lengths)]
+
+    def prompt_ids(self, prompt: str, system_prompt: str | None = DEFAULT_SYSTEM_PROMPT) -> list[int]:
+        return chat_prompt_ids(self.tokenizer, prompt, system_prompt)
+
+    def answers(self, prompts: list[str], *, adapters: bool, seed: int, temperature: float, top_p: float,
+                max_new_tokens: int, greedy: bool = False,
+                system_prompt: str | None = DEFAULT_SYSTEM_PROMPT) -> tuple[list[str], list[bool]]:
+        """Sampled answers to chat prompts and, for each, whether it ended with EOS (the
+        missing-EOS penalty needs it)."""
+        batch = self.sample([self.prompt_ids(p, system_prompt) for p in prompts], max_new_tokens=max_new_tokens,
+                            temperature=temperature, top_p=top_p, seed=seed, greedy=greedy, adapters=adapters)
+        return self.decode(batch), batch.ended_with_eos.tolist()
 
     def state(self, model_name: str = "", steps_trained: int = 0) -> PolicyState:
         if self.mode == "lora":

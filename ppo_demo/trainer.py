@@ -18,20 +18,17 @@ import math
 import random
 import threading
 import time
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 
 from . import ppo
 from .config import TrainConfig
-from .cpu_tuning import configure_cpu_runtime
 from .models import LoadedModel
-from .policy import (PolicyRuntime, PolicyState, autocast_context, layer_checkpointing, lora_settings,
-                     response_logits_and_hidden)
+from .policy import PolicyRuntime, PolicyState, autocast_context, layer_checkpointing, response_logits_and_hidden
 from .reward import RewardConfig, compile_expected, is_hit, rule_reward
-from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch, chat_prompt_ids, eos_token_ids, sample_responses
+from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch
 from .tasks import Task
 
 
@@ -69,32 +66,6 @@ class StepResult:
     updated: bool  # False when every update of the step was skipped (non-finite loss)
 
 
-@dataclass
-class TaskEval:
-    prompt: str
-    expected: str
-    base_success: float
-    adapted_success: float
-    base_reward: float
-    adapted_reward: float
-    base_samples: list[str] = field(default_factory=list)
-    adapted_samples: list[str] = field(default_factory=list)
-
-
-@dataclass
-class EvalReport:
-    samples_per_task: int
-    tasks: list[TaskEval]
-
-    @property
-    def base_success(self) -> float:
-        return sum(t.base_success for t in self.tasks) / len(self.tasks)
-
-    @property
-    def adapted_success(self) -> float:
-        return sum(t.adapted_success for t in self.tasks) / len(self.tasks)
-
-
 class TrainingError(RuntimeError):
     """The run cannot go on (e.g. too many non-finite losses in a row)."""
 
@@ -109,7 +80,6 @@ class PPOTrainer:
     def __init__(self, loaded: LoadedModel, config: TrainConfig, tasks: list[Task],
                  reward: RewardConfig = RewardConfig(), state: PolicyState | None = None,
                  system_prompt: str = DEFAULT_SYSTEM_PROMPT):
-        configure_cpu_runtime()
         self.config = config.validate()
         self.reward = reward.validate()
         if not tasks:
@@ -120,18 +90,14 @@ class PPOTrainer:
         self.tasks = list(tasks)
         self.device = loaded.device
         self.tokenizer = loaded.tokenizer
-        self.runtime = PolicyRuntime(loaded.model, config.mode,
-                                     lora_settings(config) if config.mode == "lora" else None,
-                                     state, init_seed=config.seed)
+        self.runtime = PolicyRuntime.for_config(loaded, config, state)
         self.actor_critic = self.runtime.actor_critic
         self.optimizer = torch.optim.AdamW(self.actor_critic.trainable_parameters(), lr=config.learning_rate)
         # fp16 (CUDA without bf16) needs loss scaling; bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and loaded.dtype == torch.float16)
         self.steps_done = state.steps_trained if state is not None else 0
-        self.eos_ids = eos_token_ids(self.tokenizer, loaded.model)
-        self.pad_id = self.tokenizer.pad_token_id
         self.system_prompt = system_prompt
-        self._prompt_ids = [chat_prompt_ids(self.tokenizer, t.prompt, system_prompt) for t in self.tasks]
+        self._prompt_ids = [self.runtime.prompt_ids(t.prompt, system_prompt) for t in self.tasks]
 
     # --- public API --------------------------------------------------------------------------
     def state(self) -> PolicyState:
@@ -164,14 +130,14 @@ class PPOTrainer:
 
         # 1. Pick prompts and sample responses from the current policy (dropout off).
         task_indices = self._choose_tasks(step_seed)
-        batch = self._sample([self._prompt_ids[i] for i in task_indices], cfg.max_new_tokens,
-                             cfg.temperature, cfg.top_p, seed=step_seed)
+        batch = self.runtime.sample([self._prompt_ids[i] for i in task_indices], max_new_tokens=cfg.max_new_tokens,
+                                    temperature=cfg.temperature, top_p=cfg.top_p, seed=step_seed)
         if stop_event is not None and stop_event.is_set():
             return None
         t_sampled = time.perf_counter()
 
         # 2. Score each response with the rule reward.
-        texts = self._decode(batch)
+        texts = self.runtime.decode(batch)
         ended = batch.ended_with_eos.tolist()
         scores = torch.tensor([
             rule_reward(text, self.tasks[i].expected, self.reward, ended_with_eos=e,
@@ -220,25 +186,6 @@ class PPOTrainer:
         indices = list(range(n)) * (size // n) + rng.sample(range(n), size % n)
         rng.shuffle(indices)
         return indices
-
-    def _sample(self, prompt_ids, max_new_tokens, temperature, top_p, seed, greedy=False,
-                adapters=True) -> RolloutBatch:
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.actor_critic.eval()
-        with torch.no_grad(), autocast_context(self.device):
-            if adapters:
-                model_cm = nullcontext(self.actor_critic.model)
-            else:
-                model_cm = self.runtime.reference()
-            with model_cm as model:
-                return sample_responses(model, prompt_ids, pad_id=self.pad_id, eos_ids=self.eos_ids,
-                                        max_new_tokens=max_new_tokens, temperature=temperature,
-                                        top_p=top_p, greedy=greedy, generator=generator)
-
-    def _decode(self, batch: RolloutBatch) -> list[str]:
-        lengths = batch.response_lengths.tolist()
-        return [self.tokenizer.decode(row[:n], skip_special_tokens=True)
-                for row, n in zip(batch.response_ids.tolist(), lengths)]
 
     def _micro_batches(self, batch: RolloutBatch, rows: torch.Tensor) -> list[tuple[torch.Tensor, RolloutBatch]]:
         """Split ``rows`` into chunks of about ``micro_batch_tokens`` tokens each (at least one
@@ -386,60 +333,3 @@ class PPOTrainer:
                 advantages=cut(advantages), train_advantages=cut(train_advantages), returns=cut(returns),
                 rewards=cut(rewards)))
         return records
-
-    # --- evaluation and comparison ----------------------------------------------------------
-    def generate(self, prompts: list[str], *, adapters: bool, seed: int, temperature: float = 0.7,
-                 top_p: float = 0.9, max_new_tokens: int | None = None, greedy: bool = False) -> list[str]:
-        """Answers from the adapted policy (``adapters=True``) or from pi_ref (the base)."""
-        return self._answers(prompts, adapters=adapters, seed=seed, temperature=temperature, top_p=top_p,
-                             max_new_tokens=max_new_tokens, greedy=greedy)[0]
-
-    def _answers(self, prompts: list[str], *, adapters: bool, seed: int, temperature: float, top_p: float,
-                 max_new_tokens: int | None = None, greedy: bool = False) -> tuple[list[str], list[bool]]:
-        """Sampled answers and, for each, whether it ended with EOS (the missing-EOS penalty)."""
-        ids = [chat_prompt_ids(self.tokenizer, p, self.system_prompt) for p in prompts]
-        batch = self._sample(ids, max_new_tokens or self.config.max_new_tokens, temperature, top_p,
-                             seed=seed, greedy=greedy, adapters=adapters)
-        return self._decode(batch), batch.ended_with_eos.tolist()
-
-    def compare(self, prompt: str, seed: int = 0, **sampling) -> tuple[str, str]:
-        """(base answer, adapted answer), both sampled with the same seed and settings."""
-        base = self.generate([prompt], adapters=False, seed=seed, **sampling)[0]
-        adapted = self.generate([prompt], adapters=True, seed=seed, **sampling)[0]
-        return base, adapted
-
-    def evaluate(self, samples_per_task: int = 8, seed: int = 1234, temperature: float | None = None,
-                 top_p: float | None = None, max_new_tokens: int | None = None, max_batch: int = 32) -> EvalReport:
-        """K sampled answers per task from the base and from the adapted policy.
-
-        Sampling defaults to the training temperature and top-p: the success rate is then that of
-        the very distribution PPO optimised (a lower temperature would flatter the base model), and
-        the mean reward is the training reward, missing-EOS penalty included."""
-        temperature = self.config.temperature if temperature is None else temperature
-        top_p = self.config.top_p if top_p is None else top_p
-        prompts = [t.prompt for t in self.tasks for _ in range(samples_per_task)]
-        answers, ended = {}, {}
-        for adapters in (False, True):
-            answers[adapters], ended[adapters] = [], []
-            for start in range(0, len(prompts), max_batch):
-                texts, eos = self._answers(prompts[start:start + max_batch], adapters=adapters, seed=seed + start,
-                                           temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
-                answers[adapters] += texts
-                ended[adapters] += eos
-        report = []
-        for index, task in enumerate(self.tasks):
-            chunk = slice(index * samples_per_task, (index + 1) * samples_per_task)
-            stats = {}
-            for adapters in (False, True):
-                texts = answers[adapters][chunk]
-                rewards = [rule_reward(t, task.expected, self.reward, ended_with_eos=e,
-                                       missing_eos_penalty=self.config.missing_eos_penalty)
-                           for t, e in zip(texts, ended[adapters][chunk])]
-                stats[adapters] = (
-                    sum(is_hit(t, task.expected, self.reward) for t in texts) / len(texts),
-                    sum(rewards) / len(rewards),
-                    texts,
-                )
-            report.append(TaskEval(task.prompt, task.expected, stats[False][0], stats[True][0],
-                                   stats[False][1], stats[True][1], stats[False][2], stats[True][2]))
-        return EvalReport(samples_per_task, report)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ppo_demo.cpu_tuning import configure_cpu_runtime
 from ppo_demo.models import load_model
+
+configure_cpu_runtime()  # as the app and the CLI do at start-up
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import math
 import pytest
 
 from ppo_demo.config import preset_config
+from ppo_demo.evaluation import compare
 from ppo_demo.reward import RewardConfig
 from ppo_demo.tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS
 from ppo_demo.trainer import PPOTrainer
@@ -17,8 +18,8 @@ def test_embedded_model_answers_and_trains(embedded):
     tasks = TASK_PRESETS["english"]
     config = preset_config("quick-cpu", steps=2, batch_size=4, ppo_epochs=1, num_minibatches=1)
     trainer = PPOTrainer(embedded, config, tasks, RewardConfig(match_mode=TASK_PRESET_MATCH_MODE["english"]))
-    answer = trainer.generate(["What is the capital of France?"], adapters=False, seed=0, greedy=True,
-                              max_new_tokens=24)[0]
+    answer = trainer.runtime.answers(["What is the capital of France?"], adapters=False, seed=0, greedy=True,
+                                     temperature=0.7, top_p=0.9, max_new_tokens=24)[0][0]
     assert "paris" in answer.lower()  # a real chat model, not random weights
 
     first, second = list(trainer.train())
@@ -29,5 +30,6 @@ def test_embedded_model_answers_and_trains(embedded):
         for key in ("policy_loss", "value_loss", "entropy", "approx_kl"):
             assert math.isfinite(result.metrics[key]), key
     assert second.metrics["kl_mean"] != 0.0  # the adapter moved the policy
-    base, adapted = trainer.compare(tasks[0].prompt, seed=1)
+    base, adapted = compare(trainer.runtime, tasks[0].prompt, seed=1, temperature=0.7, top_p=0.9,
+                            max_new_tokens=config.max_new_tokens)
     assert isinstance(base, str) and isinstance(adapted, str)

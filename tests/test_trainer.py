@@ -7,6 +7,7 @@ import torch
 
 from ppo_demo import trainer as trainer_module
 from ppo_demo.config import TrainConfig
+from ppo_demo.evaluation import compare, evaluate
 from ppo_demo.policy import AdapterError, load_policy_state, save_policy_state
 from ppo_demo.reward import RewardConfig, rule_reward
 from ppo_demo.tasks import Task
@@ -19,6 +20,11 @@ REWARD = RewardConfig(match_mode="contains")
 def make(tiny, **knobs):
     base = dict(steps=2, batch_size=4, max_new_tokens=6, ppo_epochs=1, num_minibatches=1, seed=7)
     return PPOTrainer(tiny, TrainConfig(**{**base, **knobs}).validate(), TASKS, REWARD)
+
+
+def evaluate_with(trainer, samples_per_task):
+    """The evaluation of ``trainer``'s current policy on its own tasks, reward and sampling."""
+    return evaluate(trainer.runtime, trainer.tasks, trainer.reward, trainer.config, samples_per_task=samples_per_task)
 
 
 @pytest.mark.parametrize("mode", ["lora", "full"])
@@ -97,7 +103,8 @@ def test_save_load_round_trip(tiny, tmp_path):
     assert set(loaded_state.tensors) == set(state.tensors)
     assert all(torch.equal(loaded_state.tensors[k], state.tensors[k]) for k in state.tensors)
     again = PPOTrainer(tiny, trainer.config, TASKS, REWARD, state=loaded_state)
-    assert again.compare("say hi", seed=3) == trainer.compare("say hi", seed=3)
+    sampling = dict(seed=3, temperature=0.7, top_p=0.9, max_new_tokens=trainer.config.max_new_tokens)
+    assert compare(again.runtime, "say hi", **sampling) == compare(trainer.runtime, "say hi", **sampling)
     (tmp_path / "adapter.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(AdapterError):
         load_policy_state(tmp_path)
@@ -143,7 +150,7 @@ def test_stop_event_ends_the_run_between_steps(tiny):
 
 
 def test_evaluate_reports_every_task(tiny):
-    report = make(tiny).evaluate(samples_per_task=3)
+    report = evaluate_with(make(tiny), 3)
     assert [t.prompt for t in report.tasks] == [t.prompt for t in TASKS]
     for t in report.tasks:
         assert len(t.base_samples) == len(t.adapted_samples) == 3
@@ -155,8 +162,8 @@ def test_evaluate_reports_every_task(tiny):
 def test_evaluation_reward_includes_the_missing_eos_penalty(tiny):
     """The table's mean reward is the reward PPO trained on: answers cut at max_new_tokens
     lose the missing-EOS penalty there too."""
-    plain = make(tiny).evaluate(samples_per_task=3)
-    penalised = make(tiny, missing_eos_penalty=0.5).evaluate(samples_per_task=3)
+    plain = evaluate_with(make(tiny), 3)
+    penalised = evaluate_with(make(tiny, missing_eos_penalty=0.5), 3)
     gaps = []
     for a, b in zip(plain.tasks, penalised.tasks):
         assert a.base_samples == b.base_samples  # same seed, same answers

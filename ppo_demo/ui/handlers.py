@@ -24,7 +24,8 @@ import pandas as pd
 from ..config import PRESETS, ConfigError, TrainConfig, knob_fields
 from ..lora import LoRAError
 from ..models import ModelLoadError
-from ..policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, AdapterError, PolicyState, check_state_fits, load_policy_state,
+from .. import evaluation
+from ..policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, AdapterError, PolicyRuntime, PolicyState, check_state_fits, load_policy_state,
                       lora_settings, save_policy_state)
 from ..reward import MATCH_MODES, RewardConfig, RewardError, compile_expected
 from ..tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, Task, TaskError, load_tasks_file, tasks_from_rows, tasks_to_csv
@@ -136,6 +137,17 @@ def _make_trainer(loaded, config, tasks, reward, state) -> PPOTrainer:
     """Build a trainer on the shared model; the caller holds MODEL_LOCK."""
     try:
         return PPOTrainer(loaded, config, tasks, reward, state=state)
+    except USER_ERRORS as exc:
+        raise user_error(str(exc)) from None
+    except Exception as exc:  # never a stack trace in the browser
+        raise user_error(f"Could not set up the policy: {type(exc).__name__}: {str(exc)[:300]}") from None
+
+
+def _policy_runtime(loaded, config, state) -> PolicyRuntime:
+    """The session's policy on the shared model, to use as ``with ... as runtime`` (which
+    takes it off again); the caller holds MODEL_LOCK."""
+    try:
+        return PolicyRuntime.for_config(loaded, config, state)
     except USER_ERRORS as exc:
         raise user_error(str(exc)) from None
     except Exception as exc:  # never a stack trace in the browser
@@ -308,13 +320,9 @@ def compare(session: Session, model: str, knobs: dict, prompt: str, *, registry:
     """(base answer, adapted answer) for one prompt, same seed and sampling settings."""
     prompt, config = check_compare(session, model, knobs, prompt, limits=limits)
     loaded = _load(registry, model)
-    with MODEL_LOCK:
-        trainer = _make_trainer(loaded, config, [Task(prompt, "-")], RewardConfig(), session.policy_state)
-        try:
-            return trainer.compare(prompt, seed=config.seed, temperature=config.temperature,
-                                   top_p=config.top_p, max_new_tokens=config.max_new_tokens)
-        finally:
-            trainer.runtime.release()
+    with MODEL_LOCK, _policy_runtime(loaded, config, session.policy_state) as runtime:
+        return evaluation.compare(runtime, prompt, seed=config.seed, temperature=config.temperature,
+                                  top_p=config.top_p, max_new_tokens=config.max_new_tokens)
 
 
 def check_evaluate(session: Session, model: str, knobs: dict, table, match_mode: str, length_penalty,
@@ -341,14 +349,9 @@ def evaluate(session: Session, model: str, knobs: dict, table, match_mode: str, 
     k, config, tasks, reward = check_evaluate(session, model, knobs, table, match_mode, length_penalty,
                                               samples_per_task, limits=limits)
     loaded = _load(registry, model)
-    with MODEL_LOCK:
-        trainer = _make_trainer(loaded, config, tasks, reward, session.policy_state)
-        try:
-            report = trainer.evaluate(samples_per_task=k, seed=config.seed, temperature=config.temperature,
-                                      top_p=config.top_p, max_new_tokens=config.max_new_tokens,
-                                      max_batch=limits.max_batch)
-        finally:
-            trainer.runtime.release()
+    with MODEL_LOCK, _policy_runtime(loaded, config, session.policy_state) as runtime:
+        report = evaluation.evaluate(runtime, tasks, reward, config, samples_per_task=k, seed=config.seed,
+                                     max_batch=limits.max_batch)
     rows = [(t.prompt, t.expected, t.base_success, t.adapted_success, t.base_reward, t.adapted_reward)
             for t in report.tasks]
     n = len(report.tasks)
@@ -434,9 +437,8 @@ def import_adapter(session: Session, files, model: str, knobs: dict, *, registry
     except ConfigError as exc:
         raise user_error(f"The adapter's settings are invalid: {exc}") from None
     loaded = _load(registry, model)
-    with MODEL_LOCK:  # trial load: shapes and names must fit this model
-        trainer = _make_trainer(loaded, config, [Task("check", "check")], RewardConfig(), state)
-        trainer.runtime.release()
+    with MODEL_LOCK, _policy_runtime(loaded, config, state):  # trial load: shapes and names must fit this model
+        pass
     session.reset()
     session.policy_state, session.model_name = state, model
     knob_values = {k: v for k, v in config.to_dict().items()
