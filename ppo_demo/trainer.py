@@ -29,6 +29,7 @@ from .models import LoadedModel
 from .policy import PolicyRuntime, PolicyState, autocast_context, layer_checkpointing, response_logits_and_hidden
 from .reward import RewardConfig, compile_expected, is_hit, rule_reward
 from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch
+from .scored_batch import ScoredBatch, micro_batch_rows
 from .tasks import Task
 
 
@@ -138,44 +139,34 @@ class PPOTrainer:
 
         # 2. Score each response with the rule reward.
         texts = self.runtime.decode(batch)
-        ended = batch.ended_with_eos.tolist()
-        scores = torch.tensor([
-            rule_reward(text, self.tasks[i].expected, self.reward, ended_with_eos=e,
-                        missing_eos_penalty=cfg.missing_eos_penalty)
-            for text, i, e in zip(texts, task_indices, ended)
-        ], device=self.device)
+        scores = self._rule_scores(texts, task_indices, batch.ended_with_eos.tolist())  # (B,)
         mask = batch.response_mask  # (B, T)
 
         # 3. Old log-probs and values (policy), reference log-probs (pi_ref), no gradients.
-        old_logprobs, old_values, ref_logprobs = self._score(batch)  # each (B, T), 0 past EOS
+        old_logprobs, old_values, ref_logprobs = self._logprobs_and_values(batch)  # each (B, T), 0 past EOS
 
         # 4. Per-token rewards: -beta * KL_t, plus the score at the last real token.
         kl = ppo.kl_per_token(old_logprobs, ref_logprobs, cfg.kl_estimator) * mask  # (B, T)
         rewards = ppo.per_token_rewards(scores, kl, mask, cfg.kl_coef)  # (B, T)
 
-        # 5. GAE advantages and returns, then whitening.
-        advantages, returns = ppo.gae(rewards, old_values, mask, cfg.gamma, cfg.gae_lambda)
-        if cfg.whiten == "batch":
-            train_advantages = ppo.masked_whiten(advantages, mask)
-        elif cfg.whiten == "sequence":
-            train_advantages = ppo.whiten_per_sequence(advantages, mask)
-        else:
-            train_advantages = advantages
+        # 5. Advantages and returns (GAE), then whitening.
+        advantages, returns, train_advantages = self._advantages(rewards, old_values, mask)
+        scored = ScoredBatch(batch, texts, task_indices, scores, old_logprobs=old_logprobs, old_values=old_values,
+                             ref_logprobs=ref_logprobs, kl=kl, rewards=rewards, advantages=advantages,
+                             train_advantages=train_advantages, returns=returns)
 
         # 6. PPO epochs over shuffled mini-batches.
-        update_stats = self._update(batch, old_logprobs, old_values, train_advantages, returns, step_seed)
+        update_stats = self._update(scored, step_seed)
         t_end = time.perf_counter()
         self.steps_done += 1
 
         # 7. Report.
-        metrics = self._metrics(batch, scores, texts, task_indices, kl, old_values, returns, update_stats)
+        metrics = self._metrics(scored, update_stats)
         metrics.update(step=self.steps_done, step_seconds=t_end - t_start, sample_seconds=t_sampled - t_start,
                        update_seconds=t_end - t_sampled)
         metrics["samples_per_second"] = metrics["samples"] / metrics["step_seconds"]
         metrics["tokens_per_second"] = metrics["response_tokens"] / metrics["step_seconds"]
-        records = self._records(batch, texts, task_indices, scores, old_logprobs, ref_logprobs, kl,
-                                old_values, advantages, train_advantages, returns, rewards)
-        return StepResult(self.steps_done, metrics, records, updated=update_stats["updates"] > 0)
+        return StepResult(self.steps_done, metrics, self._records(scored), updated=update_stats["updates"] > 0)
 
     # --- stages ------------------------------------------------------------------------------
     def _choose_tasks(self, seed: int) -> list[int]:
@@ -187,22 +178,23 @@ class PPOTrainer:
         rng.shuffle(indices)
         return indices
 
-    def _micro_batches(self, batch: RolloutBatch, rows: torch.Tensor) -> list[tuple[torch.Tensor, RolloutBatch]]:
-        """Split ``rows`` into chunks of about ``micro_batch_tokens`` tokens each (at least one
-        row), each trimmed to its own longest prompt and response."""
-        budget = self.config.micro_batch_tokens
-        width = batch.rows(rows).trimmed().input_ids.shape[1]
-        per_chunk = len(rows) if budget <= 0 else max(1, budget // width)
-        return [(chunk, batch.rows(chunk).trimmed()) for chunk in torch.split(rows, per_chunk)]
+    def _rule_scores(self, texts: list[str], task_indices: list[int], ended: list[bool]) -> torch.Tensor:
+        """r_rm of each response, (B,)."""
+        return torch.tensor([
+            rule_reward(text, self.tasks[i].expected, self.reward, ended_with_eos=e,
+                        missing_eos_penalty=self.config.missing_eos_penalty)
+            for text, i, e in zip(texts, task_indices, ended)
+        ], device=self.device)
 
     @torch.no_grad()
-    def _score(self, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _logprobs_and_values(self, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Old log-probs and values of the policy, and reference log-probs, each (B, T) and 0
         past each response's end. Chunked like the update so memory stays within the budget."""
         cfg = self.config
         size, T = batch.response_mask.shape
         old_logprobs, old_values, ref_logprobs = (torch.zeros(size, T, device=self.device) for _ in range(3))
-        chunks = self._micro_batches(batch, torch.arange(size, device=self.device))
+        chunks = [(rows, batch.rows(rows).trimmed())
+                  for rows in micro_batch_rows(batch, torch.arange(size, device=self.device), cfg.micro_batch_tokens)]
         self.actor_critic.eval()
         with autocast_context(self.device):
             for rows, mb in chunks:
@@ -219,10 +211,24 @@ class PPOTrainer:
                     del ref_logits
         return old_logprobs, old_values, ref_logprobs
 
-    def _update(self, batch, old_logprobs, old_values, advantages, returns, seed) -> dict:
+    def _advantages(self, rewards: torch.Tensor, values: torch.Tensor,
+                    mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The advantage estimator: (A_t, returns, the A_t the policy loss multiplies), each
+        (B, T). GAE with the critic's values, then whitening; another estimator (GRPO, RLOO,
+        REINFORCE) replaces this one stage."""
+        cfg = self.config
+        advantages, returns = ppo.gae(rewards, values, mask, cfg.gamma, cfg.gae_lambda)
+        if cfg.whiten == "batch":
+            train_advantages = ppo.masked_whiten(advantages, mask)
+        elif cfg.whiten == "sequence":
+            train_advantages = ppo.whiten_per_sequence(advantages, mask)
+        else:
+            train_advantages = advantages
+        return advantages, returns, train_advantages
+
+    def _update(self, scored: ScoredBatch, seed: int) -> dict:
         cfg = self.config
         params = self.actor_critic.trainable_parameters()
-        size = batch.input_ids.shape[0]
         generator = torch.Generator().manual_seed(seed)
         sums: dict[str, float] = {}
         updates = skipped = 0
@@ -230,9 +236,9 @@ class PPOTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         with layer_checkpointing(self.actor_critic.model, cfg.gradient_checkpointing):
             for _epoch in range(cfg.ppo_epochs):
-                order = torch.randperm(size, generator=generator).to(self.device)
+                order = torch.randperm(len(scored), generator=generator).to(self.device)
                 for rows in torch.tensor_split(order, cfg.num_minibatches):
-                    mb_stats = self._accumulate_gradients(batch, rows, old_logprobs, old_values, advantages, returns)
+                    mb_stats = self._accumulate_gradients(scored, rows)
                     if mb_stats is None:
                         self.optimizer.zero_grad(set_to_none=True)
                         skipped += 1
@@ -258,7 +264,7 @@ class PPOTrainer:
         stats.update(updates=updates, skipped_updates=skipped)
         return stats
 
-    def _accumulate_gradients(self, batch, rows, old_logprobs, old_values, advantages, returns) -> dict | None:
+    def _accumulate_gradients(self, scored: ScoredBatch, rows: torch.Tensor) -> dict | None:
         """Backward the mini-batch ``rows`` in micro-batches; returns its loss terms, or None
         (gradients possibly partial: the caller zeroes them) if a loss is not finite.
 
@@ -266,21 +272,20 @@ class PPOTrainer:
         its share of the mini-batch's tokens makes the summed gradient equal the gradient of
         the whole mini-batch's loss (the same number a single pass would give)."""
         cfg = self.config
-        total_tokens = batch.response_mask[rows].sum()
+        total_tokens = scored.response_mask[rows].sum()
         sums: dict[str, torch.Tensor] = {}
-        for chunk, mb in self._micro_batches(batch, rows):
-            mask = mb.response_mask  # (b, t), t <= T: columns past every row's EOS dropped
-            t = mask.shape[1]
+        for chunk in micro_batch_rows(scored.batch, rows, cfg.micro_batch_tokens):
+            mb = scored.rows(chunk).trimmed()  # (b, t), t <= T: columns past every row's EOS dropped
+            mask = mb.response_mask
             weight = mask.sum() / total_tokens
             with autocast_context(self.device):
-                logits, hidden = response_logits_and_hidden(self.actor_critic.model, mb, cfg.temperature)
+                logits, hidden = response_logits_and_hidden(self.actor_critic.model, mb.batch, cfg.temperature)
                 logprobs, entropy = ppo.logprobs_and_entropy_from_logits(
-                    logits, mb.response_ids, entropy_grad=cfg.ent_coef > 0)  # (b, t) each
+                    logits, mb.batch.response_ids, entropy_grad=cfg.ent_coef > 0)  # (b, t) each
                 values = self.actor_critic.values(hidden)  # (b, t)
-                policy_loss, pstats = ppo.ppo_policy_loss(logprobs, old_logprobs[chunk, :t], advantages[chunk, :t],
-                                                          mask, cfg.clip_eps)
-                value_loss, vstats = ppo.ppo_value_loss(values, old_values[chunk, :t], returns[chunk, :t], mask,
-                                                        cfg.value_clip_eps)
+                policy_loss, pstats = ppo.ppo_policy_loss(logprobs, mb.old_logprobs, mb.train_advantages, mask,
+                                                          cfg.clip_eps)
+                value_loss, vstats = ppo.ppo_value_loss(values, mb.old_values, mb.returns, mask, cfg.value_clip_eps)
                 entropy_mean = ppo.masked_mean(entropy, mask)
                 loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy_mean
             if not torch.isfinite(loss):
@@ -292,10 +297,10 @@ class PPOTrainer:
                 sums[key] = sums.get(key, 0.0) + value.detach() * weight
         return sums
 
-    def _metrics(self, batch, scores, texts, task_indices, kl, values, returns, update_stats) -> dict:
-        mask = batch.response_mask
+    def _metrics(self, scored: ScoredBatch, update_stats: dict) -> dict:
+        batch, scores, texts, mask = scored.batch, scored.scores, scored.texts, scored.response_mask
         lengths = batch.response_lengths.float()
-        hits = [is_hit(t, self.tasks[i].expected, self.reward) for t, i in zip(texts, task_indices)]
+        hits = [is_hit(t, self.tasks[i].expected, self.reward) for t, i in zip(texts, scored.task_indices)]
         metrics = {
             "samples": len(texts),
             "response_tokens": int(lengths.sum()),
@@ -303,33 +308,35 @@ class PPOTrainer:
             "reward_mean": _float(scores.mean()),
             "reward_std": _float(scores.std()) if len(texts) > 1 else 0.0,
             "success_rate": sum(hits) / len(hits),
-            "kl_mean": _float(ppo.masked_mean(kl, mask)),  # per token, as the seed prints it
-            "kl_sum_mean": _float(kl.sum(-1).mean()),  # per response: what -beta*KL costs
+            "kl_mean": _float(ppo.masked_mean(scored.kl, mask)),  # per token, as the seed prints it
+            "kl_sum_mean": _float(scored.kl.sum(-1).mean()),  # per response: what -beta*KL costs
             "eos_rate": _float(batch.ended_with_eos.float().mean()),
-            "explained_variance": _float(ppo.explained_variance(values, returns, mask)),
+            "explained_variance": _float(ppo.explained_variance(scored.old_values, scored.returns, mask)),
             "learning_rate": self.optimizer.param_groups[0]["lr"],
         }
         metrics.update(update_stats)
         for index in range(len(self.tasks)):
-            task_scores = [float(s) for s, i in zip(scores.tolist(), task_indices) if i == index]
+            task_scores = [float(s) for s, i in zip(scores.tolist(), scored.task_indices) if i == index]
             if task_scores:
                 metrics[f"task_reward/{index}"] = sum(task_scores) / len(task_scores)
         return metrics
 
-    def _records(self, batch, texts, task_indices, scores, logprobs, ref_logprobs, kl, values,
-                 advantages, train_advantages, returns, rewards) -> list[RolloutRecord]:
+    def _records(self, scored: ScoredBatch) -> list[RolloutRecord]:
         records = []
+        batch = scored.batch
         lengths = batch.response_lengths.tolist()
-        for row, (n, i) in enumerate(zip(lengths, task_indices)):
+        for row, (n, i) in enumerate(zip(lengths, scored.task_indices)):
             ids = batch.response_ids[row, :n].tolist()
             def cut(t):
                 return [round(v, 5) for v in t[row, :n].tolist()]
+            text, task = scored.texts[row], self.tasks[i]
             records.append(RolloutRecord(
-                task_index=i, prompt=self.tasks[i].prompt, expected=self.tasks[i].expected,
-                response=texts[row], score=float(scores[row]), hit=is_hit(texts[row], self.tasks[i].expected, self.reward),
+                task_index=i, prompt=task.prompt, expected=task.expected, response=text,
+                score=float(scored.scores[row]), hit=is_hit(text, task.expected, self.reward),
                 ended_with_eos=bool(batch.ended_with_eos[row]),
                 tokens=[self.tokenizer.decode([token_id]) for token_id in ids],
-                logprobs=cut(logprobs), ref_logprobs=cut(ref_logprobs), kl=cut(kl), values=cut(values),
-                advantages=cut(advantages), train_advantages=cut(train_advantages), returns=cut(returns),
-                rewards=cut(rewards)))
+                logprobs=cut(scored.old_logprobs), ref_logprobs=cut(scored.ref_logprobs), kl=cut(scored.kl),
+                values=cut(scored.old_values), advantages=cut(scored.advantages),
+                train_advantages=cut(scored.train_advantages), returns=cut(scored.returns),
+                rewards=cut(scored.rewards)))
         return records
