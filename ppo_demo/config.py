@@ -2,8 +2,9 @@
 
 The CLI builds its arguments from these fields, the UI its sliders and their explanations, and
 :meth:`TrainConfig.validate` checks them, so the three can never disagree. Defaults are the
-seed notebook's, except where ``../ppo_details.md`` says a default decides whether the numbers
-are right (dropout off in PPO passes, batch-wide whitening); the ``seed`` preset restores the
+seed notebook's, except where a default decides whether the numbers are right: dropout is off
+in the PPO passes (with it on, the ratio differs from 1 before any update and clipping fires on
+noise) and advantages are whitened over the whole batch; the ``seed`` preset restores the
 notebook exactly.
 """
 

@@ -128,9 +128,6 @@ class ActorCritic(torch.nn.Module):
         torch.nn.init.zeros_(self.value_head.weight)
         torch.nn.init.zeros_(self.value_head.bias)
 
-    def response_logits_and_hidden(self, batch: RolloutBatch, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-        return response_logits_and_hidden(self.model, batch, temperature)
-
     def values(self, hidden: torch.Tensor) -> torch.Tensor:
         """V(s_t) from the hidden state before token t: (B, T, H) -> (B, T)."""
         return self.value_head(hidden.float()).squeeze(-1)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from ppo_demo.ui import handlers as h
-from ppo_demo.ui.session import MODEL_LOCK, ModelRegistry, Session
+from ppo_demo.ui.model_gate import MODEL_GATE
+from ppo_demo.ui.session import ModelRegistry, Session
 from test_ui_handlers import LIMITS, TINY, knobs, same, snapshot
 
 TASKS_A = [["Say yes.", "yes"], ["Say no.", "no"]]
@@ -75,7 +76,7 @@ def test_training_b_does_not_touch_a(sessions, registry):
     assert b_base == a_compare[0]
     after = base_weights(registry)
     assert after.keys() == base_before.keys() and all(torch.equal(after[k], base_before[k]) for k in after)
-    assert not MODEL_LOCK.locked()
+    assert not MODEL_GATE.busy()
 
 
 def test_reset_in_one_session_leaves_the_other_intact(sessions, registry):

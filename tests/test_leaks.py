@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 from ppo_demo.ui import handlers as h
-from ppo_demo.ui.session import MODEL_LOCK, ModelRegistry, SessionStore
+from ppo_demo.ui.model_gate import MODEL_GATE
+from ppo_demo.ui.session import ModelRegistry, SessionStore
 from test_ui_handlers import LIMITS, TINY, knobs
 
 CYCLES = 20
@@ -53,7 +54,7 @@ def one_cycle(store: SessionStore, registry: ModelRegistry, i: int) -> None:
     job.join(30)
     assert sid not in store
     assert not files_dir.exists()
-    assert not MODEL_LOCK.locked()
+    assert not MODEL_GATE.busy()
 
 
 def test_repeated_cycles_do_not_leak(capsys):

@@ -19,7 +19,8 @@ from ppo_demo.ui import handlers as h
 from ppo_demo.ui.heatmap import QUANTITIES, heatmap_html
 from ppo_demo.ui.limits import Limits, LimitsError, limits_from_env
 from ppo_demo.ui.plots import all_frames, metrics_csv, rollouts_frame
-from ppo_demo.ui.session import MODEL_LOCK, ModelRegistry, Session, SessionStore
+from ppo_demo.ui.model_gate import MODEL_GATE
+from ppo_demo.ui.session import ModelRegistry, Session, SessionStore
 
 TINY = "tiny-random"
 LIMITS = limits_from_env({"PPO_DEMO_MODEL": TINY})
@@ -106,7 +107,7 @@ def test_stop_ends_the_run_and_keeps_the_adapter(session, registry):
     done = len(session.history)
     assert 2 <= done < 50
     assert session.policy_state.steps_trained == done
-    assert not session.running and not MODEL_LOCK.locked()
+    assert not session.running and not MODEL_GATE.busy()
     assert h.stop(session).startswith("Nothing is running")
 
 
@@ -119,7 +120,7 @@ def test_closing_the_generator_stops_the_run(session, registry):
     gen.close()
     session.job.join(30)
     assert session.stop_event.is_set() and len(session.history) < 50
-    assert not MODEL_LOCK.locked()
+    assert not MODEL_GATE.busy()
 
 
 def test_reset_returns_to_base(session, registry):
@@ -149,7 +150,7 @@ def test_error_inside_a_step_ends_the_run_keeps_the_adapter(session, registry, m
     assert "Run ended with an error after 1 step" in views[-1].status
     assert session.policy_state.steps_trained == 3 and len(session.history) == 3
     assert before[1] == session.history[:2]
-    assert not MODEL_LOCK.locked()
+    assert not MODEL_GATE.busy()
     monkeypatch.setattr(PPOTrainer, "step", original)
     assert run(session, registry, steps=1)[-1].error is None  # the app stays usable
 
@@ -246,7 +247,7 @@ def test_corrupt_or_mismatched_adapter_is_a_clear_error_and_changes_nothing(sess
             h.import_adapter(session, files, TINY, knobs(), registry=registry, limits=LIMITS)
         assert fragment in info.value.message, (fragment, info.value.message)
         assert same(before, snapshot(session)), fragment
-    assert not MODEL_LOCK.locked()
+    assert not MODEL_GATE.busy()
 
 
 # --- bad input --------------------------------------------------------------------------------
@@ -282,7 +283,7 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(case, session, registry)
     assert fragment in info.value.message
     assert "Traceback" not in info.value.message
     assert same(before, snapshot(session))
-    assert not session.running and not MODEL_LOCK.locked()
+    assert not session.running and not MODEL_GATE.busy()
 
 
 # Errors only loading the model can find; every other one the page's quick check reports first.
@@ -401,7 +402,7 @@ def test_session_store_close_stops_run_and_frees_state(registry):
     list(gen)
     job.join(30)
     assert "tab-1" not in store and session.stop_event.is_set() and session.policy_state is None
-    assert not MODEL_LOCK.locked()
+    assert not MODEL_GATE.busy()
 
 
 def test_registry_loads_each_model_once():

@@ -3,8 +3,10 @@
 Modules, one job each:
 
 * ``limits``   deployment limits read from environment variables
-* ``session``  per-browser-session state, the shared model registry and the model lock
-* ``jobs``     a training run in its own thread, so Stop and a closed tab end it at once
+* ``session``  per-browser-session state and the shared model registry
+* ``model_gate`` whose turn it is on the shared model (the one place a job waits for it)
+* ``jobs``     a training run in its own thread: holds the model's turn, releases the policy
+               runtime, streams each step to the screen; Stop and a closed tab end it at once
 * ``handlers`` the event functions: plain values in, plain values out (tested directly)
 * ``plots``    metrics history -> pandas frames for ``gr.LinePlot``; rollouts table
 * ``heatmap``  one rollout's tokens coloured by advantage, KL or ratio (HTML)

@@ -33,7 +33,8 @@ from ..trainer import PPOTrainer
 from .jobs import TrainingJob
 from .limits import Limits, LimitsError
 from .plots import metrics_csv, task_label
-from .session import MODEL_LOCK, ModelRegistry, Session
+from .model_gate import MODEL_GATE
+from .session import ModelRegistry, Session
 
 MAX_UPLOAD_BYTES = 2 * 1024 ** 3  # a full fine-tune of a 0.5B model is about this big
 EVAL_HEADERS = ["task", "expected", "base success", "adapted success", "base reward", "adapted reward"]
@@ -134,7 +135,7 @@ def _load(registry: ModelRegistry, model: str):
 
 
 def _make_trainer(loaded, config, tasks, reward, state) -> PPOTrainer:
-    """Build a trainer on the shared model; the caller holds MODEL_LOCK."""
+    """Build a trainer on the shared model; the caller holds the model's turn."""
     try:
         return PPOTrainer(loaded, config, tasks, reward, state=state)
     except USER_ERRORS as exc:
@@ -145,7 +146,7 @@ def _make_trainer(loaded, config, tasks, reward, state) -> PPOTrainer:
 
 def _policy_runtime(loaded, config, state) -> PolicyRuntime:
     """The session's policy on the shared model, to use as ``with ... as runtime`` (which
-    takes it off again); the caller holds MODEL_LOCK."""
+    takes it off again); the caller holds the model's turn."""
     try:
         return PolicyRuntime.for_config(loaded, config, state)
     except USER_ERRORS as exc:
@@ -232,12 +233,12 @@ def train(session: Session, model: str, knobs: dict, table, match_mode: str, len
         yield _view(session, f"Loading {model}… (the first start of the embedded model converts it, about 30 s)",
                     running=True)
     loaded = _load(registry, model)
-    while not MODEL_LOCK.acquire(timeout=0.5):
+    while not MODEL_GATE.acquire(session.session_id, timeout=0.5):
         yield _view(session, "Waiting for the model: another run is finishing…", running=True)
     try:
         trainer = _make_trainer(loaded, config, tasks, reward, session.policy_state)
     except BaseException:
-        MODEL_LOCK.release()
+        MODEL_GATE.release()
         raise
     # Nothing in the session changes before this point, so every error above leaves it as it was.
     if tasks_changed:  # per-task curves are indexed by row: old rows would mislabel new tasks
@@ -245,7 +246,7 @@ def train(session: Session, model: str, knobs: dict, table, match_mode: str, len
         session.history = [{k: v for k, v in m.items() if not k.startswith("task_reward/")} for m in session.history]
     session.stop_event.clear()
     session.tasks = tasks
-    job = TrainingJob(session, trainer, config.steps)  # owns MODEL_LOCK from here on
+    job = TrainingJob(session, trainer, config.steps)  # owns the model's turn from here on
     session.job = job.start()
     yield _view(session, f"Sampling step 1/{config.steps}…", running=True)
 
@@ -320,7 +321,7 @@ def compare(session: Session, model: str, knobs: dict, prompt: str, *, registry:
     """(base answer, adapted answer) for one prompt, same seed and sampling settings."""
     prompt, config = check_compare(session, model, knobs, prompt, limits=limits)
     loaded = _load(registry, model)
-    with MODEL_LOCK, _policy_runtime(loaded, config, session.policy_state) as runtime:
+    with MODEL_GATE.turn(session.session_id), _policy_runtime(loaded, config, session.policy_state) as runtime:
         return evaluation.compare(runtime, prompt, seed=config.seed, temperature=config.temperature,
                                   top_p=config.top_p, max_new_tokens=config.max_new_tokens)
 
@@ -349,7 +350,7 @@ def evaluate(session: Session, model: str, knobs: dict, table, match_mode: str, 
     k, config, tasks, reward = check_evaluate(session, model, knobs, table, match_mode, length_penalty,
                                               samples_per_task, limits=limits)
     loaded = _load(registry, model)
-    with MODEL_LOCK, _policy_runtime(loaded, config, session.policy_state) as runtime:
+    with MODEL_GATE.turn(session.session_id), _policy_runtime(loaded, config, session.policy_state) as runtime:
         report = evaluation.evaluate(runtime, tasks, reward, config, samples_per_task=k, seed=config.seed,
                                      max_batch=limits.max_batch)
     rows = [(t.prompt, t.expected, t.base_success, t.adapted_success, t.base_reward, t.adapted_reward)
@@ -437,7 +438,7 @@ def import_adapter(session: Session, files, model: str, knobs: dict, *, registry
     except ConfigError as exc:
         raise user_error(f"The adapter's settings are invalid: {exc}") from None
     loaded = _load(registry, model)
-    with MODEL_LOCK, _policy_runtime(loaded, config, state):  # trial load: shapes and names must fit this model
+    with MODEL_GATE.turn(session.session_id), _policy_runtime(loaded, config, state):  # trial load: shapes and names must fit this model
         pass
     session.reset()
     session.policy_state, session.model_name = state, model

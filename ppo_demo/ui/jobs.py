@@ -1,11 +1,15 @@
-"""A training run in its own thread.
+"""A training run in its own thread: the one object that owns a run's life.
+
+It holds the model's turn (:data:`~ppo_demo.ui.model_gate.MODEL_GATE`) from the moment it is
+built until its thread ends, releases the policy runtime, and is how a step reaches the screen
+(:meth:`TrainingJob.next_event`).
 
 Why a thread of our own rather than iterating the trainer inside Gradio's generator: Gradio
 runs each ``next()`` of a generator on a worker thread and may simply stop asking for more
 (client gone, event cancelled) without closing it. A run owned by a thread always ends in a
 known way: after the last step, on Stop, on an error, or when nobody has read its progress
 for ``abandon_after`` seconds. Whatever the ending, it stores the last good adapter in the
-session and releases :data:`~ppo_demo.ui.session.MODEL_LOCK`.
+session, releases the runtime and hands the model's turn back.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import time
 from dataclasses import dataclass
 
 from ..trainer import PPOTrainer, StepResult, TrainingError
-from .session import MODEL_LOCK, Session
+from .model_gate import MODEL_GATE
+from .session import Session
 
 
 @dataclass
@@ -27,8 +32,8 @@ class JobEvent:
 
 
 class TrainingJob:
-    """Runs ``trainer.train(steps)`` for ``session``. The caller must already hold MODEL_LOCK;
-    the job releases it when the thread ends (a Lock may be released by another thread)."""
+    """Runs ``trainer.train(steps)`` for ``session``. The caller must already hold the model's
+    turn (``MODEL_GATE.acquire``); the job hands it back when its thread ends."""
 
     def __init__(self, session: Session, trainer: PPOTrainer, steps: int, abandon_after: float = 90.0):
         self.session = session
@@ -37,7 +42,6 @@ class TrainingJob:
         self.abandon_after = abandon_after
         self.events: queue.Queue[JobEvent] = queue.Queue()
         self.last_read = time.monotonic()
-        self.stopped_by_user = False
         self._thread = threading.Thread(target=self._run, name=f"train-{session.session_id[:8]}", daemon=True)
 
     def start(self) -> "TrainingJob":
@@ -97,5 +101,5 @@ class TrainingJob:
                     self._commit(None)
                 self.trainer.runtime.release()
             finally:
-                MODEL_LOCK.release()
+                MODEL_GATE.release()
                 self.events.put(JobEvent("end"))

@@ -2,11 +2,8 @@
 
 The base model's weights are large and read-only for LoRA, so every session shares one copy
 (loaded once by :class:`ModelRegistry`). What a session trains is a :class:`PolicyState` of CPU
-tensors; a model job puts it onto the shared model, runs, and takes it off again. Because a job
-changes the shared model in place (injecting adapters, loading another user's tensors), two jobs
-must never overlap: :data:`MODEL_LOCK` is held for the whole of each one. Gradio's shared
-concurrency limit already queues them, but a cancelled Gradio task can leave its worker thread
-running, and the lock is what keeps that thread and the next job apart.
+tensors; a model job puts it onto the shared model, runs, and takes it off again, during its
+turn at :data:`~ppo_demo.ui.model_gate.MODEL_GATE`.
 """
 
 from __future__ import annotations
@@ -22,8 +19,6 @@ from ..models import LoadedModel, ModelLoadError, load_model, resolve_model_name
 from ..policy import PolicyState
 from ..tasks import Task
 
-MODEL_LOCK = threading.Lock()
-
 
 class ModelRegistry:
     """Loads each base model once and hands the same object to every session."""
@@ -31,7 +26,6 @@ class ModelRegistry:
     def __init__(self, loader=load_model):
         self._loader = loader
         self._models: dict[str, LoadedModel] = {}
-        self._errors: dict[str, str] = {}
         self._lock = threading.Lock()  # one load at a time; a second caller waits for the first
 
     def is_loaded(self, name: str) -> bool:
@@ -50,8 +44,8 @@ class ModelRegistry:
         def run():
             try:
                 self.get(name)
-            except ModelLoadError as exc:  # reported again when a user asks for the model
-                self._errors[resolve_model_name(name)] = str(exc)
+            except ModelLoadError:  # reported when a user asks for the model: get() tries again
+                pass
         thread = threading.Thread(target=run, name=f"preload-{name}", daemon=True)
         thread.start()
         return thread
