@@ -15,8 +15,8 @@ import math
 import sys
 from pathlib import Path
 
-from .config import PRESETS, ConfigError, TrainConfig, knob_fields, preset_config
-from .reward import MATCH_MODES, RewardConfig, RewardError
+from .config import DEFAULT_PRESET, PRESETS, ConfigError, TrainConfig, knob_fields, preset_config
+from .reward import RewardConfig, RewardError
 from .tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, TaskError, load_tasks_file
 
 EXIT_USAGE = 2
@@ -40,35 +40,46 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train on a task list and report every step")
     train.add_argument("--model", default="smollm2-135m-instruct",
                        help="smollm2-135m-instruct (embedded, offline), qwen2-0.5b-instruct, tiny-random, a hub id or a local dir")
-    train.add_argument("--preset", choices=sorted(PRESETS), help="start from a preset's knobs (seed = the notebook's)")
+    train.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET,
+                       help=f"start from a preset's knobs (seed = the notebook's; default {DEFAULT_PRESET}, as the app)")
     train.add_argument("--tasks", help="task file: CSV with header prompt,expected or a JSON list of {prompt, expected}")
     train.add_argument("--task-preset", choices=sorted(TASK_PRESETS), default="english",
                        help="built-in tasks when --tasks is not given (default: english)")
-    train.add_argument("--match-mode", choices=MATCH_MODES,
-                       help="how the expected answer is matched (default: the task preset's, else contains)")
-    train.add_argument("--length-penalty", type=float, default=0.002, help="reward lost per character of the response")
     train.add_argument("--eval-samples", type=int, default=0, help="after training, K sampled answers per task from base and adapted model")
     train.add_argument("--out", help="directory for the adapter (safetensors + JSON) and metrics.csv")
     train.add_argument("--jsonl", action="store_true", help="print one JSON object per step (and one for the evaluation)")
     train.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda if available)")
     train.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
                        help="weights' dtype (default: bf16 on CUDA, fp32 on CPU, or PPO_DEMO_DTYPE)")
+    preset = PRESETS[DEFAULT_PRESET]
     for f in knob_fields():
-        option = "--" + f.name.replace("_", "-")
-        meta = f.metadata
-        help_text = meta["help"] + (f" [{meta['low']}..{meta['high']}]" if meta.get("low") is not None else "")
-        if meta.get("choices"):
-            train.add_argument(option, dest=f.name, choices=meta["choices"], help=help_text)
-        else:
-            train.add_argument(option, dest=f.name, metavar=f.name.upper(), help=help_text + f" (default {f.default if f.default is not dataclasses.MISSING else ','.join(f.default_factory())})")
+        _add_knob_option(train, f, f"default {preset[f.name] if f.name in preset else _field_default(f)}")
+    for f in knob_fields(RewardConfig):
+        default = "the task preset's, else contains" if f.name == "match_mode" else f"default {f.default}"
+        _add_knob_option(train, f, default)
     return parser
+
+
+def _field_default(f: dataclasses.Field):
+    return f.default if f.default is not dataclasses.MISSING else ",".join(f.default_factory())
+
+
+def _add_knob_option(parser, f: dataclasses.Field, default_text: str) -> None:
+    """``--knob-name`` with the knob's help and range; None when not given (the default then
+    comes from the preset or the task preset)."""
+    meta = f.metadata
+    help_text = meta["help"] + (f" [{meta['low']}..{meta['high']}]" if meta.get("low") is not None else "")
+    help_text += f" ({default_text})"
+    option = "--" + f.name.replace("_", "-")
+    if meta.get("choices"):
+        parser.add_argument(option, dest=f.name, choices=meta["choices"], help=help_text)
+    else:
+        parser.add_argument(option, dest=f.name, metavar=f.name.upper(), help=help_text)
 
 
 def _config_from_args(args) -> TrainConfig:
     overrides = {f.name: getattr(args, f.name) for f in knob_fields() if getattr(args, f.name) is not None}
-    if args.preset:
-        return preset_config(args.preset, **overrides)
-    return TrainConfig.from_dict(overrides)
+    return preset_config(args.preset, **overrides)
 
 
 def _print_step(metrics: dict, total: int, jsonl: bool) -> None:
@@ -112,7 +123,8 @@ def run_train(args) -> int:
     else:
         tasks = TASK_PRESETS[args.task_preset]
         match_mode = args.match_mode or TASK_PRESET_MATCH_MODE[args.task_preset]
-    reward = RewardConfig(match_mode=match_mode, length_penalty=args.length_penalty).validate()
+    reward = RewardConfig.from_dict({"match_mode": match_mode, **({} if args.length_penalty is None else
+                                                                  {"length_penalty": args.length_penalty})})
     if args.eval_samples < 0:
         raise CliError("--eval-samples must be 0 or more.")
     out_dir = Path(args.out) if args.out else None

@@ -21,9 +21,12 @@ class ConfigError(ValueError):
     """A knob is out of range or of the wrong type; the message names it and its range."""
 
 
-def knob(default, help: str, *, low=None, high=None, choices=None, group: str = "ppo", label: str = ""):
-    """A dataclass field carrying the knob's range and explanation as metadata."""
-    meta = {"help": help, "low": low, "high": high, "choices": choices, "group": group, "label": label}
+def knob(default, help: str, *, low=None, high=None, choices=None, group: str = "ppo", label: str = "",
+         step=None):
+    """A dataclass field carrying the knob's range and explanation as metadata. ``step``: the
+    increment of its UI control when the range alone would pick too coarse a slider."""
+    meta = {"help": help, "low": low, "high": high, "choices": choices, "group": group, "label": label,
+            "step": step}
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -108,17 +111,7 @@ class TrainConfig:
     # ------------------------------------------------------------------------------------
     def validate(self) -> "TrainConfig":
         """Raise :class:`ConfigError` naming the first knob that is out of range."""
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            meta = f.metadata
-            label = meta.get("label") or f.name
-            if meta.get("choices") is not None and value not in meta["choices"]:
-                raise ConfigError(f"{label} must be one of {', '.join(meta['choices'])}; got {value!r}.")
-            if meta.get("low") is not None:
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ConfigError(f"{label} must be a number; got {value!r}.")
-                if value != value or not (meta["low"] <= value <= meta["high"]):  # NaN fails too
-                    raise ConfigError(f"{label} must be between {meta['low']} and {meta['high']}; got {value}.")
+        check_knobs(self)
         if not self.lora_targets or not all(isinstance(t, str) and t.strip() for t in self.lora_targets):
             raise ConfigError("LoRA target modules must be a non-empty list of layer names.")
         if self.num_minibatches > self.batch_size:
@@ -131,14 +124,7 @@ class TrainConfig:
 
         Unknown keys are an error, so a misspelt knob never silently falls back to a default.
         """
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ConfigError(f"Unknown setting(s): {', '.join(unknown)}.")
-        kwargs = {}
-        for name, value in values.items():
-            kwargs[name] = _coerce(fields[name], value)
-        return cls(**kwargs).validate()
+        return knobs_from_dict(cls, values).validate()
 
     def replace(self, **changes) -> "TrainConfig":
         return TrainConfig.from_dict({**self.to_dict(), **changes})
@@ -147,6 +133,32 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["lora_targets"] = list(self.lora_targets)
         return d
+
+
+def check_knobs(config, error: type[ValueError] = ConfigError) -> None:
+    """Raise ``error`` naming the first knob of ``config`` (any dataclass of knobs) that is not
+    one of its choices or out of its range."""
+    for f in knob_fields(type(config)):
+        value = getattr(config, f.name)
+        meta = f.metadata
+        label = meta.get("label") or f.name
+        if meta.get("choices") is not None and value not in meta["choices"]:
+            raise error(f"{label} must be one of {', '.join(meta['choices'])}; got {value!r}.")
+        if meta.get("low") is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise error(f"{label} must be a number; got {value!r}.")
+            if value != value or not (meta["low"] <= value <= meta["high"]):  # NaN fails too
+                raise error(f"{label} must be between {meta['low']} and {meta['high']}; got {value}.")
+
+
+def knobs_from_dict(cls, values: dict[str, Any]):
+    """``cls(**values)`` with each value coerced to its knob's type (not yet validated); an
+    unknown key is a ConfigError."""
+    fields = {f.name: f for f in knob_fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"Unknown setting(s): {', '.join(unknown)}.")
+    return cls(**{name: _coerce(fields[name], value) for name, value in values.items()})
 
 
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
@@ -179,9 +191,10 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
         raise ConfigError(f"{label} must be {noun}; got {value!r}.") from None
 
 
-def knob_fields() -> list[dataclasses.Field]:
-    """The knobs in definition order (for CLI arguments and UI controls)."""
-    return list(dataclasses.fields(TrainConfig))
+def knob_fields(cls=None) -> list[dataclasses.Field]:
+    """The knobs of ``cls`` (default :class:`TrainConfig`) in definition order, for CLI
+    arguments, UI controls and validation: the fields defined with :func:`knob`."""
+    return [f for f in dataclasses.fields(cls or TrainConfig) if "help" in f.metadata]
 
 
 # Presets. "seed" is the notebook's knobs exactly (one response per step, dropout on during the
@@ -210,7 +223,27 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def all_knob_fields() -> list[dataclasses.Field]:
+    """Every knob a user sets: the training knobs, then the reward's (RewardConfig imports this
+    module, hence the import here)."""
+    from .reward import RewardConfig
+
+    return knob_fields() + knob_fields(RewardConfig)
+
+
+# The one starting point of the app and of the CLI without --preset: quick-cpu, because it is what
+# a student sees first and it learns visibly on two CPU cores in about a minute. (The field
+# defaults above are the seed's knobs with the corrections named at the top, for code that builds
+# a TrainConfig directly; the "seed" preset is the notebook's.)
+DEFAULT_PRESET = "quick-cpu"
+
+
 def preset_config(name: str, **overrides) -> TrainConfig:
+    """A preset's knobs with ``overrides``. A batch smaller than the preset's mini-batch count
+    takes one mini-batch per response, unless the mini-batches are given too."""
     if name not in PRESETS:
         raise ConfigError(f"Unknown preset '{name}'. Choose one of: {', '.join(PRESETS)}.")
-    return TrainConfig.from_dict({**PRESETS[name], **overrides})
+    values = {**PRESETS[name], **overrides}
+    if "num_minibatches" not in overrides and "batch_size" in overrides:
+        values["num_minibatches"] = min(int(values["num_minibatches"]), int(values["batch_size"]))
+    return TrainConfig.from_dict(values)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .config import check_knobs, knob, knobs_from_dict
+
 MATCH_MODES = ("contains", "exact", "regex")
 # The seed's list, plus the full-width forms a Chinese answer may use.
 _STRIPPED_CHARS = [" ", "\n", "\t", "\r", "。", "，", ",", ".", "!", "?", "：", ":", "\"", "'",
@@ -25,17 +27,27 @@ class RewardError(ValueError):
 
 @dataclass(frozen=True)
 class RewardConfig:
-    match_mode: str = "contains"
-    length_penalty: float = 0.002  # per normalised character, as in the seed
+    """The terms of r_rm that are knobs, defined once with :func:`~ppo_demo.config.knob` like
+    every training knob (the CLI's flags and the UI's reward controls are made from them). The
+    third term, the missing-EOS penalty, is a knob of ``TrainConfig``'s reward group because the
+    presets set it."""
+
+    match_mode: str = knob("contains", "contains: the answer appears in the response (the seed) · "
+                           "exact: nothing else · regex: a pattern", choices=MATCH_MODES, group="reward",
+                           label="Match mode")
+    length_penalty: float = knob(0.002, "reward lost per character of the normalised response (the seed: "
+                                 "0.002)", low=0, high=1, group="reward", label="Length penalty", step=0.001)
     hit_reward: float = 1.0
     miss_reward: float = -1.0
 
     def validate(self) -> "RewardConfig":
-        if self.match_mode not in MATCH_MODES:
-            raise RewardError(f"Match mode must be one of {', '.join(MATCH_MODES)}; got {self.match_mode!r}.")
-        if not (0.0 <= self.length_penalty <= 1.0) or self.length_penalty != self.length_penalty:
-            raise RewardError(f"Length penalty must be between 0 and 1; got {self.length_penalty}.")
+        check_knobs(self, RewardError)
         return self
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RewardConfig":
+        """From untyped input (CLI strings, UI/API values), coerced and validated."""
+        return knobs_from_dict(cls, values).validate()
 
 
 def normalize_text(text: str) -> str:

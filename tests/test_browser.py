@@ -66,7 +66,7 @@ def test_edit_train_stop_compare(page, tmp_path):
     page.keyboard.type(NEW_PROMPT)
     page.keyboard.press("Enter")
     wait_for(lambda: NEW_PROMPT in cell.inner_text(), 10, "the edited cell")
-    page.locator("#match-mode").click()  # leave the table, as a person would, so the edit is committed
+    page.locator("#knob-match-mode").click()  # leave the table, as a person would, so the edit is committed
     time.sleep(1.5)  # the table sends its new value to the server asynchronously
 
     page.get_by_role("tab", name="5 · Save & load").click()
@@ -126,7 +126,7 @@ def test_bad_input_is_a_message_where_it_can_be_fixed(page):
     page.keyboard.press("Enter")
     text = cell.locator("span[data-editable]")  # the cell's text, without its selection buttons
     wait_for(lambda: text.inner_text().strip() == "", 10, "the blanked cell")
-    page.locator("#match-mode").click()
+    page.locator("#knob-match-mode").click()
     time.sleep(1.5)
     before = status(page)
     page.click("#train-btn")

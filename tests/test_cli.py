@@ -74,3 +74,20 @@ def test_dtype_and_memory_knobs_from_the_command_line(capsys):
     assert code == 0, capsys.readouterr().err
     step = json.loads(capsys.readouterr().out.splitlines()[0])
     assert step["samples"] == 2 and step["approx_kl"] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_cli_without_preset_starts_from_the_apps_knobs():
+    """One default: the CLI with no --preset trains with the knobs the app shows on opening."""
+    from ppo_demo.cli import _config_from_args, build_parser
+    from ppo_demo.config import TrainConfig
+    from ppo_demo.ui.handlers import default_knobs
+    from ppo_demo.ui.limits import Limits
+
+    cli = _config_from_args(build_parser().parse_args(["train"]))
+    assert cli == TrainConfig.from_dict(default_knobs(Limits()))
+    assert cli != TrainConfig()  # the field defaults differ, so this test can fail
+
+
+def test_reward_flags_come_from_the_reward_knobs(capsys):
+    assert main(["train", "--model", "tiny-random", "--length-penalty", "5"]) == 2
+    assert "Length penalty must be between 0 and 1" in capsys.readouterr().err

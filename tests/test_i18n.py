@@ -2,7 +2,7 @@
 
 import re
 
-from ppo_demo.config import knob_fields
+from ppo_demo.config import all_knob_fields
 from ppo_demo.ui.i18n import EN, FORMULAS_EN, FORMULAS_ZH, KNOBS_ZH, ZH
 
 
@@ -22,6 +22,6 @@ def test_every_formula_heading_is_translated_and_every_formula_kept():
 
 def test_every_knob_has_a_chinese_label_and_help():
     """Without an entry the Chinese page silently falls back to the English text."""
-    for f in knob_fields():
+    for f in all_knob_fields():
         label, help_text = KNOBS_ZH[f.name]
         assert label.strip() and help_text.strip() and help_text != f.metadata["help"], f.name

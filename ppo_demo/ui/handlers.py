@@ -8,7 +8,6 @@ and the session is left exactly as it was.
 
 from __future__ import annotations
 
-import html
 import math
 import shutil
 import tempfile
@@ -21,30 +20,22 @@ from typing import Any, Iterator
 import gradio as gr
 import pandas as pd
 
-from ..config import PRESETS, ConfigError, TrainConfig, knob_fields
-from ..lora import LoRAError
-from ..models import ModelLoadError
+from ..config import DEFAULT_PRESET, PRESETS, ConfigError, TrainConfig, knob_fields, preset_config
 from .. import evaluation
-from ..policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, AdapterError, PolicyRuntime, PolicyState, check_state_fits, load_policy_state,
+from ..policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, PolicyRuntime, PolicyState, check_state_fits, load_policy_state,
                       lora_settings, save_policy_state)
-from ..reward import MATCH_MODES, RewardConfig, RewardError, compile_expected
-from ..tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, Task, TaskError, load_tasks_file, tasks_from_rows, tasks_to_csv
+from ..reward import RewardConfig, compile_expected
+from ..tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, Task, load_tasks_file, tasks_from_rows, tasks_to_csv
 from ..trainer import PPOTrainer
+from .errors import user_error, user_errors
 from .jobs import TrainingJob
-from .limits import Limits, LimitsError
-from .plots import metrics_csv, task_label
+from .limits import Limits
 from .model_gate import MODEL_GATE
+from .plots import metrics_csv, task_label
 from .session import ModelRegistry, Session
 
 MAX_UPLOAD_BYTES = 2 * 1024 ** 3  # a full fine-tune of a 0.5B model is about this big
 EVAL_HEADERS = ["task", "expected", "base success", "adapted success", "base reward", "adapted reward"]
-# Errors the engine raises for bad input; each message is already written for the user.
-USER_ERRORS = (ConfigError, TaskError, RewardError, LoRAError, AdapterError, ModelLoadError, LimitsError)
-
-
-def user_error(message: str) -> gr.Error:
-    """A gr.Error shown as a toast; its text is HTML, so escape e.g. '<|im_end|>'."""
-    return gr.Error(html.escape(str(message), quote=False), print_exception=False)
 
 
 # --- reading the inputs -------------------------------------------------------------------
@@ -54,20 +45,15 @@ def resolve_model(choice: str | None, custom: str | None, limits: Limits) -> str
     name = (custom or "").strip() or (choice or "").strip()
     if not name:
         raise user_error("Choose a model.")
-    try:
+    with user_errors():
         return limits.check_model(name)
-    except LimitsError as exc:
-        raise user_error(str(exc)) from None
 
 
 def build_config(knobs: dict[str, Any], limits: Limits) -> TrainConfig:
     """Validate every knob (types and ranges from the dataclass) and the server's limits."""
-    try:
+    with user_errors():
         config = TrainConfig.from_dict(dict(knobs))
-    except ConfigError as exc:
-        raise user_error(str(exc)) from None
-    for name, cap in (("steps", limits.max_steps), ("batch_size", limits.max_batch),
-                      ("max_new_tokens", limits.max_new_tokens)):
+    for name, cap in limits.knob_caps().items():
         if getattr(config, name) > cap:
             label = TrainConfig.__dataclass_fields__[name].metadata["label"]
             raise user_error(f"{label} is limited to {cap} on this server; got {getattr(config, name)}.")
@@ -86,27 +72,17 @@ def table_rows(table) -> list[list]:
 
 
 def build_tasks(table, limits: Limits) -> list[Task]:
-    try:
+    with user_errors():
         return tasks_from_rows(table_rows(table), max_tasks=limits.max_tasks,
                                max_prompt_chars=limits.max_prompt_chars)
-    except TaskError as exc:
-        raise user_error(str(exc)) from None
 
 
 def build_reward(match_mode: str, length_penalty, tasks: list[Task]) -> RewardConfig:
     """Also compiles every expected answer in regex mode, so a bad pattern is caught now."""
-    if match_mode not in MATCH_MODES:
-        raise user_error(f"Match mode must be one of {', '.join(MATCH_MODES)}; got {match_mode!r}.")
-    try:
-        penalty = float(length_penalty)
-    except (TypeError, ValueError):
-        raise user_error(f"Length penalty must be a number; got {length_penalty!r}.") from None
-    try:
-        reward = RewardConfig(match_mode=match_mode, length_penalty=penalty).validate()
+    with user_errors():
+        reward = RewardConfig.from_dict({"match_mode": match_mode, "length_penalty": length_penalty})
         for task in tasks:
             compile_expected(task.expected, reward)
-    except RewardError as exc:
-        raise user_error(str(exc)) from None
     return reward
 
 
@@ -128,31 +104,21 @@ def _adapter_config(config: TrainConfig, state: PolicyState | None) -> TrainConf
 
 
 def _load(registry: ModelRegistry, model: str):
-    try:
+    with user_errors():
         return registry.get(model)
-    except ModelLoadError as exc:
-        raise user_error(str(exc)) from None
 
 
 def _make_trainer(loaded, config, tasks, reward, state) -> PPOTrainer:
     """Build a trainer on the shared model; the caller holds the model's turn."""
-    try:
+    with user_errors(unexpected="Could not set up the policy"):
         return PPOTrainer(loaded, config, tasks, reward, state=state)
-    except USER_ERRORS as exc:
-        raise user_error(str(exc)) from None
-    except Exception as exc:  # never a stack trace in the browser
-        raise user_error(f"Could not set up the policy: {type(exc).__name__}: {str(exc)[:300]}") from None
 
 
 def _policy_runtime(loaded, config, state) -> PolicyRuntime:
     """The session's policy on the shared model, to use as ``with ... as runtime`` (which
     takes it off again); the caller holds the model's turn."""
-    try:
+    with user_errors(unexpected="Could not set up the policy"):
         return PolicyRuntime.for_config(loaded, config, state)
-    except USER_ERRORS as exc:
-        raise user_error(str(exc)) from None
-    except Exception as exc:  # never a stack trace in the browser
-        raise user_error(f"Could not set up the policy: {type(exc).__name__}: {str(exc)[:300]}") from None
 
 
 # --- training ----------------------------------------------------------------------------
@@ -199,10 +165,8 @@ def _check_adapter_fits(session: Session, config: TrainConfig) -> None:
     """The session's adapter must fit the knobs Train would continue it with."""
     if session.policy_state is None:
         return
-    try:
+    with user_errors():
         check_state_fits(session.policy_state, config.mode, lora_settings(config) if config.mode == "lora" else None)
-    except AdapterError as exc:
-        raise user_error(str(exc)) from None
 
 
 def check_train(session: Session, model: str, knobs: dict, table, match_mode: str, length_penalty, *,
@@ -427,10 +391,8 @@ def import_adapter(session: Session, files, model: str, knobs: dict, *, registry
     config = build_config(knobs, limits)
     with tempfile.TemporaryDirectory() as tmp:
         _gather_adapter_files([str(p) for p in paths], Path(tmp))
-        try:
+        with user_errors():
             state = load_policy_state(tmp)
-        except AdapterError as exc:
-            raise user_error(str(exc)) from None
     if state.model_name and state.model_name != model:
         raise user_error(f"This adapter was trained on '{state.model_name}'; select that model first.")
     try:
@@ -458,10 +420,8 @@ def preset_tasks(name: str) -> tuple[list[list[str]], str]:
 
 
 def upload_tasks(path: str, limits: Limits) -> list[list[str]]:
-    try:
+    with user_errors():
         tasks = load_tasks_file(path, max_tasks=limits.max_tasks, max_prompt_chars=limits.max_prompt_chars)
-    except TaskError as exc:
-        raise user_error(str(exc)) from None
     return [[t.prompt, t.expected] for t in tasks]
 
 
@@ -473,18 +433,17 @@ def download_tasks(session: Session, table, limits: Limits) -> str:
 
 
 def preset_knobs(name: str, limits: Limits) -> dict[str, Any]:
-    """Every knob of a preset, with steps / batch / tokens lowered to this server's limits."""
+    """Every knob of a preset, with the knobs this server caps lowered to its limits."""
     if name not in PRESETS:
         raise user_error(f"Unknown preset '{name}'. Choose one of: {', '.join(PRESETS)}.")
-    values = TrainConfig.from_dict(PRESETS[name]).to_dict()
-    values["steps"] = min(values["steps"], limits.max_steps)
-    values["batch_size"] = min(values["batch_size"], limits.max_batch)
-    values["num_minibatches"] = min(values["num_minibatches"], values["batch_size"])
-    values["max_new_tokens"] = min(values["max_new_tokens"], limits.max_new_tokens)
+    capped = {knob: min(PRESETS[name][knob], cap) for knob, cap in limits.knob_caps().items()
+              if knob != "num_minibatches"}  # follows the batch size (see preset_config)
+    values = preset_config(name, **capped).to_dict()
     values["lora_targets"] = ", ".join(values["lora_targets"])
     return values
 
 
 def default_knobs(limits: Limits) -> dict[str, Any]:
-    values = preset_knobs("quick-cpu", limits)
+    """The knobs the page starts with: the same preset as the CLI without --preset."""
+    values = preset_knobs(DEFAULT_PRESET, limits)
     return {f.name: values[f.name] for f in knob_fields()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..config import knob_fields
+from ..config import all_knob_fields
 
 FORMULAS_EN = r"""
 **LoRA** on each target Linear ($W$ frozen; only $A$ and $B$ train; $B$ starts at 0, so at first $\pi_\theta = \pi_{\mathrm{ref}}$):
@@ -94,10 +94,6 @@ EN = {
     "lab.download_csv": "Download CSV",
     "lab.reward_settings": "Reward",
     "lab.reward_formula": "score = (+1 if the answer matches, else −1) − length penalty × characters − missing-EOS penalty",
-    "lab.match_mode": "Match mode",
-    "lab.match_mode_info": "contains: the answer appears in the response (the seed) · exact: nothing else · regex: a pattern",
-    "lab.length_penalty": "Length penalty",
-    "lab.length_penalty_info": "reward lost per character of the normalised response (the seed: 0.002)",
     "lab.presets": "Presets: set every knob at once",
     "lab.preset_seed": "Seed notebook",
     "lab.preset_quick": "Quick CPU",
@@ -158,10 +154,6 @@ ZH = {
     "lab.download_csv": "下载 CSV",
     "lab.reward_settings": "奖励",
     "lab.reward_formula": "得分 = （答案匹配 +1，否则 −1）− 长度惩罚 × 字符数 − 缺少 EOS 惩罚",
-    "lab.match_mode": "匹配方式",
-    "lab.match_mode_info": "contains：回答中包含答案（原教程）· exact：只能是答案 · regex：正则表达式",
-    "lab.length_penalty": "长度惩罚",
-    "lab.length_penalty_info": "归一化回答每个字符扣除的奖励（原教程：0.002）",
     "lab.presets": "预设：一次设置所有参数",
     "lab.preset_seed": "原教程设置",
     "lab.preset_quick": "CPU 快速",
@@ -227,6 +219,8 @@ KNOBS_ZH = {
     "dropout_in_ppo": ("PPO 更新时使用 dropout", "更新计算时保持 dropout 开启，同原教程（采样和打分始终不用 dropout）："
                        "此时更新前 ratio 就不等于 1"),
     "missing_eos_penalty": ("缺少 EOS 惩罚", "从没有输出 EOS 的回答得分中扣除"),
+    "match_mode": ("匹配方式", "contains：回答中包含答案（原教程）· exact：只能是答案 · regex：正则表达式"),
+    "length_penalty": ("长度惩罚", "归一化回答每个字符扣除的奖励（原教程：0.002）"),
     "max_bad_updates": ("最多跳过更新数", "连续这么多次损失非有限值时停止训练"),
     "micro_batch_tokens": ("微批 token 数", "内存预算：前向/反向按约这么多 token 分块计算，梯度按 token 数加权累加，"
                            "更新结果不变；0 = 整个 mini-batch 一次算完"),
@@ -247,7 +241,7 @@ def knob_key(name: str, part: str) -> str:
 
 def build_i18n() -> gr.I18n:
     en, zh = dict(EN), dict(ZH)
-    for f in knob_fields():
+    for f in all_knob_fields():
         en[knob_key(f.name, "label")] = f.metadata.get("label") or f.name
         en[knob_key(f.name, "help")] = f.metadata["help"]
         label, help_text = KNOBS_ZH.get(f.name, (en[knob_key(f.name, "label")], f.metadata["help"]))

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from ..trainer import PPOTrainer, StepResult, TrainingError
+from .errors import unexpected_error_text
 from .model_gate import MODEL_GATE
 from .session import Session
 
@@ -93,8 +94,7 @@ class TrainingJob:
             self.events.put(JobEvent("error", message=str(exc)))
         except Exception as exc:  # a failing step ends the run, never the app
             self.events.put(JobEvent("error", message=f"The run stopped after an error in a step "
-                                     f"({type(exc).__name__}: {str(exc)[:300]}). The adapter keeps "
-                                     "its last good weights."))
+                                     f"({unexpected_error_text(exc)}). The adapter keeps its last good weights."))
         finally:
             try:
                 if not snapshot_each_step and pending is not None:

@@ -30,6 +30,12 @@ class Limits:
     queue_size: int = 32  # PPO_DEMO_QUEUE_SIZE: requests waiting for the model
     start_model: str = DEFAULT_MODEL  # PPO_DEMO_MODEL: loaded at start, selected in the UI
 
+    def knob_caps(self) -> dict[str, int]:
+        """The server's cap on each knob it limits: the controls' maximum and the check's bound,
+        defined here only. (Mini-batches can never exceed the batch, so the batch cap binds them.)"""
+        return {"steps": self.max_steps, "batch_size": self.max_batch, "num_minibatches": self.max_batch,
+                "max_new_tokens": self.max_new_tokens}
+
     def model_allowed(self, name: str) -> bool:
         return self.allowed_models is None or resolve_model_name(name) in self.allowed_models
 

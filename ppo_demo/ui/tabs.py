@@ -1,0 +1,211 @@
+"""One builder per part of the page. Each creates its components inside the current ``gr.Blocks``
+and files them by name in the page's :class:`Components`; ``layout`` wires the events.
+
+A new tab is one more function here, called from ``layout.build_demo``; its components are then
+reachable by name from every event (``c["my_button"]``, ``c.inputs("prompt", *KNOB_NAMES)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gradio as gr
+import pandas as pd
+
+from ..config import knob_fields
+from ..reward import RewardConfig
+from ..tasks import TASK_PRESETS
+from . import handlers
+from .heatmap import QUANTITIES, heatmap_html
+from .i18n import I18N, knob_key, text
+from .limits import Limits
+from .plots import PLOT_SERIES, ROLLOUT_HEADERS
+
+TASK_HEADERS = ["prompt", "expected"]
+KNOB_GROUPS = ("lora", "rollout", "ppo")  # "reward" knobs sit next to the task table
+KNOB_NAMES = [f.name for f in knob_fields()]
+REWARD_NAMES = [f.name for f in knob_fields(RewardConfig)]
+PLOT_NAMES = [f"plot_{name}" for name in PLOT_SERIES]
+
+
+class Components(dict):
+    """The page's one name -> component mapping. An event lists the names it reads, and the same
+    names become its handler's parameters (and the API's), so inputs cannot drift out of line."""
+
+    def inputs(self, *names: str) -> list[gr.components.Component]:
+        return [self[name] for name in names]
+
+
+def knob_component(f: dataclasses.Field, value, limits: Limits) -> gr.components.Component:
+    """One control per knob: radio for choices, checkbox for flags, slider for short ranges,
+    number box for wide or logarithmic ranges (learning rate, seed, coefficients) and for knobs
+    that define their own step."""
+    meta, name = f.metadata, f.name
+    common = dict(label=I18N(knob_key(name, "label")), info=I18N(knob_key(name, "help")),
+                  elem_id=f"knob-{name.replace('_', '-')}")
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    if meta.get("choices"):
+        return gr.Radio(choices=list(meta["choices"]), value=value, **common)
+    if kind == "bool":
+        return gr.Checkbox(value=bool(value), **common)
+    if kind == "tuple":
+        return gr.Textbox(value=value, **common)
+    if meta.get("step"):
+        return gr.Number(value=value, step=meta["step"], **common)
+    low, high = meta["low"], min(meta["high"], limits.knob_caps().get(name, meta["high"]))
+    logarithmic = low > 0 and high / low >= 1e4
+    if kind == "int":
+        if high - low <= 512:
+            return gr.Slider(minimum=low, maximum=high, step=1, value=value, **common)
+        return gr.Number(precision=0, value=value, **common)
+    if high <= 5 and not logarithmic:
+        return gr.Slider(minimum=low, maximum=high, step=0.01 if high <= 1 else 0.05, value=value, **common)
+    # No minimum/maximum on a Number: Gradio's own check would say "Value -1 is less than minimum
+    # value 1e-08" without naming the knob; TrainConfig.validate names it and its range.
+    return gr.Number(value=value, step=low if logarithmic else 0.01, **common)
+
+
+def knob_columns(fields) -> list[tuple[str, list]]:
+    """(heading, knobs) per column. The PPO group has as many knobs as the others together,
+    so it is split over two columns to keep the page short on a projector."""
+    columns = []
+    for group in KNOB_GROUPS:
+        members = [f for f in fields if f.metadata["group"] == group]
+        if group == "ppo":
+            half = (len(members) + 1) // 2
+            columns += [(group, members[:half]), ("", members[half:])]
+        else:
+            columns.append((group, members))
+    return columns
+
+
+def header(c: Components, limits: Limits, model_choices: list[str]) -> None:
+    """Title, model choice, and the control bar (Train, Stop, Reset, status)."""
+    gr.Markdown(f"# {text('title')}")
+    gr.Markdown(text("subtitle"))
+    with gr.Row():
+        c["model"] = gr.Dropdown(model_choices, value=limits.start_model, label=text("model"),
+                                 info=text("model_info"), elem_id="model", scale=2)
+        c["custom_model"] = gr.Textbox("", label=text("custom_model"), info=text("custom_model_info"),
+                                       placeholder="HuggingFaceTB/SmolLM2-360M-Instruct", elem_id="custom-model",
+                                       visible=limits.allowed_models is None, scale=2)
+    with gr.Row(elem_id="control-bar"):
+        c["train_btn"] = gr.Button(text("train"), variant="primary", elem_id="train-btn", scale=1)
+        c["stop_btn"] = gr.Button(text("stop"), variant="stop", elem_id="stop-btn", scale=1)
+        c["reset_btn"] = gr.Button(text("reset"), variant="secondary", elem_id="reset-btn", scale=1)
+        c["status"] = gr.Textbox("Base model, no adapter yet. Press Train.", label=text("status"),
+                                 elem_id="status", interactive=False, scale=5, lines=1, max_lines=3)
+
+
+def tasks_tab(c: Components, limits: Limits, knob_defaults: dict, start_tasks: list, start_match: str) -> None:
+    """1. The task table and the reward's knobs."""
+    with gr.Tab(text("tab_tasks"), id="tasks"):
+        with gr.Row():
+            with gr.Column(scale=3):
+                c["tasks"] = gr.Dataframe(
+                    pd.DataFrame(start_tasks, columns=TASK_HEADERS), headers=TASK_HEADERS,
+                    datatype=["str", "str"], column_count=2, interactive=True, wrap=True,
+                    label=text("tasks_table"), elem_id="tasks-table", column_widths=["72%", "28%"])
+                with gr.Row():
+                    c["add_row"] = gr.Button(text("add_row"), size="sm")
+                    c["remove_row"] = gr.Button(text("remove_row"), size="sm")
+                with gr.Row():
+                    c["task_preset"] = gr.Dropdown(list(TASK_PRESETS), value="english", label=text("task_preset"),
+                                                   scale=2)
+                    c["load_preset"] = gr.Button(text("load_preset"), size="sm", scale=1)
+                    c["upload_csv"] = gr.UploadButton(text("upload_csv"), file_types=[".csv", ".json"],
+                                                      size="sm", scale=1)
+                    c["download_csv"] = gr.DownloadButton(text("download_csv"), size="sm", scale=1)
+            with gr.Column(scale=2):
+                gr.Markdown(f"### {text('reward_settings')}")
+                gr.Markdown(text("reward_formula"))
+                reward_defaults = {f.name: f.default for f in knob_fields(RewardConfig)} | {"match_mode": start_match}
+                for f in knob_fields(RewardConfig):
+                    c[f.name] = knob_component(f, reward_defaults[f.name], limits)
+                for f in knob_fields():
+                    if f.metadata["group"] == "reward":
+                        c[f.name] = knob_component(f, knob_defaults[f.name], limits)
+
+
+def knobs_tab(c: Components, limits: Limits, knob_defaults: dict) -> None:
+    """2. Presets, every training knob in columns by group, and the formulas."""
+    with gr.Tab(text("tab_knobs"), id="knobs"):
+        with gr.Row():
+            gr.Markdown(f"**{text('presets')}**")
+            c["preset_seed"] = gr.Button(text("preset_seed"), size="sm", elem_id="preset-seed")
+            c["preset_quick"] = gr.Button(text("preset_quick"), size="sm", elem_id="preset-quick")
+        with gr.Row(equal_height=False):
+            for group, members in knob_columns(knob_fields()):
+                with gr.Column(min_width=220):
+                    gr.Markdown(f"### {text('group_' + group)}" if group else "### &nbsp;")
+                    for f in members:
+                        c[f.name] = knob_component(f, knob_defaults[f.name], limits)
+        with gr.Accordion(text("formulas"), open=False, elem_id="formulas"):
+            gr.Markdown(text("formulas_md"), latex_delimiters=[
+                {"left": "$$", "right": "$$", "display": True},
+                {"left": "$", "right": "$", "display": False}])
+
+
+def train_tab(c: Components) -> None:
+    """3. The curves, the rollouts table and one rollout's token heatmap."""
+    with gr.Tab(text("tab_train"), id="train"):
+        # No fixed height: Gradio then sizes the chart so its legend (below it) is not cut off.
+        plot_kw = dict(x="step", y="value", color="series", x_title="step", y_title=" ", color_title=" ")
+        with gr.Row():
+            c["plot_reward"] = gr.LinePlot(label=text("plot_reward"), elem_id="reward-plot", **plot_kw)
+            c["plot_kl"] = gr.LinePlot(label=text("plot_kl"), elem_id="kl-plot", **plot_kw)
+        with gr.Row():
+            c["plot_policy"] = gr.LinePlot(label=text("plot_policy"), elem_id="policy-plot", **plot_kw)
+            c["plot_critic"] = gr.LinePlot(label=text("plot_critic"), elem_id="critic-plot", **plot_kw)
+            c["plot_health"] = gr.LinePlot(label=text("plot_health"), elem_id="health-plot", **plot_kw)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                c["rollouts_table"] = gr.Dataframe(
+                    pd.DataFrame(columns=ROLLOUT_HEADERS), label=text("rollouts"), interactive=False, wrap=True,
+                    elem_id="rollouts-table", max_height=420,
+                    column_widths=["6%", "8%", "44%", "12%", "7%", "12%", "11%"])
+            with gr.Column(scale=2):
+                with gr.Row():
+                    c["heat_index"] = gr.Slider(0, 1, value=0, step=1, label=text("heat_index"), elem_id="heat-index")
+                    c["heat_quantity"] = gr.Dropdown([(label, key) for key, label in QUANTITIES.items()],
+                                                     value="advantage", label=text("heat_quantity"),
+                                                     elem_id="heat-quantity")
+                c["heatmap"] = gr.HTML(heatmap_html(None), label=text("heatmap"), elem_id="token-heatmap")
+
+
+def compare_tab(c: Components, limits: Limits, start_tasks: list) -> None:
+    """4. Base vs adapted answer to one prompt, and the evaluation over every task."""
+    with gr.Tab(text("tab_compare"), id="compare"):
+        with gr.Row():
+            c["compare_task"] = gr.Dropdown([t[0] for t in start_tasks], value=start_tasks[0][0],
+                                            label=text("compare_task"), elem_id="compare-task", scale=2)
+            c["prompt"] = gr.Textbox(start_tasks[0][0], label=text("compare_prompt"), elem_id="compare-prompt",
+                                     scale=3)
+            c["compare_btn"] = gr.Button(text("compare_btn"), variant="primary", elem_id="compare-btn", scale=1)
+        gr.Markdown(text("compare_note"))
+        with gr.Row():
+            c["base_output"] = gr.Textbox(label=text("base_output"), elem_id="base-output", lines=4,
+                                          interactive=False)
+            c["adapted_output"] = gr.Textbox(label=text("adapted_output"), elem_id="adapted-output", lines=4,
+                                             interactive=False)
+        with gr.Row():
+            c["samples_per_task"] = gr.Slider(1, limits.max_eval_samples, value=min(4, limits.max_eval_samples),
+                                              step=1, label=text("eval_samples"), elem_id="eval-samples", scale=2)
+            c["eval_btn"] = gr.Button(text("eval_btn"), elem_id="eval-btn", scale=1)
+        c["eval_table"] = gr.Dataframe(pd.DataFrame(columns=handlers.EVAL_HEADERS), label=text("eval_table"),
+                                       interactive=False, wrap=True, elem_id="eval-table")
+
+
+def files_tab(c: Components) -> None:
+    """5. Download the adapter and the metrics; load an adapter back."""
+    with gr.Tab(text("tab_files"), id="files"):
+        gr.Markdown(text("files_note"))
+        with gr.Row():
+            c["download_adapter"] = gr.DownloadButton(text("download_adapter"), elem_id="download-adapter",
+                                                      interactive=False)
+            c["download_metrics"] = gr.DownloadButton(text("download_metrics"), elem_id="download-metrics",
+                                                      interactive=False)
+        with gr.Row():
+            c["files"] = gr.File(label=text("upload_adapter"), file_count="multiple",
+                                 file_types=[".zip", ".safetensors", ".json"], elem_id="upload-adapter", scale=3)
+            c["load_adapter"] = gr.Button(text("load_adapter"), elem_id="load-adapter", scale=1)
