@@ -153,21 +153,24 @@ def run_train(args) -> int:
         if not args.jsonl:
             print(f"saved adapter and metrics to {out_dir}", file=sys.stderr)
     if args.eval_samples:
-        report = evaluate(trainer.runtime, tasks, reward, config, samples_per_task=args.eval_samples)
-        if args.jsonl:
-            print(json.dumps({
-                "event": "eval", "samples_per_task": report.samples_per_task,
-                "base_success": report.base_success, "adapted_success": report.adapted_success,
-                "tasks": [{"prompt": t.prompt, "expected": t.expected, "base_success": t.base_success,
-                           "adapted_success": t.adapted_success, "base_reward": t.base_reward,
-                           "adapted_reward": t.adapted_reward} for t in report.tasks],
-            }, ensure_ascii=False), flush=True)
-        else:
-            print(f"evaluation, {report.samples_per_task} samples per task (base -> adapted success):")
-            for t in report.tasks:
-                print(f"  {t.base_success:.2f} -> {t.adapted_success:.2f}  {t.prompt[:60]}")
-            print(f"  overall {report.base_success:.2f} -> {report.adapted_success:.2f}")
+        _print_eval(evaluate(trainer.runtime, tasks, reward, config, samples_per_task=args.eval_samples), args.jsonl)
     return 0
+
+
+def _print_eval(report, jsonl: bool) -> None:
+    if jsonl:
+        print(json.dumps({
+            "event": "eval", "samples_per_task": report.samples_per_task,
+            "base_success": report.base_success, "adapted_success": report.adapted_success,
+            "tasks": [{"prompt": t.prompt, "expected": t.expected, "base_success": t.base_success,
+                       "adapted_success": t.adapted_success, "base_reward": t.base_reward,
+                       "adapted_reward": t.adapted_reward} for t in report.tasks],
+        }, ensure_ascii=False), flush=True)
+        return
+    print(f"evaluation, {report.samples_per_task} samples per task (base -> adapted success):")
+    for t in report.tasks:
+        print(f"  {t.base_success:.2f} -> {t.adapted_success:.2f}  {t.prompt[:60]}")
+    print(f"  overall {report.base_success:.2f} -> {report.adapted_success:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
