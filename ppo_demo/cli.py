@@ -1,4 +1,5 @@
-"""Command line: ``python -m ppo_demo train --model NAME --steps N [knobs...]``.
+"""Command line: ``python -m ppo_demo train --model NAME --steps N [knobs...]`` and
+``python -m ppo_demo export --run DIR --to trl|verl|openrlhf --out DIR2``.
 
 Every knob of :class:`ppo_demo.config.TrainConfig` is an option (``--learning-rate``,
 ``--kl-coef``...), with its help text from the one definition. Bad input prints one line
@@ -46,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--task-preset", choices=sorted(TASK_PRESETS), default="english",
                        help="built-in tasks when --tasks is not given (default: english)")
     train.add_argument("--eval-samples", type=int, default=0, help="after training, K sampled answers per task from base and adapted model")
-    train.add_argument("--out", help="directory for the adapter (safetensors + JSON) and metrics.csv")
+    train.add_argument("--out", help="directory for the adapter (PEFT format), run.json (tasks, reward, knobs: "
+                       "what 'export' reads) and metrics.csv")
     train.add_argument("--jsonl", action="store_true", help="print one JSON object per step (and one for the evaluation)")
     train.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda if available)")
     train.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
@@ -57,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     for f in knob_fields(RewardConfig):
         default = "the task preset's, else contains" if f.name == "match_mode" else f"default {f.default}"
         _add_knob_option(train, f, default)
+    export = sub.add_parser("export", help="turn a 'train --out' folder into a TRL, veRL or OpenRLHF bundle")
+    export.add_argument("--run", required=True, help="a folder written by 'train --out'")
+    export.add_argument("--to", required=True, choices=("trl", "verl", "openrlhf"), help="the tool to export to")
+    export.add_argument("--out", required=True, help="folder for the bundle (created)")
     return parser
 
 
@@ -113,7 +119,7 @@ def run_train(args) -> int:
     from .evaluation import evaluate
     from .models import ModelLoadError, load_model, parse_dtype
     from .lora import LoRAError
-    from .policy import AdapterError, save_policy_state
+    from .policy import AdapterError
     from .trainer import PPOTrainer, TrainingError
 
     config = _config_from_args(args)
@@ -147,7 +153,7 @@ def run_train(args) -> int:
     except KeyboardInterrupt:
         print("interrupted: keeping the adapter trained so far", file=sys.stderr)
     if out_dir is not None:
-        save_policy_state(trainer.state(), out_dir)
+        _save_run(trainer, loaded, tasks, reward, config, out_dir)
         if history:
             _write_metrics_csv(history, out_dir / "metrics.csv")
         if not args.jsonl:
@@ -173,11 +179,41 @@ def _print_eval(report, jsonl: bool) -> None:
     print(f"  overall {report.base_success:.2f} -> {report.adapted_success:.2f}")
 
 
+def _save_run(trainer, loaded, tasks, reward, config, out_dir: Path) -> None:
+    """The adapter (PEFT format in LoRA mode; full fine-tuning keeps the lab's own format) and
+    run.json, which 'export' reads."""
+    from .export import make_run_record, write_run_record
+    from .peft_format import save_peft_adapter
+    from .policy import save_policy_state
+
+    state = trainer.state()
+    if state.mode == "lora":
+        save_peft_adapter(state, out_dir)
+    else:
+        save_policy_state(state, out_dir)
+    record = make_run_record(loaded.name, tasks, reward, config, eos_token=loaded.tokenizer.eos_token or "",
+                             steps_trained=state.steps_trained)
+    write_run_record(record, out_dir)
+
+
+def run_export(args) -> int:
+    from .export import ExportError, LAUNCH, export_run
+
+    try:
+        out = export_run(args.run, args.to, args.out)
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
+    print(f"exported to {out}; launch there with: {LAUNCH[args.to]}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command == "train":
             return run_train(args)
+        if args.command == "export":
+            return run_export(args)
     except (CliError, ConfigError, TaskError, RewardError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -16,6 +16,10 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 
 if [ "${1:-}" = "--dev" ]; then
   "${PIP[@]}" -r requirements-dev.txt
+  # Export tests read veRL's packaged configs and OpenRLHF's argument parser. --no-deps: their
+  # own dependencies (ray, vllm, deepspeed, flash-attn...) are a GPU cluster's, gigabytes, and
+  # would move torch; the tests need none of them.
+  "${PIP[@]}" --no-deps verl==0.9.1 openrlhf==0.11.2
   if [ ! -x /usr/bin/chromium ]; then
     # The browser test drives Debian's chromium (playwright cannot download its own browsers here).
     SUDO=""

@@ -34,7 +34,8 @@ def test_jsonl_run_with_eval_and_out(tmp_path):
     final = lines[-1]
     assert final["event"] == "eval" and len(final["tasks"]) == 2
     assert 0.0 <= final["base_success"] <= 1.0
-    assert (out / "adapter.safetensors").exists() and (out / "adapter_config.json").exists()
+    assert (out / "adapter_model.safetensors").exists() and (out / "adapter_config.json").exists()
+    assert (out / "run.json").exists() and (out / "value_head.safetensors").exists()
     assert (out / "metrics.csv").read_text().count("\n") == 3  # header + 2 steps
 
 

@@ -1,0 +1,180 @@
+"""veRL bundle: ``data/train.parquet`` + ``data/val.parquet``, ``reward.py`` (``compute_score``) and
+``run_verl.sh``: ``python3 -m verl.trainer.main_ppo`` with the run's knobs as Hydra overrides.
+
+Checked against verl 0.9.1: every key below exists in its packaged ``ppo_trainer.yaml`` (the
+test composes the overrides with Hydra), and the reward file loads through
+``verl.utils.import_utils.load_extern_object``, as ``reward.custom_reward_function`` does.
+veRL is actor-critic PPO with GAE like the lab, but its critic is a separate copy of the model
+(the lab's value head shares the policy's trunk).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .run_record import ExportError, RunRecord
+
+SCRIPT = "run_verl.sh"
+DATA_SOURCE = "ppo_lora_lab"
+# The lab's estimators -> veRL's algorithm.adv_estimator.
+ESTIMATORS = {"gae": "gae", "grpo": "grpo", "rloo": "rloo", "reinforce": "reinforce_plus_plus"}
+KL_ESTIMATORS = {"k1": "kl", "k3": "low_var_kl"}
+
+
+def _group_size(knobs) -> int:
+    estimator = getattr(knobs, "advantage_estimator", "gae")
+    if estimator == "gae":
+        return 1
+    return max(2, int(getattr(knobs, "group_size", 0) or 2))
+
+
+def prompts_per_step(knobs) -> int:
+    return max(1, knobs.batch_size // _group_size(knobs))
+
+
+def verl_overrides(record: RunRecord, here: str = "$HERE") -> list[str]:
+    """Hydra overrides (key=value) for main_ppo; ``here`` is the bundle folder."""
+    k = record.knobs
+    estimator = ESTIMATORS.get(getattr(k, "advantage_estimator", "gae"), "gae")
+    prompts = prompts_per_step(k)
+    mini = max(1, prompts // k.num_minibatches)
+    kl_in_reward = getattr(k, "kl_in", "reward") != "loss"
+    lr = k.learning_rate
+    overrides = [
+        f"algorithm.adv_estimator={estimator}",
+        f"algorithm.gamma={k.gamma}",
+        f"algorithm.lam={k.gae_lambda}",
+        f"algorithm.use_kl_in_reward={kl_in_reward}",
+        f"algorithm.kl_penalty={KL_ESTIMATORS[k.kl_estimator]}",
+        "algorithm.kl_ctrl.type=fixed",
+        f"algorithm.kl_ctrl.kl_coef={k.kl_coef}",
+        f"actor_rollout_ref.actor.use_kl_loss={not kl_in_reward}",
+        f"actor_rollout_ref.actor.kl_loss_coef={k.kl_coef}",
+        f"actor_rollout_ref.actor.clip_ratio={k.clip_eps}",
+        f"actor_rollout_ref.actor.ppo_epochs={k.ppo_epochs}",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={mini}",
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=1",
+        f"actor_rollout_ref.actor.entropy_coeff={k.ent_coef}",
+        f"actor_rollout_ref.actor.grad_clip={k.max_grad_norm}",
+        f"actor_rollout_ref.actor.optim.lr={lr}",
+        f"actor_rollout_ref.model.path={record.base_model}",
+        f"actor_rollout_ref.model.enable_gradient_checkpointing={k.gradient_checkpointing}",
+        "actor_rollout_ref.rollout.name=vllm",
+        f"actor_rollout_ref.rollout.temperature={k.temperature}",
+        f"actor_rollout_ref.rollout.top_p={k.top_p}",
+        f"actor_rollout_ref.rollout.n={_group_size(k)}",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=1",
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=1",
+        f"data.train_files={here}/data/train.parquet",
+        f"data.val_files={here}/data/val.parquet",
+        f"data.train_batch_size={prompts}",
+        "data.max_prompt_length=512",
+        f"data.max_response_length={k.max_new_tokens}",
+        f"data.seed={k.seed}",
+        f"reward.custom_reward_function.path={here}/reward.py",
+        "reward.custom_reward_function.name=compute_score",
+        f"trainer.total_training_steps={k.steps}",
+        f"trainer.total_epochs={k.steps}",
+        "trainer.project_name=ppo-lora-lab",
+        "trainer.experiment_name=export",
+        "trainer.logger=[console]",
+        "trainer.n_gpus_per_node=1",
+        "trainer.nnodes=1",
+        "trainer.val_before_train=False",
+        "trainer.test_freq=-1",
+        "trainer.save_freq=-1",
+    ]
+    if estimator == "gae":
+        overrides += [
+            f"critic.model.path={record.base_model}",
+            f"critic.optim.lr={lr}",
+            f"critic.cliprange_value={k.value_clip_eps}",
+            f"critic.grad_clip={k.max_grad_norm}",
+            "critic.ppo_micro_batch_size_per_gpu=1",
+        ]
+    if k.mode == "lora":
+        targets = "[" + ",".join(k.lora_targets) + "]"
+        overrides += [f"actor_rollout_ref.model.lora_rank={k.lora_r}",
+                      f"actor_rollout_ref.model.lora_alpha={_number(k.lora_alpha)}",
+                      f"actor_rollout_ref.model.target_modules={targets}"]
+        if estimator == "gae":
+            overrides += [f"critic.model.lora_rank={k.lora_r}", f"critic.model.lora_alpha={_number(k.lora_alpha)}",
+                          f"critic.model.target_modules={targets}"]
+    return overrides
+
+
+def _number(value: float):
+    """16.0 -> 16: veRL's config types lora_alpha as an int; a fractional alpha stays a float."""
+    return int(value) if float(value).is_integer() else value
+
+
+def unmapped_notes(record: RunRecord) -> list[str]:
+    k = record.knobs
+    return [
+        f"vf_coef={k.vf_coef}: veRL's critic is a separate model with its own optimizer (critic.optim.lr), "
+        "so there is no weight of the value loss in a shared loss.",
+        f"whiten={k.whiten}: veRL's GAE always whitens advantages over the batch.",
+        f"lora_dropout={k.lora_dropout}: veRL's model config has no LoRA dropout.",
+        f"dropout_in_ppo={k.dropout_in_ppo}: veRL has no switch for it.",
+        f"missing_eos_penalty={record.missing_eos_penalty}: compute_score sees the response decoded without "
+        "special tokens, so it cannot tell a cut answer; not applied (reward.reward_manager.name=dapo has an "
+        "overlong penalty of another shape).",
+        f"micro_batch_tokens={k.micro_batch_tokens}: use actor_rollout_ref.actor.use_dynamic_bsz=True and "
+        "ppo_max_token_len_per_gpu for a token budget.",
+        f"max_bad_updates={k.max_bad_updates}: no equivalent.",
+    ]
+
+
+def write_parquet_files(record: RunRecord, data_dir: Path) -> list[Path]:
+    """veRL's RL dataset rows: data_source, prompt (chat messages), ability, reward_model
+    {style, ground_truth}, extra_info. The training file repeats the tasks so one step's batch
+    (train_batch_size prompts, drop_last) always fills."""
+    try:
+        import pandas as pd
+        import pyarrow  # noqa: F401  (pandas writes parquet with it)
+    except ImportError:
+        raise ExportError("The veRL export writes parquet files, which needs pyarrow: pip install pyarrow") from None
+
+    def rows(split: str, repeats: int) -> list[dict]:
+        out = []
+        for r in range(repeats):
+            for i, t in enumerate(record.tasks):
+                out.append({
+                    "data_source": DATA_SOURCE,
+                    "prompt": [{"role": "system", "content": record.system_prompt},
+                               {"role": "user", "content": t.prompt}],
+                    "ability": "instruction-following",
+                    "reward_model": {"style": "rule", "ground_truth": t.expected},
+                    "extra_info": {"split": split, "index": i, "match_mode": record.reward.match_mode},
+                })
+        return out
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    repeats = math.ceil(prompts_per_step(record.knobs) / len(record.tasks))
+    train, val = data_dir / "train.parquet", data_dir / "val.parquet"
+    pd.DataFrame(rows("train", repeats)).to_parquet(train, index=False)
+    pd.DataFrame(rows("test", 1)).to_parquet(val, index=False)
+    return [train, val]
+
+
+def write_verl_bundle(record: RunRecord, out: Path) -> list[Path]:
+    files = write_parquet_files(record, out / "data")
+    notes = "\n".join(f"# - {n}" for n in unmapped_notes(record))
+    lines = " \\\n    ".join(f'"{o}"' for o in verl_overrides(record))
+    script = f"""#!/usr/bin/env bash
+# Train the exported PPO-LoRA Lab run with veRL (checked against verl 0.9.1), one node, one GPU.
+# Needs veRL with its GPU stack (vllm, ray, flash-attn...): see veRL's install guide.
+# More GPUs: raise trainer.n_gpus_per_node / trainer.nnodes.
+#
+# Knobs with no counterpart in veRL:
+{notes}
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+python3 -m verl.trainer.main_ppo \\
+    {lines} \\
+    "$@"
+"""
+    (out / SCRIPT).write_text(script, encoding="utf-8")
+    (out / SCRIPT).chmod(0o755)
+    return [out / SCRIPT, *files]
