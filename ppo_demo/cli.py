@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-samples", type=int, default=0, help="after training, K sampled answers per task from base and adapted model")
     train.add_argument("--out", help="directory for the adapter (PEFT format), run.json (tasks, reward, knobs: "
                        "what 'export' reads) and metrics.csv")
+    train.add_argument("--trackio", metavar="PROJECT",
+                       help="also log every step to trackio (local, off by default; needs pip install trackio)")
     train.add_argument("--jsonl", action="store_true", help="print one JSON object per step (and one for the evaluation)")
     train.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda if available)")
     train.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
@@ -143,15 +145,27 @@ def run_train(args) -> int:
         trainer = PPOTrainer(loaded, config, tasks, reward)
     except (ModelLoadError, LoRAError, AdapterError) as exc:
         raise CliError(str(exc)) from None
+    sink = None
+    if args.trackio:
+        from .tracking import TrackingError, TrackioSink
+        try:
+            sink = TrackioSink(args.trackio, config={"model": loaded.name, **config.to_dict()})
+        except TrackingError as exc:
+            raise CliError(str(exc)) from None
     history = []
     try:
         for result in trainer.train():
             history.append(result.metrics)
             _print_step(result.metrics, config.steps, args.jsonl)
+            if sink is not None:
+                sink.log(result.metrics)
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         print("interrupted: keeping the adapter trained so far", file=sys.stderr)
+    finally:
+        if sink is not None:
+            sink.finish()
     if out_dir is not None:
         _save_run(trainer, loaded, tasks, reward, config, out_dir)
         if history:
