@@ -61,7 +61,15 @@ def test_the_file_imports_nothing_from_the_lab(tmp_path):
             imported |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
-    assert imported <= {"re", "torch"}, imported  # torch only inside OpenRLHF's entry point
+    # re2 when the lab matches with RE2; torch only inside OpenRLHF's entry point.
+    assert imported <= {"re", "re2", "warnings", "torch"}, imported
+
+
+def test_the_regex_engine_is_the_labs(tmp_path):
+    from ppo_demo.export.reward_file import product_regex_engine
+
+    exported = load_reward_file(tmp_path, RewardConfig("regex", 0.0), 0.0)
+    assert (exported.REGEX_ENGINE, exported.MAX_MATCHED_CHARS) == product_regex_engine()
 
 
 def test_each_tool_entry_point_gives_the_rule_reward(tmp_path):
@@ -80,3 +88,16 @@ def test_each_tool_entry_point_gives_the_rule_reward(tmp_path):
     out = exported.reward_func([prompt + "Paris<|im_end|>", prompt + "Lyon and"], [prompt, prompt], ["Paris", "Paris"])
     assert out["rewards"].tolist() == pytest.approx([rule_reward("Paris", "Paris", reward),
                                                      rule_reward("Lyon and", "Paris", reward, False, 0.5)])
+
+
+def test_the_re2_variant_agrees_on_the_corpus(tmp_path, monkeypatch):
+    """Whichever engine the lab uses, the file's other one gives the same numbers here."""
+    pytest.importorskip("re2")
+    import ppo_demo.export.reward_file as reward_file
+
+    monkeypatch.setattr(reward_file, "product_regex_engine", lambda: ("re2", 4096))
+    reward = RewardConfig("regex", 0.002)
+    exported = load_reward_file(tmp_path, reward, 0.5, name="reward_re2.py")
+    assert exported.REGEX_ENGINE == "re2"
+    for response, expected in CORPUS:
+        assert exported.rule_reward(response, expected) == rule_reward(response, expected, reward), (response, expected)
