@@ -45,7 +45,7 @@ class AdapterError(ValueError):
     """A saved adapter cannot be used with this model or these settings."""
 
 
-def _hidden_size(model) -> int:
+def hidden_size(model) -> int:
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     return int(config.hidden_size)
 
@@ -124,7 +124,7 @@ class ActorCritic(torch.nn.Module):
         self.model = model
         device = next(model.parameters()).device
         # Zero init: V = 0 everywhere at first, so the early value loss is just the returns².
-        self.value_head = torch.nn.Linear(_hidden_size(model), 1, device=device, dtype=torch.float32)
+        self.value_head = torch.nn.Linear(hidden_size(model), 1, device=device, dtype=torch.float32)
         torch.nn.init.zeros_(self.value_head.weight)
         torch.nn.init.zeros_(self.value_head.bias)
 

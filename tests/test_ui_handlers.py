@@ -15,6 +15,8 @@ import gradio as gr
 import pytest
 import torch
 
+from ppo_demo.peft_format import save_peft_adapter
+from ppo_demo.policy import save_policy_state
 from ppo_demo.ui import handlers as h
 from ppo_demo.ui.heatmap import QUANTITIES, heatmap_html
 from ppo_demo.ui.limits import Limits, LimitsError, limits_from_env
@@ -180,11 +182,15 @@ def test_evaluate_table(session, registry):
 
 # --- files -----------------------------------------------------------------------------------
 
+PEFT_FILES = ["adapter_config.json", "adapter_model.safetensors", "ppo_lab.json", "value_head.safetensors"]
+
+
 def test_export_import_adapter_round_trip(session, registry, tmp_path):
     run(session, registry)
     zipped = h.export_adapter(session)
     with zipfile.ZipFile(zipped) as zf:
-        assert sorted(zf.namelist()) == ["adapter.safetensors", "adapter_config.json"]
+        assert sorted(zf.namelist()) == PEFT_FILES
+        assert json.loads(zf.read("adapter_config.json"))["peft_type"] == "LORA"
     metrics = Path(h.export_metrics(session)).read_text()
     assert metrics.splitlines()[0].startswith("step,") and len(metrics.splitlines()) == 4
     expected = snapshot(session)[0]
@@ -197,20 +203,66 @@ def test_export_import_adapter_round_trip(session, registry, tmp_path):
     # Continuing from the imported adapter counts on from its steps.
     views = list(h.train(other, TINY, knobs(), TASKS, "contains", 0.002, registry=registry, limits=LIMITS))
     assert views[-1].history[-1]["step"] == 6
-    # The two loose files work as well as the zip.
+    # The loose files work as well as the zip.
     with zipfile.ZipFile(zipped) as zf:
-        zf.extractall(tmp_path)
+        zf.extractall(tmp_path / "peft")
     third = Session("third")
-    h.import_adapter(third, [str(tmp_path / "adapter.safetensors"), str(tmp_path / "adapter_config.json")], TINY,
-                     knobs(), registry=registry, limits=LIMITS)
+    h.import_adapter(third, [str(tmp_path / "peft" / name) for name in PEFT_FILES], TINY, knobs(), registry=registry,
+                     limits=LIMITS)
     assert third.policy_state.steps_trained == 3
-    for s in (other, third):
+    # The older format still loads (its two files).
+    save_policy_state(session.policy_state, tmp_path / "old")
+    fourth = Session("fourth")
+    h.import_adapter(fourth, [str(tmp_path / "old" / "adapter.safetensors"), str(tmp_path / "old" / "adapter_config.json")],
+                     TINY, knobs(), registry=registry, limits=LIMITS)
+    assert all(torch.equal(fourth.policy_state.tensors[k], expected[k]) for k in expected)
+    for s in (other, third, fourth):
         s.close()
 
 
-def _corrupt_files(tmp_path: Path, good_zip: str) -> dict[str, list[str]]:
-    with zipfile.ZipFile(good_zip) as zf:
-        zf.extractall(tmp_path / "good")
+def test_an_adapter_made_by_peft_uploads_with_a_fresh_value_head(session, registry, tmp_path):
+    peft = pytest.importorskip("peft")
+    from ppo_demo.models import load_model
+
+    base = load_model(TINY, device="cpu").model
+    model = peft.get_peft_model(base, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                      task_type="CAUSAL_LM"))
+    model.save_pretrained(tmp_path / "made-by-peft")
+    archive = tmp_path / "made-by-peft.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in (tmp_path / "made-by-peft").iterdir():
+            zf.write(path, f"made-by-peft/{path.name}")  # a folder inside the zip, as zips often have
+    view, implied = h.import_adapter(session, [str(archive)], TINY, knobs(), registry=registry, limits=LIMITS)
+    assert (implied["lora_r"], implied["lora_alpha"], implied["lora_targets"]) == (4, 8.0, "q_proj, v_proj")
+    assert torch.count_nonzero(session.policy_state.tensors["value_head.weight"]) == 0
+    views = list(h.train(session, TINY, knobs(lora_r=4, lora_alpha=8.0, lora_targets="q_proj, v_proj", steps=1),
+                         TASKS, "contains", 0.002, registry=registry, limits=LIMITS))
+    assert views[-1].history[-1]["step"] == 1
+
+
+def test_export_run_zips_a_bundle_per_tool_with_the_adapter(session, registry):
+    run(session, registry, steps=2)
+    zipped = h.export_run(session, TINY, knobs(), TASKS, "exact", 0.01, registry=registry, limits=LIMITS)
+    with zipfile.ZipFile(zipped) as zf:
+        names = set(zf.namelist())
+        run_json = json.loads(zf.read("verl/run.json"))
+    for tool, script in (("trl", "train_grpo.py"), ("verl", "run_verl.sh"), ("openrlhf", "run_openrlhf.sh")):
+        assert {f"{tool}/{script}", f"{tool}/reward.py", f"{tool}/README.md",
+                f"{tool}/adapter/adapter_model.safetensors"} <= names, tool
+    assert run_json["tasks"] == [{"prompt": p, "expected": e} for p, e in TASKS]
+    assert run_json["reward"]["match_mode"] == "exact" and run_json["eos_token"] == "<|im_end|>"
+    with pytest.raises(gr.Error, match="task table is empty"):
+        h.export_run(session, TINY, knobs(), [["", ""]], "contains", 0.002, registry=registry, limits=LIMITS)
+
+
+def _corrupt_files(tmp_path: Path, state) -> dict[str, list[str]]:
+    """Broken uploads in the older format (adapter.safetensors + adapter_config.json) and PEFT's."""
+    save_policy_state(state, tmp_path / "good")
+    save_peft_adapter(state, tmp_path / "peft")
+    ia3 = tmp_path / "ia3" / "adapter_config.json"
+    ia3.parent.mkdir()
+    ia3.write_text(json.dumps({**json.loads((tmp_path / "peft" / "adapter_config.json").read_text()),
+                               "peft_type": "IA3"}))
     bad_json = tmp_path / "bad" / "adapter_config.json"
     bad_json.parent.mkdir()
     bad_json.write_text("{not json")
@@ -235,12 +287,13 @@ def _corrupt_files(tmp_path: Path, good_zip: str) -> dict[str, list[str]]:
         "shape": [st, str(mismatched)],
         "trained on 'qwen2-0.5b-instruct'": [st, str(other_model)],
         "Missing adapter_config.json": [st],
+        "not a PEFT LoRA adapter": [str(tmp_path / "peft" / "adapter_model.safetensors"), str(ia3)],
     }
 
 
 def test_corrupt_or_mismatched_adapter_is_a_clear_error_and_changes_nothing(session, registry, tmp_path):
     run(session, registry, steps=2)
-    cases = _corrupt_files(tmp_path, h.export_adapter(session))
+    cases = _corrupt_files(tmp_path, session.policy_state)
     before = snapshot(session)
     for fragment, files in cases.items():
         with pytest.raises(gr.Error) as info:

@@ -22,7 +22,10 @@ import pandas as pd
 
 from ..config import DEFAULT_PRESET, PRESETS, ConfigError, TrainConfig, knob_fields, preset_config
 from .. import evaluation
-from ..policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, PolicyRuntime, PolicyState, check_state_fits, load_policy_state,
+from ..export import TARGETS as EXPORT_TARGETS, export_record, make_run_record, zip_bundle
+from ..peft_format import (FORMAT_PEFT, LAB_SETTINGS_FILE, PEFT_WEIGHTS_FILE, VALUE_HEAD_FILE, adapter_format,
+                           base_model_id, load_any_adapter, save_peft_adapter)
+from ..policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, PolicyRuntime, PolicyState, check_state_fits, hidden_size,
                       lora_settings, save_policy_state)
 from ..reward import RewardConfig, compile_expected
 from ..tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, Task, load_tasks_file, tasks_from_rows, tasks_to_csv
@@ -329,18 +332,50 @@ def evaluate(session: Session, model: str, knobs: dict, table, match_mode: str, 
 # --- files -------------------------------------------------------------------------------
 
 def export_adapter(session: Session) -> str | None:
-    """A zip with adapter.safetensors + adapter_config.json, or None without an adapter."""
+    """A zip of the adapter, or None without one: PEFT format in LoRA mode (adapter_config.json,
+    adapter_model.safetensors, plus value_head.safetensors and ppo_lab.json), the lab's own
+    format (adapter.safetensors + adapter_config.json) for a full fine-tune."""
     state = session.policy_state
     if state is None:
         return None
     folder = Path(tempfile.mkdtemp(dir=session.files_dir()))
-    save_policy_state(state, folder)
+    if state.mode == "lora":
+        save_peft_adapter(state, folder)
+        names = (ADAPTER_CONFIG_FILE, PEFT_WEIGHTS_FILE, VALUE_HEAD_FILE, LAB_SETTINGS_FILE)
+    else:
+        save_policy_state(state, folder)
+        names = (ADAPTER_FILE, ADAPTER_CONFIG_FILE)
     stem = f"ppo-lora-{(session.model_name or 'model').replace('/', '_')}-{state.steps_trained}steps"
     target = folder / f"{stem}.zip"
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name in (ADAPTER_FILE, ADAPTER_CONFIG_FILE):
+        for name in names:
             zf.write(folder / name, name)
     return str(target)
+
+
+def export_run(session: Session, model: str, knobs: dict, table, match_mode: str, length_penalty, *,
+               registry: ModelRegistry, limits: Limits) -> str:
+    """A zip with the run as bundles for TRL, veRL and OpenRLHF (trl/, verl/, openrlhf/), built
+    from the tasks, reward and knobs on the page, with the session's adapter if it has one."""
+    config = build_config(knobs, limits)
+    tasks = build_tasks(table, limits)
+    reward = build_reward(match_mode, length_penalty, tasks)
+    # The EOS text only matters to OpenRLHF's reward (it sees special tokens); no model is
+    # loaded just for it.
+    eos = registry.get(model).tokenizer.eos_token if registry.is_loaded(model) else ""
+    state = session.policy_state if session.model_name == model else None
+    record = make_run_record(model, tasks, reward, config, eos_token=eos or "",
+                             steps_trained=state.steps_trained if state else 0)
+    root = Path(tempfile.mkdtemp(dir=session.files_dir()))
+    adapter = None
+    if state is not None and state.mode == "lora":
+        adapter = root / "adapter"
+        save_peft_adapter(state, adapter)
+    bundle = root / "ppo-lab-export"
+    with user_errors():
+        for target in EXPORT_TARGETS:
+            export_record(record, target, bundle / target, adapter_dir=adapter)
+    return str(zip_bundle(bundle, root / f"ppo-lab-export-{model.replace('/', '_')}.zip"))
 
 
 def export_metrics(session: Session) -> str | None:
@@ -351,8 +386,13 @@ def export_metrics(session: Session) -> str | None:
     return str(target)
 
 
+# The files an uploaded adapter may consist of: PEFT format (what Download gives) or the lab's
+# older format (adapter.safetensors + adapter_config.json).
+ADAPTER_UPLOAD_FILES = (ADAPTER_CONFIG_FILE, PEFT_WEIGHTS_FILE, VALUE_HEAD_FILE, LAB_SETTINGS_FILE, ADAPTER_FILE)
+
+
 def _gather_adapter_files(paths: list[str], folder: Path) -> None:
-    """Put adapter.safetensors + adapter_config.json into ``folder`` from a zip or two files."""
+    """Put the adapter's files into ``folder`` from a zip or the files themselves."""
     for path in paths:
         p = Path(path)
         if p.stat().st_size > MAX_UPLOAD_BYTES:
@@ -362,18 +402,35 @@ def _gather_adapter_files(paths: list[str], folder: Path) -> None:
                 with zipfile.ZipFile(p) as zf:
                     for info in zf.infolist():
                         base = Path(info.filename).name  # ignore folders inside the zip
-                        if base in (ADAPTER_FILE, ADAPTER_CONFIG_FILE):
+                        if base in ADAPTER_UPLOAD_FILES:
                             if info.file_size > MAX_UPLOAD_BYTES:
                                 raise user_error(f"{base} in the zip is too large.")
                             (folder / base).write_bytes(zf.read(info))
             except zipfile.BadZipFile:
                 raise user_error(f"{p.name} is not a readable zip file.") from None
-        elif p.suffix.lower() == ".safetensors":
+        elif p.name in ADAPTER_UPLOAD_FILES:
+            shutil.copyfile(p, folder / p.name)
+        elif p.suffix.lower() == ".safetensors":  # renamed on the way (the older format's weights)
             shutil.copyfile(p, folder / ADAPTER_FILE)
         elif p.suffix.lower() == ".json":
             shutil.copyfile(p, folder / ADAPTER_CONFIG_FILE)
         else:
-            raise user_error(f"{p.name}: upload the .zip from Download, or {ADAPTER_FILE} and {ADAPTER_CONFIG_FILE}.")
+            raise user_error(f"{p.name}: upload the .zip from Download, or the adapter's files "
+                             f"({PEFT_WEIGHTS_FILE} and {ADAPTER_CONFIG_FILE}).")
+
+
+def _read_uploaded_adapter(folder: Path, model: str, registry: ModelRegistry) -> PolicyState:
+    """Either format. A PEFT adapter made by peft has no value head: a fresh (zero) one is made
+    for the selected model, which is then loaded to learn its width."""
+    with user_errors():
+        fmt = adapter_format(folder)
+        hidden = None
+        if fmt == FORMAT_PEFT and not (folder / VALUE_HEAD_FILE).is_file():
+            hidden = hidden_size(_load(registry, model).model)
+        state = load_any_adapter(folder, hidden)
+    if state.model_name and base_model_id(state.model_name) == base_model_id(model):
+        state.model_name = model  # e.g. 'HuggingFaceTB/SmolLM2-135M-Instruct' from peft = the embedded model
+    return state
 
 
 def import_adapter(session: Session, files, model: str, knobs: dict, *, registry: ModelRegistry,
@@ -391,8 +448,7 @@ def import_adapter(session: Session, files, model: str, knobs: dict, *, registry
     config = build_config(knobs, limits)
     with tempfile.TemporaryDirectory() as tmp:
         _gather_adapter_files([str(p) for p in paths], Path(tmp))
-        with user_errors():
-            state = load_policy_state(tmp)
+        state = _read_uploaded_adapter(Path(tmp), model, registry)
     if state.model_name and state.model_name != model:
         raise user_error(f"This adapter was trained on '{state.model_name}'; select that model first.")
     try:

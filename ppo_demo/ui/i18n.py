@@ -126,8 +126,14 @@ EN = {
     "lab.eval_table": "Success rate and mean reward per task",
     "lab.download_adapter": "⬇ Adapter (.zip)",
     "lab.download_metrics": "⬇ Metrics (.csv)",
-    "lab.files_note": "The adapter zip holds adapter.safetensors and adapter_config.json. Upload it (or the two files) "
-                  "to continue training or to compare later.",
+    "lab.files_note": "The adapter zip is a PEFT adapter (adapter_config.json + adapter_model.safetensors; load it with "
+                  "peft's PeftModel.from_pretrained) plus the value head. Upload it, an adapter made with peft, or an "
+                  "older adapter.safetensors + adapter_config.json, to continue training or to compare later.",
+    "lab.export_note": "Take the run further on GPUs: one zip with a bundle each for TRL (GRPO), veRL and OpenRLHF (PPO): "
+                   "the tasks in the tool's format, the reward as a standalone reward.py, a launch script with the knobs "
+                   "on this page, and the adapter. See each bundle's README.",
+    "lab.export_run": "Export run (TRL / veRL / OpenRLHF)",
+    "lab.export_file": "Exported run (.zip)",
     "lab.upload_adapter": "Upload a saved adapter",
     "lab.load_adapter": "Load adapter",
 }
@@ -186,7 +192,13 @@ ZH = {
     "lab.eval_table": "各任务的成功率与平均奖励",
     "lab.download_adapter": "⬇ 适配器（.zip）",
     "lab.download_metrics": "⬇ 指标（.csv）",
-    "lab.files_note": "适配器压缩包包含 adapter.safetensors 和 adapter_config.json。上传它（或这两个文件）即可继续训练或稍后对比。",
+    "lab.files_note": "适配器压缩包是 PEFT 格式（adapter_config.json + adapter_model.safetensors，可用 peft 的 "
+                  "PeftModel.from_pretrained 加载），另附价值头。上传它、用 peft 制作的适配器，或旧格式的 adapter.safetensors + "
+                  "adapter_config.json，即可继续训练或稍后对比。",
+    "lab.export_note": "在 GPU 上继续：一个压缩包，内含 TRL（GRPO）、veRL 与 OpenRLHF（PPO）各一套：该工具格式的任务、独立的 "
+                   "reward.py 奖励、按本页参数生成的启动脚本，以及适配器。详见各目录的 README。",
+    "lab.export_run": "导出运行（TRL / veRL / OpenRLHF）",
+    "lab.export_file": "导出的运行（.zip）",
     "lab.upload_adapter": "上传保存的适配器",
     "lab.load_adapter": "加载适配器",
 }

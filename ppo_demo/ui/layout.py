@@ -280,7 +280,8 @@ def wire_compare(c: Components, limits: Limits, registry: ModelRegistry, session
 
 
 def wire_files(c: Components, limits: Limits, registry: ModelRegistry, session_of) -> None:
-    """Load an adapter back (a model job: its trial load puts it on the shared model)."""
+    """Load an adapter back (a model job: its trial load puts it on the shared model); export
+    the run."""
     def on_load_adapter(v, request):
         session = session_of(request)
         view, implied = handlers.import_adapter(session, v["files"], _model_of(v, limits), _knobs_of(v),
@@ -291,3 +292,12 @@ def wire_files(c: Components, limits: Limits, registry: ModelRegistry, session_o
     names = ["files", "model", "custom_model", "heat_index", "heat_quantity", *KNOB_NAMES]
     c["load_adapter"].click(named_inputs(names, on_load_adapter), c.inputs(*names),
                             c.inputs(*TRAIN_OUTPUTS, *KNOB_NAMES), api_name="load_adapter", **MODEL_JOB)
+
+    def on_export_run(v, request):
+        return handlers.export_run(session_of(request), _model_of(v, limits), _knobs_of(v), v["tasks"],
+                                   v["match_mode"], v["length_penalty"], registry=registry, limits=limits)
+
+    # Writing files only: no model job, so it never waits behind a run.
+    export_names = ["model", "custom_model", "tasks", *REWARD_NAMES, *KNOB_NAMES]
+    c["export_run"].click(named_inputs(export_names, on_export_run), c.inputs(*export_names), c["export_file"],
+                          api_name="export_run", **LIGHT_JOB)

@@ -197,7 +197,8 @@ def compare_tab(c: Components, limits: Limits, start_tasks: list) -> None:
 
 
 def files_tab(c: Components) -> None:
-    """5. Download the adapter and the metrics; load an adapter back."""
+    """5. Download the adapter (PEFT format) and the metrics; export the run for TRL, veRL and
+    OpenRLHF; load an adapter back (either format)."""
     with gr.Tab(text("tab_files"), id="files"):
         gr.Markdown(text("files_note"))
         with gr.Row():
@@ -205,6 +206,10 @@ def files_tab(c: Components) -> None:
                                                       interactive=False)
             c["download_metrics"] = gr.DownloadButton(text("download_metrics"), elem_id="download-metrics",
                                                       interactive=False)
+        gr.Markdown(text("export_note"))
+        with gr.Row():
+            c["export_run"] = gr.Button(text("export_run"), elem_id="export-run", scale=1)
+            c["export_file"] = gr.File(label=text("export_file"), interactive=False, elem_id="export-file", scale=3)
         with gr.Row():
             c["files"] = gr.File(label=text("upload_adapter"), file_count="multiple",
                                  file_types=[".zip", ".safetensors", ".json"], elem_id="upload-adapter", scale=3)
