@@ -194,7 +194,7 @@ def _lora_settings_from_peft(config) -> dict:
     try:
         r = int(config["r"])
         lora_alpha = float(config["lora_alpha"])
-        targets = [str(t) for t in targets]
+        targets = sorted(str(t) for t in targets)  # peft writes a set: any order
     except (KeyError, TypeError, ValueError):
         raise AdapterError(f"{ADAPTER_CONFIG_FILE} lacks r, lora_alpha or target_modules.") from None
     # Our scaling is alpha/r; rsLoRA's is lora_alpha/sqrt(r): the same update with alpha = lora_alpha*sqrt(r).

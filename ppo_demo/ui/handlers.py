@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,9 +29,9 @@ from ..policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, PolicyRuntime, PolicySt
                       lora_settings, save_policy_state)
 from ..reward import RewardConfig, compile_expected
 from ..tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, Task, load_tasks_file, tasks_from_rows, tasks_to_csv
-from ..trainer import PPOTrainer
 from .errors import user_error, user_errors
 from .jobs import TrainingJob
+from .model_jobs import TrainRequest, registry_key
 from .limits import Limits
 from .model_gate import MODEL_GATE
 from .plots import metrics_csv, task_label
@@ -109,12 +109,6 @@ def _adapter_config(config: TrainConfig, state: PolicyState | None) -> TrainConf
 def _load(registry: ModelRegistry, model: str):
     with user_errors():
         return registry.get(model)
-
-
-def _make_trainer(loaded, config, tasks, reward, state) -> PPOTrainer:
-    """Build a trainer on the shared model; the caller holds the model's turn."""
-    with user_errors(unexpected="Could not set up the policy"):
-        return PPOTrainer(loaded, config, tasks, reward, state=state)
 
 
 def _policy_runtime(loaded, config, state) -> PolicyRuntime:
@@ -199,22 +193,26 @@ def train(session: Session, model: str, knobs: dict, table, match_mode: str, len
     if not registry.is_loaded(model):
         yield _view(session, f"Loading {model}… (the first start of the embedded model converts it, about 30 s)",
                     running=True)
-    loaded = _load(registry, model)
+    _load(registry, model)  # in this process: a model that cannot load is a message here
     while not MODEL_GATE.acquire(session.session_id, timeout=0.5):
         yield _view(session, "Waiting for the model: another run is finishing…", running=True)
-    try:
-        trainer = _make_trainer(loaded, config, tasks, reward, session.policy_state)
-    except BaseException:
-        MODEL_GATE.release()
-        raise
-    # Nothing in the session changes before this point, so every error above leaves it as it was.
-    if tasks_changed:  # per-task curves are indexed by row: old rows would mislabel new tasks
-        gr.Warning("The tasks changed since the last run: the per-task reward curves start over.")
-        session.history = [{k: v for k, v in m.items() if not k.startswith("task_reward/")} for m in session.history]
+
+    def start_over_task_curves():  # run by the job once set up, before its first step
+        if tasks_changed:  # per-task curves are indexed by row: old rows would mislabel new tasks
+            session.history = [{k: v for k, v in m.items() if not k.startswith("task_reward/")}
+                               for m in session.history]
+
+    request = TrainRequest(registry_key(registry), model, config, tasks, reward, session.policy_state, config.steps)
     session.stop_event.clear()
-    session.tasks = tasks
-    job = TrainingJob(session, trainer, config.steps)  # owns the model's turn from here on
+    job = TrainingJob(session, request, on_ready=start_over_task_curves)  # owns the model's turn from here on
     session.job = job.start()
+    set_up = _wait_until_set_up(job)
+    if set_up.kind != "ready":
+        # Nothing in the session changed, so this error leaves it as it was.
+        job.join()
+        raise user_error(set_up.message)
+    if tasks_changed:
+        gr.Warning("The tasks changed since the last run: the per-task reward curves start over.")
     yield _view(session, f"Sampling step 1/{config.steps}…", running=True)
 
     started, done, error = time.monotonic(), 0, None
@@ -245,6 +243,20 @@ def train(session: Session, model: str, knobs: dict, table, match_mode: str, len
     else:
         status = f"Done: {done} steps. {idle_status(session)}"
     yield _view(session, status, finished=True, error=error)
+
+
+def _wait_until_set_up(job: TrainingJob):
+    """The job's first event: "ready", or why it could not set the policy up."""
+    while True:
+        event = job.next_event()
+        if event is None:
+            continue
+        if event.kind in ("ready", "setup_error"):
+            return event
+        if event.kind == "error":
+            return replace(event, message=f"Could not set up the policy: {event.message}")
+        if event.kind == "end":
+            return replace(event, message="The run ended before it started.")
 
 
 def stop(session: Session) -> str:

@@ -35,3 +35,12 @@ def gpu_job(duration: int = SHORT_DURATION):
 
         return spaces.GPU(duration=duration)(fn)
     return decorate
+
+
+def on_zerogpu() -> bool:
+    """Is this process a ZeroGPU Space's main process (where @spaces.GPU forks a worker)?"""
+    if not spaces_available():
+        return False
+    from spaces.config import Config
+
+    return bool(Config.zero_gpu)

@@ -1,0 +1,93 @@
+"""The model's work for Train as a pure generator, ready to run as a ZeroGPU function.
+
+``train_steps(request)`` sets a session's state up on the shared model, trains, and yields
+after every step what the session must keep: the step's metrics and rollouts and the trained
+state, as CPU tensors. It reads nothing from the session and writes nothing to it, so it can
+run in another process (ZeroGPU forks a worker and pickles the arguments and every yielded
+value; see ``zerogpu.py``); the caller, in the main process, stores what it receives.
+
+The shared model is found through a registry key, not passed: pickling the request must not
+pickle the model. A forked worker inherits the registry (and the models loaded before it was
+forked); one it loads itself stays in that worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..config import TrainConfig
+from ..policy import PolicyState
+from ..reward import RewardConfig
+from ..tasks import Task
+from ..trainer import PPOTrainer, StepResult
+from .errors import USER_ERRORS, unexpected_error_text
+from .session import ModelRegistry
+from .zerogpu import TRAIN_DURATION, gpu_job
+
+_REGISTRIES: dict[str, ModelRegistry] = {}
+
+
+def registry_key(registry: ModelRegistry) -> str:
+    """A picklable handle on ``registry`` (registered on first use)."""
+    key = f"registry-{id(registry)}"
+    _REGISTRIES.setdefault(key, registry)
+    return key
+
+
+@dataclass
+class TrainRequest:
+    """Everything a training job needs, all picklable (no model, no session, no lock)."""
+
+    registry_key: str
+    model: str
+    config: TrainConfig
+    tasks: list[Task]
+    reward: RewardConfig
+    state: PolicyState | None  # None: a fresh adapter
+    steps: int
+
+
+@dataclass
+class TrainOutcome:
+    """One message from the job. ``kind``: "ready" (set up, about to sample step 1), "step",
+    "setup_error" (bad input found while setting up: ``message`` is for the user)."""
+
+    kind: str
+    result: StepResult | None = None
+    state: PolicyState | None = None  # the trained state after this step (None: not snapshotted)
+    message: str = ""
+
+
+@gpu_job(TRAIN_DURATION)
+def train_steps(request: TrainRequest, stop_event=None) -> Iterator[TrainOutcome]:
+    """Set up, then yield a TrainOutcome per step; the trained state comes with every step in
+    LoRA mode (a few MB). Full fine-tuning copies every weight, so there it comes with the last
+    outcome only, which needs ``stop_event`` to end the run early: in one process the caller
+    passes its Event; across processes (ZeroGPU; an Event does not pickle) the caller closes
+    the generator instead, and full mode then snapshots every step too."""
+    loaded = _REGISTRIES[request.registry_key].get(request.model)
+    try:
+        trainer = PPOTrainer(loaded, request.config, request.tasks, request.reward, state=request.state)
+    except USER_ERRORS as exc:
+        yield TrainOutcome("setup_error", message=str(exc))
+        return
+    except Exception as exc:
+        yield TrainOutcome("setup_error", message=f"Could not set up the policy: {unexpected_error_text(exc)}")
+        return
+    snapshot_each_step = request.config.mode == "lora" or stop_event is None
+    last = None
+    try:
+        yield TrainOutcome("ready")
+        for result in trainer.train(request.steps, stop_event):
+            last = result
+            yield TrainOutcome("step", result, trainer.state() if snapshot_each_step else None)
+    except Exception:
+        if not snapshot_each_step and last is not None:  # keep the last good weights
+            yield TrainOutcome("step", None, trainer.state())
+        raise
+    else:
+        if not snapshot_each_step and last is not None:
+            yield TrainOutcome("step", None, trainer.state())
+    finally:
+        trainer.runtime.release()
