@@ -21,16 +21,16 @@ import gradio as gr
 import pandas as pd
 
 from ..config import DEFAULT_PRESET, PRESETS, ConfigError, TrainConfig, knob_fields, preset_config
-from .. import evaluation
 from ..export import TARGETS as EXPORT_TARGETS, export_record, make_run_record, zip_bundle
 from ..peft_format import (FORMAT_PEFT, LAB_SETTINGS_FILE, PEFT_WEIGHTS_FILE, VALUE_HEAD_FILE, adapter_format,
                            base_model_id, load_any_adapter, save_peft_adapter)
-from ..policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, PolicyRuntime, PolicyState, check_state_fits, hidden_size,
+from ..policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, PolicyState, check_state_fits, hidden_size,
                       lora_settings, save_policy_state)
 from ..reward import RewardConfig, compile_expected
 from ..tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, Task, load_tasks_file, tasks_from_rows, tasks_to_csv
 from .errors import user_error, user_errors
 from .jobs import TrainingJob
+from . import model_jobs
 from .model_jobs import TrainRequest, registry_key
 from .limits import Limits
 from .model_gate import MODEL_GATE
@@ -109,13 +109,6 @@ def _adapter_config(config: TrainConfig, state: PolicyState | None) -> TrainConf
 def _load(registry: ModelRegistry, model: str):
     with user_errors():
         return registry.get(model)
-
-
-def _policy_runtime(loaded, config, state) -> PolicyRuntime:
-    """The session's policy on the shared model, to use as ``with ... as runtime`` (which
-    takes it off again); the caller holds the model's turn."""
-    with user_errors(unexpected="Could not set up the policy"):
-        return PolicyRuntime.for_config(loaded, config, state)
 
 
 # --- training ----------------------------------------------------------------------------
@@ -299,10 +292,9 @@ def compare(session: Session, model: str, knobs: dict, prompt: str, *, registry:
             limits: Limits) -> tuple[str, str]:
     """(base answer, adapted answer) for one prompt, same seed and sampling settings."""
     prompt, config = check_compare(session, model, knobs, prompt, limits=limits)
-    loaded = _load(registry, model)
-    with MODEL_GATE.turn(session.session_id), _policy_runtime(loaded, config, session.policy_state) as runtime:
-        return evaluation.compare(runtime, prompt, seed=config.seed, temperature=config.temperature,
-                                  top_p=config.top_p, max_new_tokens=config.max_new_tokens)
+    _load(registry, model)
+    with MODEL_GATE.turn(session.session_id):
+        return model_jobs.compare_answers(registry_key(registry), model, config, session.policy_state, prompt)
 
 
 def check_evaluate(session: Session, model: str, knobs: dict, table, match_mode: str, length_penalty,
@@ -328,10 +320,10 @@ def evaluate(session: Session, model: str, knobs: dict, table, match_mode: str, 
     """Success rate and mean reward per task, base vs adapted, over K samples each."""
     k, config, tasks, reward = check_evaluate(session, model, knobs, table, match_mode, length_penalty,
                                               samples_per_task, limits=limits)
-    loaded = _load(registry, model)
-    with MODEL_GATE.turn(session.session_id), _policy_runtime(loaded, config, session.policy_state) as runtime:
-        report = evaluation.evaluate(runtime, tasks, reward, config, samples_per_task=k, seed=config.seed,
-                                     max_batch=limits.max_batch)
+    _load(registry, model)
+    with MODEL_GATE.turn(session.session_id):
+        report = model_jobs.evaluate_policy(registry_key(registry), model, config, session.policy_state, tasks,
+                                            reward, k, limits.max_batch)
     rows = [(t.prompt, t.expected, t.base_success, t.adapted_success, t.base_reward, t.adapted_reward)
             for t in report.tasks]
     n = len(report.tasks)
@@ -467,9 +459,9 @@ def import_adapter(session: Session, files, model: str, knobs: dict, *, registry
         config = _adapter_config(config, state)
     except ConfigError as exc:
         raise user_error(f"The adapter's settings are invalid: {exc}") from None
-    loaded = _load(registry, model)
-    with MODEL_GATE.turn(session.session_id), _policy_runtime(loaded, config, state):  # trial load: shapes and names must fit this model
-        pass
+    _load(registry, model)
+    with MODEL_GATE.turn(session.session_id):
+        model_jobs.check_fits_model(registry_key(registry), model, config, state)
     session.reset()
     session.policy_state, session.model_name = state, model
     knob_values = {k: v for k, v in config.to_dict().items()

@@ -16,14 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
+from .. import evaluation
 from ..config import TrainConfig
-from ..policy import PolicyState
+from ..policy import PolicyRuntime, PolicyState
 from ..reward import RewardConfig
 from ..tasks import Task
 from ..trainer import PPOTrainer, StepResult
-from .errors import USER_ERRORS, unexpected_error_text
+from .errors import USER_ERRORS, unexpected_error_text, user_errors
 from .session import ModelRegistry
-from .zerogpu import TRAIN_DURATION, gpu_job
+from .zerogpu import SHORT_DURATION, TRAIN_DURATION, gpu_job
 
 _REGISTRIES: dict[str, ModelRegistry] = {}
 
@@ -91,3 +92,37 @@ def train_steps(request: TrainRequest, stop_event=None) -> Iterator[TrainOutcome
             yield TrainOutcome("step", None, trainer.state())
     finally:
         trainer.runtime.release()
+
+
+# --- the other model jobs: one call each, a picklable result ----------------------------------
+
+def _runtime(key: str, model: str, config: TrainConfig, state: PolicyState | None) -> PolicyRuntime:
+    """The state on the shared model, as ``with ... as runtime`` (which takes it off again)."""
+    loaded = _REGISTRIES[key].get(model)
+    with user_errors(unexpected="Could not set up the policy"):
+        return PolicyRuntime.for_config(loaded, config, state)
+
+
+@gpu_job(SHORT_DURATION)
+def compare_answers(key: str, model: str, config: TrainConfig, state: PolicyState | None,
+                    prompt: str) -> tuple[str, str]:
+    """(base answer, adapted answer), same seed and sampling settings."""
+    with _runtime(key, model, config, state) as runtime:
+        return evaluation.compare(runtime, prompt, seed=config.seed, temperature=config.temperature,
+                                  top_p=config.top_p, max_new_tokens=config.max_new_tokens)
+
+
+@gpu_job(SHORT_DURATION)
+def evaluate_policy(key: str, model: str, config: TrainConfig, state: PolicyState | None, tasks: list[Task],
+                    reward: RewardConfig, samples_per_task: int, max_batch: int):
+    """Base vs adapted success and reward per task (an EvaluationReport)."""
+    with _runtime(key, model, config, state) as runtime:
+        return evaluation.evaluate(runtime, tasks, reward, config, samples_per_task=samples_per_task,
+                                   seed=config.seed, max_batch=max_batch)
+
+
+@gpu_job(SHORT_DURATION)
+def check_fits_model(key: str, model: str, config: TrainConfig, state: PolicyState) -> None:
+    """Trial load: an uploaded state's shapes and names must fit this model (else a gr.Error)."""
+    with _runtime(key, model, config, state):
+        pass
