@@ -77,27 +77,31 @@ HEADER = ["estimator", "G", "time to target s", "steps to target", "final succes
 
 
 def plot(runs: dict, path: Path, target: float, model: str) -> None:
+    """Success (mean over tasks) against training seconds, and against steps: on a shared
+    machine the seconds carry the load of other work, the steps do not."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     colours = {"gae": "#0072B2", "grpo": "#D55E00", "rloo": "#009E73", "reinforce": "#CC79A7"}
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120, sharey=True)
     for name, run in runs.items():
-        xs = [0.0] + [e["train_seconds"] for e in run["evals"]]
         first = run["evals"][0]["tasks"]
         base = sum(t["base_success"] for t in first) / len(first)
         ys = [base] + [sum(t["adapted_success"] for t in e["tasks"]) / len(e["tasks"]) for e in run["evals"]]
         label = name + (f" (G={run['config'].get('group_size')})" if name in GROUPED else "")
-        ax.plot(xs, ys, marker="o", markersize=3, label=label, color=colours.get(name))
-    ax.axhline(target, color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("training seconds (evaluation excluded)")
-    ax.set_ylabel("success rate, mean over the 4 tasks")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"English tasks, {model}, quick-cpu preset, equal training time: one curve per estimator", fontsize=9)
-    ax.legend(loc="lower right")
-    ax.grid(alpha=0.3)
+        for ax, key in zip(axes, ("train_seconds", "step")):
+            xs = [0] + [e[key] for e in run["evals"]]
+            ax.plot(xs, ys, marker="o", markersize=3, label=label, color=colours.get(name))
+    for ax, xlabel in zip(axes, ("training seconds (evaluation excluded)", "PPO steps (12 answers each)")):
+        ax.axhline(target, color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("success rate, mean over the tasks")
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[1].legend(loc="lower right")
+    fig.suptitle(f"English tasks, {model}, quick-cpu preset: one curve per advantage estimator", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     print(f"wrote {path}")
@@ -121,11 +125,15 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads per run (1 is much faster than 2 on a machine busy with other work)")
     parser.add_argument("--out", default="benchmarks/results/estimators", help="path prefix for .json/.md/.png")
+    parser.add_argument("--from-json", default=None, help="only redraw the table and plot of an earlier run")
     args = parser.parse_args(argv)
 
-    runs = {name: run_one(name, args) for name in args.estimators.split(",")}
     out = Path(args.out)
-    write_json(out.with_suffix(".json"), {"args": vars(args), "machine": machine_info(), "runs": runs})
+    if args.from_json:
+        runs = json.loads(Path(args.from_json).read_text())["runs"]
+    else:
+        runs = {name: run_one(name, args) for name in args.estimators.split(",")}
+        write_json(out.with_suffix(".json"), {"args": vars(args), "machine": machine_info(), "runs": runs})
     table = markdown_table(HEADER, [summary_row(name, run) for name, run in runs.items()])
     print()
     print(table)

@@ -94,3 +94,43 @@ def test_cli_rejects_bad_estimator_settings_in_one_line(args, message, capsys):
     assert main(["train", "--model", "tiny-random", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
+
+
+# --- the app's handlers (tiny-random) -----------------------------------------------------------
+
+def test_app_trains_grpo_with_adaptive_kl_and_shows_no_critic_and_the_clip_cases():
+    from ppo_demo.ui import handlers as h
+    from ppo_demo.ui.limits import limits_from_env
+    from ppo_demo.ui.plots import NO_CRITIC, all_frames
+    from ppo_demo.ui.session import ModelRegistry, Session
+
+    limits = limits_from_env({"PPO_DEMO_MODEL": "tiny-random"})
+    knobs = h.default_knobs(limits) | dict(steps=2, batch_size=4, num_minibatches=2, max_new_tokens=6,
+                                           advantage_estimator="grpo", group_size=2, kl_target=0.5, kl_horizon=10)
+    session = Session("estimators")
+    try:
+        views = list(h.train(session, "tiny-random", knobs, [["Say yes.", "yes"], ["Say no.", "no"]], "contains",
+                             0.002, registry=ModelRegistry(), limits=limits))
+        assert views[-1].error is None and len(session.history) == 2
+        frames = all_frames(session.history)
+        assert list(frames["critic"]["series"]) == [NO_CRITIC]
+        assert (frames["kl"]["series"] == "β (KL coef)").sum() == 2
+        record = views[-1].rollouts[0]
+        assert "data-case=" in heatmap_html(record, "clip_case")
+    finally:
+        session.close()
+
+
+def test_app_turns_a_bad_group_size_into_a_clear_message():
+    import gradio as gr
+
+    from ppo_demo.ui import handlers as h
+    from ppo_demo.ui.limits import limits_from_env
+
+    from ppo_demo.ui.session import Session
+
+    limits = limits_from_env({"PPO_DEMO_MODEL": "tiny-random"})
+    knobs = h.default_knobs(limits) | dict(advantage_estimator="rloo", group_size=1)
+    with pytest.raises(gr.Error, match="RLOO compares the answers to one prompt"):
+        h.check_train(Session("bad-g"), "tiny-random", knobs, [["Say yes.", "yes"]], "contains", 0.002,
+                      limits=limits)
