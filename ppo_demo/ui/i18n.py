@@ -45,7 +45,7 @@ $$L = L_{\mathrm{policy}} + c_V\,L_V - c_{\mathrm{ent}}\,H[\pi_\theta]$$
 **Advantages without a critic** (*Advantage estimator* grpo, rloo or reinforce: no $V$, so $c_V = 0$ and the value head is not trained). $G$ answers to one prompt form a group $g(i)$; $G_t$ is the return-to-go, the score plus the KL rewards still ahead:
 $$G_t = \sum_{t' \ge t} \gamma^{\,t'-t}\, r_{t'} \qquad A_{i,t} = \frac{G_{i,t} - b_i}{s_i}$$
 
-**GRPO** (group-relative: baseline the group's mean, scale its standard deviation, unbiased as in TRL, $\varepsilon = 10^{-4}$; a group whose answers all scored the same gets $A = 0$, no signal):
+**GRPO** (group-relative: baseline the group's mean, scale its standard deviation, unbiased as in TRL, $\varepsilon = 10^{-4}$; a group whose returns $G_{j,0}$ are all equal gets $A = 0$, but tiny differences such as the length penalty are scaled up to unit size):
 $$b_i = \operatorname{mean}_{j \in g(i)} G_{j,0} \qquad s_i = \operatorname{std}_{j \in g(i)} G_{j,0} + \varepsilon$$
 
 **RLOO** (leave-one-out: the baseline is the mean of the other $G - 1$ answers to the same prompt, so it never contains the answer it judges):
@@ -100,8 +100,8 @@ FORMULAS_ZH = (FORMULAS_EN
                         "**图中的诊断量**（先在回答的真实 token 上平均，再对本步的所有 mini-batch 更新平均，与 TRL 相同；第一次更新时 $\\rho_t = 1$）：")
                .replace('**Advantages without a critic** (*Advantage estimator* grpo, rloo or reinforce: no $V$, so $c_V = 0$ and the value head is not trained). $G$ answers to one prompt form a group $g(i)$; $G_t$ is the return-to-go, the score plus the KL rewards still ahead:',
                         '**无价值网络的优势**（*优势估计方法* 为 grpo、rloo 或 reinforce：没有 $V$，所以 $c_V = 0$，价值头不训练）。同一提示词的 $G$ 个回答构成一组 $g(i)$；$G_t$ 是从 $t$ 起的回报：得分加上之后各 token 的 KL 奖励：')
-               .replace("**GRPO** (group-relative: baseline the group's mean, scale its standard deviation, unbiased as in TRL, $\\varepsilon = 10^{-4}$; a group whose answers all scored the same gets $A = 0$, no signal):",
-                        '**GRPO**（组内相对：基线为组内均值，尺度为组内标准差，与 TRL 一样用无偏估计，$\\varepsilon = 10^{-4}$；组内所有回答得分相同时 $A = 0$，没有信号）：')
+               .replace("**GRPO** (group-relative: baseline the group's mean, scale its standard deviation, unbiased as in TRL, $\\varepsilon = 10^{-4}$; a group whose returns $G_{j,0}$ are all equal gets $A = 0$, but tiny differences such as the length penalty are scaled up to unit size):",
+                        '**GRPO**（组内相对：基线为组内均值，尺度为组内标准差，与 TRL 一样用无偏估计，$\\varepsilon = 10^{-4}$；组内回报 $G_{j,0}$ 全部相等时 $A = 0$，但长度惩罚这类微小差异会被放大到单位大小）：')
                .replace('**RLOO** (leave-one-out: the baseline is the mean of the other $G - 1$ answers to the same prompt, so it never contains the answer it judges):',
                         '**RLOO**（留一法：基线是同一提示词其余 $G - 1$ 个回答的均值，因此不包含被评判的回答本身）：')
                .replace("**REINFORCE** (the plain return; with the baseline option $b$ is the batch's mean return, otherwise 0):",
