@@ -10,6 +10,9 @@ Where this departs from the seed notebook, and why (the ``seed`` preset undoes 2
    softmax, so the rollout is slightly off-policy (the seed samples with top-p 0.9).
 5. The reference policy in LoRA mode is the same network with adapters off, not a second copy.
 6. Tokens after the first EOS are masked; a response that never ends can be penalised.
+7. The advantage estimator is a knob: GAE with the critic (the seed's), or GRPO, RLOO or
+   REINFORCE without one (then the value head is not trained); the KL can move from the
+   reward into the loss, and beta can follow a target KL (the adaptive controller).
 """
 
 from __future__ import annotations
