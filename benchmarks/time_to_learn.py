@@ -14,6 +14,10 @@ the seed's ``chat`` (K answers per task, temperature 0.7, top-p 0.9) every
 The training clock counts only training steps; evaluation time is measured separately, and
 the wall time of the whole run is reported too. Each side runs in its own subprocess.
 
+``--advantage-estimator`` (with ``--group-size``, ``--kl-in``, ``--kl-target``, ``--kl-horizon``)
+overrides the preset's knobs on the project side; ``--keep-going`` trains for the whole cap
+even after the target is reached (equal time budgets, for ``compare_estimators.py``).
+
     python benchmarks/time_to_learn.py --model tiny-random --cap 3 --eval-every 2 --eval-samples 2
     python benchmarks/time_to_learn.py --json benchmarks/results/time_to_learn.json
 """
@@ -48,14 +52,16 @@ def _common_setup(args):
     return loaded, tasks, reward, time.perf_counter() - t0
 
 
-def _run_loop(side, step_fn, eval_fn, eval_every, cap, target, max_steps):
+def _run_loop(side, step_fn, eval_fn, eval_every, cap, target, max_steps, keep_going=False):
     """Train until every task's adapted success >= target (checked every ``eval_every`` steps)
-    or the training clock reaches ``cap``. Returns the run's record."""
+    or the training clock reaches ``cap`` (with ``keep_going``, always until the cap; the time
+    to target is then the first evaluation that reached it). Returns the run's record."""
     wall0 = time.perf_counter()
     train_s = eval_s = 0.0
     steps = samples = 0
     rewards, evals = [], []
     reached = False
+    time_to_target = None
     while True:
         t0 = time.perf_counter()
         info = step_fn()
@@ -75,15 +81,19 @@ def _run_loop(side, step_fn, eval_fn, eval_every, cap, target, max_steps):
             print(f"[{side}] step {steps} ({samples} samples, {train_s:.1f}s training, {eval_s:.1f}s eval): "
                   + ", ".join(f"{t['expected']}={t['adapted_success']:.2f}" for t in tasks)
                   + f" (min {worst:.2f})", flush=True)
-            if ok:
-                reached = True
+            if ok and not reached:
+                reached, time_to_target = True, train_s
+            if ok and not keep_going:
                 break
         if out_of_time:
             break
     return {"side": side, "reached": reached, "train_seconds": train_s, "eval_seconds": eval_s,
             "wall_seconds": time.perf_counter() - wall0, "steps": steps, "samples": samples,
-            "time_to_target": train_s if reached else None, "cap_seconds": cap, "target": target,
+            "time_to_target": time_to_target, "cap_seconds": cap, "target": target,
             "evals": evals, "step_log": rewards, "peak_rss_mb": peak_rss_mb(), "machine": machine_info()}
+
+
+ESTIMATOR_KNOBS = ("advantage_estimator", "group_size", "kl_in", "kl_target", "kl_horizon")
 
 
 def child_project(args) -> dict:
@@ -94,13 +104,15 @@ def child_project(args) -> dict:
 
     configure_cpu_runtime()  # what the app and the CLI do at start-up
     loaded, tasks, reward, load_s = _common_setup(args)
-    config = preset_config(args.preset, seed=args.seed)
+    overrides = {name: getattr(args, name) for name in ESTIMATOR_KNOBS if getattr(args, name) is not None}
+    config = preset_config(args.preset, seed=args.seed, **overrides)
     trainer = PPOTrainer(loaded, config, tasks, reward)
 
     def step_fn():
         m = trainer.step().metrics
         return {"samples": m["samples"], "reward_mean": m["reward_mean"], "success_rate": m["success_rate"],
-                "response_tokens": m["response_tokens"]}
+                "response_tokens": m["response_tokens"], "kl_mean": m["kl_mean"], "kl_sum_mean": m["kl_sum_mean"],
+                "kl_coef": m.get("kl_coef"), "clip_frac": m["clip_frac"], "step_seconds": m["step_seconds"]}
 
     def eval_fn():
         report = evaluate(trainer.runtime, tasks, reward, config, samples_per_task=args.eval_samples)
@@ -109,7 +121,7 @@ def child_project(args) -> dict:
                 for t in report.tasks]
 
     out = _run_loop("project", step_fn, eval_fn, args.eval_every, args.cap, args.target,
-                    args.max_steps)
+                    args.max_steps, keep_going=args.keep_going)
     out.update(config=config.to_dict(), preset=args.preset, load_seconds=load_s,
                match_mode=reward.match_mode, eval_every_steps=args.eval_every)
     return out
@@ -177,6 +189,14 @@ def main(argv=None) -> int:
     parser.add_argument("--baseline-cap", type=float, default=None, help="training-seconds cap (baseline; default --cap)")
     parser.add_argument("--baseline-max-new-tokens", type=int, default=48)
     parser.add_argument("--max-steps", type=int, default=100000)
+    parser.add_argument("--keep-going", action="store_true",
+                        help="train until the cap even after the target is reached (equal time budgets)")
+    parser.add_argument("--advantage-estimator", choices=("gae", "grpo", "rloo", "reinforce"), default=None,
+                        help="project side: override the preset's advantage estimator")
+    parser.add_argument("--group-size", type=int, default=None, help="project side: G answers per prompt")
+    parser.add_argument("--kl-in", choices=("reward", "loss"), default=None, help="project side: where the KL goes")
+    parser.add_argument("--kl-target", type=float, default=None, help="project side: adaptive KL target")
+    parser.add_argument("--kl-horizon", type=int, default=None, help="project side: adaptive KL horizon")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None)

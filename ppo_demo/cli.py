@@ -23,7 +23,7 @@ from .tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, TaskError, load_tasks_f
 EXIT_USAGE = 2
 STEP_KEYS = ("step", "samples", "response_tokens", "reward_mean", "reward_std", "success_rate", "kl_mean",
              "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "explained_variance",
-             "response_length_mean", "step_seconds", "tokens_per_second", "skipped_updates")
+             "response_length_mean", "step_seconds", "tokens_per_second", "skipped_updates", "kl_coef", "kl_loss")
 
 
 class CliError(Exception):
@@ -97,9 +97,15 @@ def _print_step(metrics: dict, total: int, jsonl: bool) -> None:
         return
     m = metrics
     print(f"step {m['step']:>4}/{total}  reward {m['reward_mean']:+.3f}  success {m['success_rate']:.2f}  "
-          f"kl {m['kl_mean']:+.4f}  policy {m['policy_loss']:+.4f}  value {m['value_loss']:.4f}  "
+          f"kl {m['kl_mean']:+.4f}  beta {m['kl_coef']:.4g}  policy {m['policy_loss']:+.4f}  "
+          f"value {_or_na(m['value_loss'], '.4f')}  "
           f"approx_kl {m['approx_kl']:.4f}  clip {m['clip_frac']:.2f}  len {m['response_length_mean']:.1f}  "
           f"{m['step_seconds']:.1f}s", flush=True)
+
+
+def _or_na(value: float, spec: str) -> str:
+    """A number, or n/a where there is none (e.g. the value loss of a run without a critic)."""
+    return format(value, spec) if math.isfinite(value) else "n/a"
 
 
 def _json_number(value):

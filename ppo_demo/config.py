@@ -11,9 +11,12 @@ notebook exactly.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+ADVANTAGE_ESTIMATORS = ("gae", "grpo", "rloo", "reinforce")
+CRITIC_FREE_ESTIMATORS = ("grpo", "rloo", "reinforce")  # no value head trained, no value loss
 LORA_TARGETS_DEFAULT = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -82,7 +85,28 @@ class TrainConfig:
     kl_estimator: str = knob("k1", "k1 = log pi - log pi_ref (unbiased, can be < 0); "
                              "k3 = (q-1) - log q with q = pi_ref/pi (always >= 0)",
                              choices=("k1", "k3"), label="KL estimator")
-    gamma: float = knob(1.0, "discount γ in GAE", low=0.0, high=1.0, label="Gamma γ")
+    kl_in: str = knob("reward", "reward: r_t = -β·KL_t on every token (PPO, the seed); loss: r_t is "
+                      "the score alone and β·E_t[k3_t] is added to the loss (as GRPO)",
+                      choices=("reward", "loss"), label="KL in")
+    kl_target: float | None = knob(None, "adaptive KL (Ziegler et al. 2019): the KL per response "
+                                   "(summed over its tokens) that β is steered toward after each "
+                                   "step; empty = β stays fixed", label="Target KL", step=0.1)
+    kl_horizon: int = knob(100, "adaptive KL: responses over which β may change by about 20% "
+                           "(TRL used 10000; a class run has a few hundred)", low=1,
+                           high=10_000_000, label="KL horizon")
+    # --- advantages ------------------------------------------------------------------------
+    advantage_estimator: str = knob("gae", "gae: PPO with a learned critic V; grpo: (r - group "
+                                    "mean) / group std; rloo: r minus the mean of the other "
+                                    "answers to the prompt; reinforce: the plain return (minus the "
+                                    "batch mean). The last three train no critic",
+                                    choices=ADVANTAGE_ESTIMATORS, label="Advantage estimator")
+    group_size: int = knob(1, "G: a step draws batch/G prompts and samples each G times (grpo and "
+                           "rloo compare the G answers, so need G >= 2)", low=1, high=512,
+                           label="Group size G")
+    reinforce_baseline: bool = knob(True, "reinforce: subtract the batch's mean return (lower "
+                                    "variance, same expected gradient)", label="REINFORCE baseline")
+    gamma: float = knob(1.0, "discount γ in GAE and in the return-to-go", low=0.0, high=1.0,
+                        label="Gamma γ")
     gae_lambda: float = knob(0.95, "λ in GAE: 0 = one-step TD, 1 = Monte-Carlo return", low=0.0,
                              high=1.0, label="GAE λ")
     whiten: str = knob("batch", "advantage whitening: over all real tokens of the batch, per "
@@ -114,9 +138,29 @@ class TrainConfig:
         check_knobs(self)
         if not self.lora_targets or not all(isinstance(t, str) and t.strip() for t in self.lora_targets):
             raise ConfigError("LoRA target modules must be a non-empty list of layer names.")
+        self._validate_estimator()
         if self.num_minibatches > self.batch_size:
             raise ConfigError(f"Mini-batches ({self.num_minibatches}) cannot exceed the batch size ({self.batch_size}).")
         return self
+
+    def _validate_estimator(self) -> None:
+        G = self.group_size
+        if self.advantage_estimator in ("grpo", "rloo") and G < 2:
+            raise ConfigError(f"{self.advantage_estimator.upper()} compares the answers to one prompt, so it needs "
+                              f"a group size G of at least 2; got {G}. Try G = 4 with a batch of 8 or 12.")
+        if self.batch_size % G:
+            raise ConfigError(f"The batch size ({self.batch_size}) must be a multiple of the group size G ({G}): "
+                              f"a step draws batch/G prompts and samples each G times.")
+        if self.kl_target is not None:
+            if isinstance(self.kl_target, bool) or not isinstance(self.kl_target, (int, float)):
+                raise ConfigError(f"Target KL must be a number; got {self.kl_target!r}.")
+            if not (0 < self.kl_target < math.inf):
+                raise ConfigError(f"Target KL must be above 0 (leave it empty to keep β fixed); got {self.kl_target}.")
+
+    @property
+    def has_critic(self) -> bool:
+        """Only GAE learns a value function; the others take their baseline from the rewards."""
+        return self.advantage_estimator not in CRITIC_FREE_ESTIMATORS
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
@@ -164,6 +208,10 @@ def knobs_from_dict(cls, values: dict[str, Any]):
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
     label = f.metadata.get("label") or f.name
     kind = f.type if isinstance(f.type, str) else f.type.__name__
+    if kind.endswith("| None"):  # optional knob: empty means "off"
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off")):
+            return None
+        kind = kind.removesuffix("| None").strip()
     try:
         if kind == "tuple":
             if isinstance(value, str):

@@ -17,6 +17,10 @@ The pieces, in the order a PPO step uses them::
     L_clip               = E_t[min(rho_t A_t, clip(rho_t, 1-eps, 1+eps) A_t)]
     L_V                  = 1/2 E_t[max((V - R)^2, (V_old + clip(V - V_old, -eps_v, eps_v) - R)^2)]
     loss                 = -L_clip + c_V L_V - c_ent E_t[H_t]
+
+Without a critic (GRPO, RLOO, REINFORCE) the GAE lines are replaced by a return-to-go and a
+baseline from the other responses (see the section below), and L_V is dropped. With the KL in
+the loss instead of the reward, r_t has no KL term and the loss gains + beta E_t[k3_t].
 """
 
 from __future__ import annotations
@@ -189,3 +193,171 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.
     if var_returns <= 0:
         return torch.tensor(float("nan"))
     return 1.0 - masked_var(returns - values, mask) / var_returns
+
+
+# --- Advantages without a critic: GRPO, RLOO, REINFORCE ---------------------------------------
+#
+# All three read the same (B, T) per-token rewards GAE reads, and share one shape of answer:
+#
+#     G_t = sum_{t' >= t} gamma^(t'-t) r_t'        the return-to-go (score + KL rewards from t on)
+#     A_t = (G_t - b) / s                           b a baseline, s a scale, both per response
+#
+# The baseline and scale come from each response's whole return G_0 and differ per estimator:
+#     reinforce  b = mean of G_0 over the batch (or 0), s = 1
+#     rloo       b = mean of G_0 over the *other* responses to the same prompt, s = 1
+#     grpo       b = mean of G_0 over the group, s = std of G_0 over the group + eps
+#
+# With the KL in the loss (kl_in="loss") the trainer passes rewards built with beta 0: the only
+# reward is the score at the last token, G_t = score for every t, and each estimator reduces
+# to its textbook form (A the same on every token of a response). With the KL in the reward,
+# a token is also charged the KL of the tokens from it to the end (those it still influences),
+# never that of the tokens before it.
+#
+# Groups are consecutive rows: rows [k*G, (k+1)*G) are G samples of one prompt.
+
+
+def returns_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    """G_t = r_t + gamma * G_{t+1} over each response's real tokens, 0 on padding.
+
+    rewards, mask (B, T) -> (B, T). This is GAE with V = 0 and lambda = 1.
+    """
+    B, T = rewards.shape
+    out = torch.zeros_like(rewards)
+    running = torch.zeros(B, dtype=rewards.dtype, device=rewards.device)  # G_{t+1}
+    for t in reversed(range(T)):
+        running = (rewards[:, t] + gamma * running) * mask[:, t]
+        out[:, t] = running
+    return out
+
+
+def _groups(x: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(B,) -> (B/G, G): consecutive rows form a group."""
+    if group_size < 2 or x.shape[0] % group_size:
+        raise ValueError(f"a batch of {x.shape[0]} responses cannot be split into groups of {group_size} "
+                         "(need a group size of at least 2 that divides the batch)")
+    return x.view(-1, group_size)
+
+
+def reinforce_advantages(rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
+                         baseline: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """REINFORCE (Williams 1992): A_t = G_t - b with b the batch mean of the whole returns G_0.
+
+    rewards, mask (B, T) -> advantages, returns (B, T), 0 on padding. ``returns`` is G_t.
+    Without ``baseline`` the advantage is the raw return: unbiased, but every token of a
+    response with a positive score is pushed up, good answer or merely less bad.
+    """
+    returns = returns_to_go(rewards, mask, gamma)  # (B, T)
+    b = returns[:, 0].mean() if baseline else torch.zeros((), dtype=returns.dtype, device=returns.device)
+    return (returns - b) * mask, returns
+
+
+def rloo_advantages(rewards: torch.Tensor, mask: torch.Tensor, group_size: int,
+                    gamma: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """REINFORCE leave-one-out (Kool et al. 2019; Ahmadian et al. 2024).
+
+    A_{i,t} = G_{i,t} - 1/(G-1) sum_{j != i} G_{j,0}, the j running over response i's group.
+    The baseline never sees response i itself, so it stays unbiased; it equals
+    G/(G-1) * (G_{i,0} - mean_group) at t = 0. rewards, mask (B, T) -> advantages, returns (B, T).
+    """
+    returns = returns_to_go(rewards, mask, gamma)  # (B, T)
+    whole = _groups(returns[:, 0], group_size)  # (B/G, G)
+    baseline = (whole.sum(-1, keepdim=True) - whole) / (group_size - 1)  # (B/G, G)
+    return (returns - baseline.reshape(-1, 1)) * mask, returns
+
+
+def grpo_advantages(rewards: torch.Tensor, mask: torch.Tensor, group_size: int, gamma: float = 1.0,
+                    eps: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Group-relative advantages (GRPO, Shao et al. 2024, DeepSeekMath).
+
+    A_{i,t} = (G_{i,t} - mean_group G_0) / (std_group G_0 + eps), broadcast on each real token.
+    std is the unbiased one (divides by G - 1), as TRL's GRPOTrainer (``.std(dim=1)``) and
+    eps 1e-4 as TRL's; a group whose returns all agree gets A = 0 (no signal, and no NaN).
+    rewards, mask (B, T) -> advantages, returns (B, T), 0 on padding.
+    """
+    returns = returns_to_go(rewards, mask, gamma)  # (B, T)
+    whole = _groups(returns[:, 0], group_size)  # (B/G, G)
+    mean = whole.mean(-1).repeat_interleave(group_size).unsqueeze(-1)  # (B, 1)
+    std = whole.std(-1, correction=1).repeat_interleave(group_size).unsqueeze(-1)  # (B, 1)
+    return (returns - mean) / (std + eps) * mask, returns
+
+
+# --- KL as a loss term, and the adaptive coefficient ------------------------------------------
+
+
+def kl_penalty_loss(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """E_t[k3_t], the KL term GRPO adds to the loss (times beta) instead of to the reward.
+
+    k3 = (q - 1) - log q with q = pi_ref / pi: >= 0, and 0 only where pi = pi_ref.
+    logprobs (B, T) with gradient, ref_logprobs (B, T) without, mask (B, T) -> scalar.
+    d k3 / d log pi = 1 - q: positive where pi is likelier than pi_ref, so a descent step
+    lowers log pi there (and raises it where pi_ref is the likelier one).
+    """
+    return masked_mean(kl_per_token(logprobs, ref_logprobs.detach(), "k3"), mask)
+
+
+def adaptive_kl_coef(kl_coef: float, current_kl: float, target_kl: float, horizon: float,
+                     n_steps: int) -> float:
+    """One update of the adaptive KL controller (Ziegler et al. 2019, "Fine-Tuning Language
+    Models from Human Preferences", section 2.2), as TRL's former ``AdaptiveKLController``:
+
+        e     = clip(KL / KL_target - 1, -0.2, 0.2)      proportional error, bounded
+        beta <- beta * (1 + e * n_steps / horizon)
+
+    TRL calls it once per step with the step's mean *per-response* KL (summed over tokens) and
+    n_steps = responses in the step; the trainer does the same. beta grows while the policy is
+    further than the target from pi_ref and shrinks while it is closer; ``horizon`` (in
+    responses) sets how slowly: at most a factor 1.2^(n_steps/horizon) per step.
+    """
+    error = min(max(current_kl / target_kl - 1.0, -0.2), 0.2)
+    return kl_coef * (1.0 + error * n_steps / horizon)
+
+
+# --- Which tokens the clip stops ---------------------------------------------------------------
+#
+# The clipped objective min(rho A, clip(rho, 1-eps, 1+eps) A) has six cases per token: the
+# sign of A times where rho sits. In two of them the clipped term is the smaller one and is
+# constant in theta: the token has already moved far enough *in the direction A asks for*,
+# and its gradient is exactly 0. In the other four the unclipped rho·A is taken (or both agree)
+# and the token still pushes. A = 0 gets its own code: no push at all (a GRPO group whose
+# answers all scored the same).
+
+CLIP_BELOW, CLIP_INSIDE, CLIP_ABOVE = 0, 1, 2  # where rho sits, relative to [1-eps, 1+eps]
+
+CLIP_CASES: tuple[dict, ...] = (
+    # code = 3 * (0 if A > 0 else 1) + region; code 6: A = 0; -1: padding
+    dict(code=0, advantage="A > 0", rho="rho < 1-eps", pushes=True,
+         why="a good token that became less likely: rho·A is the smaller term, it is pushed back up"),
+    dict(code=1, advantage="A > 0", rho="inside", pushes=True,
+         why="a good token, ratio in range: pushed up"),
+    dict(code=2, advantage="A > 0", rho="rho > 1+eps", pushes=False,
+         why="a good token already made likelier by more than eps: clipped, gradient 0"),
+    dict(code=3, advantage="A < 0", rho="rho < 1-eps", pushes=False,
+         why="a bad token already made less likely by more than eps: clipped, gradient 0"),
+    dict(code=4, advantage="A < 0", rho="inside", pushes=True,
+         why="a bad token, ratio in range: pushed down"),
+    dict(code=5, advantage="A < 0", rho="rho > 1+eps", pushes=True,
+         why="a bad token that became likelier: rho·A is the smaller term, it is pushed back down"),
+    dict(code=6, advantage="A = 0", rho="any", pushes=False,
+         why="no advantage: nothing to push (e.g. every answer in the group scored the same)"),
+)
+
+
+def clip_cases(ratio: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
+               clip_eps: float) -> torch.Tensor:
+    """Case code of each token (see ``CLIP_CASES``): ratio, advantages, mask (B, T) -> long (B, T).
+
+    Regions use the same strict inequalities as ``clip_frac`` (|rho - 1| > eps is outside).
+    Padding gets -1.
+    """
+    region = torch.full_like(ratio, CLIP_INSIDE, dtype=torch.long)
+    region[ratio < 1.0 - clip_eps] = CLIP_BELOW
+    region[ratio > 1.0 + clip_eps] = CLIP_ABOVE
+    codes = torch.where(advantages > 0, region, region + 3)
+    codes = torch.where(advantages == 0, torch.full_like(codes, 6), codes)
+    return torch.where(mask > 0, codes, torch.full_like(codes, -1))
+
+
+def clip_case_pushes(codes: torch.Tensor) -> torch.Tensor:
+    """True where a token's clip case still has a policy gradient: (B, T) long -> bool."""
+    pushing = torch.tensor([c["pushes"] for c in CLIP_CASES], device=codes.device)
+    return torch.where(codes >= 0, pushing[codes.clamp_min(0)], torch.zeros_like(codes, dtype=torch.bool))

@@ -26,10 +26,10 @@ class ScoredBatch:
     old_values: torch.Tensor  # (B, T) V_old(s_t)
     ref_logprobs: torch.Tensor  # (B, T) log pi_ref(y_t)
     kl: torch.Tensor  # (B, T) per-token KL estimate to pi_ref
-    rewards: torch.Tensor  # (B, T) -beta * KL_t, plus the score at the last real token
-    advantages: torch.Tensor  # (B, T) the estimator's A_t (GAE)
+    rewards: torch.Tensor  # (B, T) -beta * KL_t (0 with the KL in the loss), plus the score at the last real token
+    advantages: torch.Tensor  # (B, T) the estimator's A_t (GAE, GRPO, RLOO or REINFORCE)
     train_advantages: torch.Tensor  # (B, T) what the policy loss multiplies (A_t after whitening)
-    returns: torch.Tensor  # (B, T) the critic's targets
+    returns: torch.Tensor  # (B, T) the critic's targets (GAE) or the return-to-go G_t
 
     _PER_TOKEN = ("old_logprobs", "old_values", "ref_logprobs", "kl", "rewards", "advantages",
                   "train_advantages", "returns")

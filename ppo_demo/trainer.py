@@ -10,6 +10,9 @@ Where this departs from the seed notebook, and why (the ``seed`` preset undoes 2
    softmax, so the rollout is slightly off-policy (the seed samples with top-p 0.9).
 5. The reference policy in LoRA mode is the same network with adapters off, not a second copy.
 6. Tokens after the first EOS are masked; a response that never ends can be penalised.
+7. The advantage estimator is a knob: GAE with the critic (the seed's), or GRPO, RLOO or
+   REINFORCE without one (then the value head is not trained); the KL can move from the
+   reward into the loss, and beta can follow a target KL (the adaptive controller).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import math
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
@@ -49,10 +52,14 @@ class RolloutRecord:
     ref_logprobs: list[float]
     kl: list[float]
     values: list[float]
-    advantages: list[float]  # GAE's A_t
+    advantages: list[float]  # the estimator's A_t (GAE, GRPO, RLOO or REINFORCE)
     train_advantages: list[float]  # what the policy loss multiplies: A_t after whitening
     returns: list[float]
     rewards: list[float]
+    # PPO's rho_t = pi_new / pi_old at the token's last update pass (1 before any update), and
+    # its clip case (a code of ppo.CLIP_CASES). Empty when no update ran in the step.
+    ratios: list[float] = field(default_factory=list)
+    clip_cases: list[int] = field(default_factory=list)
 
     @property
     def kl_sum(self) -> float:
@@ -97,12 +104,18 @@ class PPOTrainer:
         # fp16 (CUDA without bf16) needs loss scaling; bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and loaded.dtype == torch.float16)
         self.steps_done = state.steps_trained if state is not None else 0
+        # beta: fixed, or steered by the adaptive controller (and then carried in the state)
+        resumed_beta = state.meta.get("kl_coef") if state is not None and config.kl_target else None
+        self.kl_coef = float(resumed_beta) if resumed_beta is not None else config.kl_coef
         self.system_prompt = system_prompt
         self._prompt_ids = [self.runtime.prompt_ids(t.prompt, system_prompt) for t in self.tasks]
 
     # --- public API --------------------------------------------------------------------------
     def state(self) -> PolicyState:
-        return self.runtime.state(self.loaded.name, self.steps_done)
+        state = self.runtime.state(self.loaded.name, self.steps_done)
+        if self.config.kl_target:
+            state.meta["kl_coef"] = self.kl_coef
+        return state
 
     def train(self, steps: int | None = None, stop_event: threading.Event | None = None) -> Iterator[StepResult]:
         """Yield one :class:`StepResult` per PPO step. Closing the generator (or setting
@@ -145,38 +158,49 @@ class PPOTrainer:
         # 3. Old log-probs and values (policy), reference log-probs (pi_ref), no gradients.
         old_logprobs, old_values, ref_logprobs = self._logprobs_and_values(batch)  # each (B, T), 0 past EOS
 
-        # 4. Per-token rewards: -beta * KL_t, plus the score at the last real token.
+        # 4. Per-token rewards: -beta * KL_t, plus the score at the last real token. With the
+        #    KL in the loss instead, the reward is the score alone.
+        kl_coef = self.kl_coef
         kl = ppo.kl_per_token(old_logprobs, ref_logprobs, cfg.kl_estimator) * mask  # (B, T)
-        rewards = ppo.per_token_rewards(scores, kl, mask, cfg.kl_coef)  # (B, T)
+        rewards = ppo.per_token_rewards(scores, kl, mask, kl_coef if cfg.kl_in == "reward" else 0.0)  # (B, T)
 
-        # 5. Advantages and returns (GAE), then whitening.
+        # 5. Advantages and returns (GAE with the critic, or a baseline from the other
+        #    responses), then whitening.
         advantages, returns, train_advantages = self._advantages(rewards, old_values, mask)
         scored = ScoredBatch(batch, texts, task_indices, scores, old_logprobs=old_logprobs, old_values=old_values,
                              ref_logprobs=ref_logprobs, kl=kl, rewards=rewards, advantages=advantages,
                              train_advantages=train_advantages, returns=returns)
 
-        # 6. PPO epochs over shuffled mini-batches.
-        update_stats = self._update(scored, step_seed)
+        # 6. PPO epochs over shuffled mini-batches (+ beta * E[k3] in the loss when kl_in is loss).
+        ratios = torch.ones_like(old_logprobs)  # (B, T): each token's rho at its last update pass
+        update_stats = self._update(scored, step_seed, kl_coef, ratios)
         t_end = time.perf_counter()
         self.steps_done += 1
 
-        # 7. Report.
+        # 7. Report, then let the adaptive controller move beta for the next step.
         metrics = self._metrics(scored, update_stats)
         metrics.update(step=self.steps_done, step_seconds=t_end - t_start, sample_seconds=t_sampled - t_start,
-                       update_seconds=t_end - t_sampled)
+                       update_seconds=t_end - t_sampled, kl_coef=kl_coef)
         metrics["samples_per_second"] = metrics["samples"] / metrics["step_seconds"]
         metrics["tokens_per_second"] = metrics["response_tokens"] / metrics["step_seconds"]
-        return StepResult(self.steps_done, metrics, self._records(scored), updated=update_stats["updates"] > 0)
+        if cfg.kl_target:
+            self.kl_coef = ppo.adaptive_kl_coef(kl_coef, metrics["kl_sum_mean"], cfg.kl_target, cfg.kl_horizon,
+                                                n_steps=metrics["samples"])
+        updated = update_stats["updates"] > 0
+        records = self._records(scored, ratios if updated else None)
+        return StepResult(self.steps_done, metrics, records, updated=updated)
 
     # --- stages ------------------------------------------------------------------------------
     def _choose_tasks(self, seed: int) -> list[int]:
-        """Every task equally often when the batch allows (the rest drawn at random); with a
-        batch smaller than the task list, a random draw like the seed's random.choice."""
+        """batch/G prompts, each repeated G times in consecutive rows (a group). The prompts:
+        every task equally often when their number allows (the rest drawn at random); with
+        fewer prompts than tasks, a random draw like the seed's random.choice."""
         rng = random.Random(seed)
-        n, size = len(self.tasks), self.config.batch_size
+        G = self.config.group_size
+        n, size = len(self.tasks), self.config.batch_size // G
         indices = list(range(n)) * (size // n) + rng.sample(range(n), size % n)
         rng.shuffle(indices)
-        return indices
+        return [i for i in indices for _ in range(G)]
 
     def _rule_scores(self, texts: list[str], task_indices: list[int], ended: list[bool]) -> torch.Tensor:
         """r_rm of each response, (B,)."""
@@ -214,10 +238,17 @@ class PPOTrainer:
     def _advantages(self, rewards: torch.Tensor, values: torch.Tensor,
                     mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The advantage estimator: (A_t, returns, the A_t the policy loss multiplies), each
-        (B, T). GAE with the critic's values, then whitening; another estimator (GRPO, RLOO,
-        REINFORCE) replaces this one stage."""
+        (B, T). GAE with the critic's values, or, without a critic, the return-to-go minus a
+        baseline from the other responses (GRPO, RLOO, REINFORCE); then whitening."""
         cfg = self.config
-        advantages, returns = ppo.gae(rewards, values, mask, cfg.gamma, cfg.gae_lambda)
+        if cfg.advantage_estimator == "gae":
+            advantages, returns = ppo.gae(rewards, values, mask, cfg.gamma, cfg.gae_lambda)
+        elif cfg.advantage_estimator == "grpo":
+            advantages, returns = ppo.grpo_advantages(rewards, mask, cfg.group_size, cfg.gamma)
+        elif cfg.advantage_estimator == "rloo":
+            advantages, returns = ppo.rloo_advantages(rewards, mask, cfg.group_size, cfg.gamma)
+        else:
+            advantages, returns = ppo.reinforce_advantages(rewards, mask, cfg.gamma, baseline=cfg.reinforce_baseline)
         if cfg.whiten == "batch":
             train_advantages = ppo.masked_whiten(advantages, mask)
         elif cfg.whiten == "sequence":
@@ -226,7 +257,7 @@ class PPOTrainer:
             train_advantages = advantages
         return advantages, returns, train_advantages
 
-    def _update(self, scored: ScoredBatch, seed: int) -> dict:
+    def _update(self, scored: ScoredBatch, seed: int, kl_coef: float, ratios: torch.Tensor) -> dict:
         cfg = self.config
         params = self.actor_critic.trainable_parameters()
         generator = torch.Generator().manual_seed(seed)
@@ -238,7 +269,7 @@ class PPOTrainer:
             for _epoch in range(cfg.ppo_epochs):
                 order = torch.randperm(len(scored), generator=generator).to(self.device)
                 for rows in torch.tensor_split(order, cfg.num_minibatches):
-                    mb_stats = self._accumulate_gradients(scored, rows)
+                    mb_stats = self._accumulate_gradients(scored, rows, kl_coef, ratios)
                     if mb_stats is None:
                         self.optimizer.zero_grad(set_to_none=True)
                         skipped += 1
@@ -260,17 +291,21 @@ class PPOTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         stats = {k: v / updates for k, v in sums.items()} if updates else {
             k: math.nan for k in ("loss", "policy_loss", "value_loss", "entropy", "grad_norm",
-                                  "ratio_mean", "clip_frac", "approx_kl", "value_clip_frac")}
+                                  "ratio_mean", "clip_frac", "approx_kl", "value_clip_frac", "kl_loss")}
+        if not cfg.has_critic:  # no critic, no value loss: NaN (shown as n/a), not a made-up 0
+            stats.update(value_loss=math.nan, value_clip_frac=math.nan)
         stats.update(updates=updates, skipped_updates=skipped)
         return stats
 
-    def _accumulate_gradients(self, scored: ScoredBatch, rows: torch.Tensor) -> dict | None:
+    def _accumulate_gradients(self, scored: ScoredBatch, rows: torch.Tensor, kl_coef: float,
+                              ratios: torch.Tensor) -> dict | None:
         """Backward the mini-batch ``rows`` in micro-batches; returns its loss terms, or None
         (gradients possibly partial: the caller zeroes them) if a loss is not finite.
 
         Each micro-batch's losses are masked means over its own tokens, so weighting them by
         its share of the mini-batch's tokens makes the summed gradient equal the gradient of
-        the whole mini-batch's loss (the same number a single pass would give)."""
+        the whole mini-batch's loss (the same number a single pass would give). Each token's
+        rho is written into ``ratios`` (B, T), so after the last epoch it holds the last pass's."""
         cfg = self.config
         total_tokens = scored.response_mask[rows].sum()
         sums: dict[str, torch.Tensor] = {}
@@ -282,18 +317,27 @@ class PPOTrainer:
                 logits, hidden = response_logits_and_hidden(self.actor_critic.model, mb.batch, cfg.temperature)
                 logprobs, entropy = ppo.logprobs_and_entropy_from_logits(
                     logits, mb.batch.response_ids, entropy_grad=cfg.ent_coef > 0)  # (b, t) each
-                values = self.actor_critic.values(hidden)  # (b, t)
                 policy_loss, pstats = ppo.ppo_policy_loss(logprobs, mb.old_logprobs, mb.train_advantages, mask,
                                                           cfg.clip_eps)
-                value_loss, vstats = ppo.ppo_value_loss(values, mb.old_values, mb.returns, mask, cfg.value_clip_eps)
                 entropy_mean = ppo.masked_mean(entropy, mask)
-                loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy_mean
+                loss = policy_loss - cfg.ent_coef * entropy_mean
+                terms = dict(policy_loss=policy_loss, entropy=entropy_mean, **pstats)
+                if cfg.has_critic:  # without one the value head stays out of the graph: not trained
+                    values = self.actor_critic.values(hidden)  # (b, t)
+                    value_loss, vstats = ppo.ppo_value_loss(values, mb.old_values, mb.returns, mask,
+                                                            cfg.value_clip_eps)
+                    loss = loss + cfg.vf_coef * value_loss
+                    terms.update(value_loss=value_loss, **vstats)
+                if cfg.kl_in == "loss":
+                    kl_loss = ppo.kl_penalty_loss(logprobs, mb.ref_logprobs, mask)
+                    loss = loss + kl_coef * kl_loss
+                    terms.update(kl_loss=kl_loss)
             if not torch.isfinite(loss):
                 return None
             self.scaler.scale(loss * weight).backward()
-            del logits, hidden, logprobs, values, entropy
-            for key, value in dict(loss=loss, policy_loss=policy_loss, value_loss=value_loss,
-                                   entropy=entropy_mean, **pstats, **vstats).items():
+            ratios[chunk, :mask.shape[1]] = torch.exp(logprobs.detach() - mb.old_logprobs) * mask
+            del logits, hidden, logprobs, entropy
+            for key, value in dict(loss=loss, **terms).items():
                 sums[key] = sums.get(key, 0.0) + value.detach() * weight
         return sums
 
@@ -311,7 +355,9 @@ class PPOTrainer:
             "kl_mean": _float(ppo.masked_mean(scored.kl, mask)),  # per token, as the seed prints it
             "kl_sum_mean": _float(scored.kl.sum(-1).mean()),  # per response: what -beta*KL costs
             "eos_rate": _float(batch.ended_with_eos.float().mean()),
-            "explained_variance": _float(ppo.explained_variance(scored.old_values, scored.returns, mask)),
+            # no critic, no explained variance: NaN, which the plots and the CLI show as n/a
+            "explained_variance": (_float(ppo.explained_variance(scored.old_values, scored.returns, mask))
+                                   if self.config.has_critic else math.nan),
             "learning_rate": self.optimizer.param_groups[0]["lr"],
         }
         metrics.update(update_stats)
@@ -321,8 +367,11 @@ class PPOTrainer:
                 metrics[f"task_reward/{index}"] = sum(task_scores) / len(task_scores)
         return metrics
 
-    def _records(self, scored: ScoredBatch) -> list[RolloutRecord]:
+    def _records(self, scored: ScoredBatch, ratios: torch.Tensor | None) -> list[RolloutRecord]:
+        """Per-response lists for the UI; ``ratios`` (B, T) None when no update ran."""
         records = []
+        codes = (ppo.clip_cases(ratios, scored.train_advantages, scored.response_mask, self.config.clip_eps)
+                 if ratios is not None else None)  # (B, T)
         batch = scored.batch
         lengths = batch.response_lengths.tolist()
         for row, (n, i) in enumerate(zip(lengths, scored.task_indices)):
@@ -338,5 +387,6 @@ class PPOTrainer:
                 logprobs=cut(scored.old_logprobs), ref_logprobs=cut(scored.ref_logprobs), kl=cut(scored.kl),
                 values=cut(scored.old_values), advantages=cut(scored.advantages),
                 train_advantages=cut(scored.train_advantages), returns=cut(scored.returns),
-                rewards=cut(scored.rewards)))
+                rewards=cut(scored.rewards), ratios=cut(ratios) if ratios is not None else [],
+                clip_cases=codes[row, :n].tolist() if codes is not None else []))
         return records

@@ -42,6 +42,33 @@ $$\hat A_t = (A_t - \mu_A) / \sigma_A$$
 **Total loss**:
 $$L = L_{\mathrm{policy}} + c_V\,L_V - c_{\mathrm{ent}}\,H[\pi_\theta]$$
 
+**Advantages without a critic** (*Advantage estimator* grpo, rloo or reinforce: no $V$, so $c_V = 0$ and the value head is not trained). $G$ answers to one prompt form a group $g(i)$; $G_t$ is the return-to-go, the score plus the KL rewards still ahead:
+$$G_t = \sum_{t' \ge t} \gamma^{\,t'-t}\, r_{t'} \qquad A_{i,t} = \frac{G_{i,t} - b_i}{s_i}$$
+
+**GRPO** (group-relative: baseline the group's mean, scale its standard deviation, unbiased as in TRL, $\varepsilon = 10^{-4}$; a group whose returns $G_{j,0}$ are all equal gets $A = 0$, but tiny differences such as the length penalty are scaled up to unit size):
+$$b_i = \operatorname{mean}_{j \in g(i)} G_{j,0} \qquad s_i = \operatorname{std}_{j \in g(i)} G_{j,0} + \varepsilon$$
+
+**RLOO** (leave-one-out: the baseline is the mean of the other $G - 1$ answers to the same prompt, so it never contains the answer it judges):
+$$b_i = \frac{1}{G-1} \sum_{j \in g(i),\, j \ne i} G_{j,0} \qquad s_i = 1$$
+
+**REINFORCE** (the plain return; with the baseline option $b$ is the batch's mean return, otherwise 0):
+$$b_i = \frac{1}{B} \sum_{j=1}^{B} G_{j,0} \qquad s_i = 1$$
+
+**KL in the loss** instead of the reward (*KL in* = loss, as GRPO: $r_t$ keeps only the score, so with $\gamma = 1$ every token of an answer gets the same $A$):
+$$L = L_{\mathrm{policy}} + c_V\,L_V - c_{\mathrm{ent}}\,H[\pi_\theta] + \beta\,\mathbb{E}_t\big[k_{3,t}\big] \qquad \frac{\partial k_3}{\partial \log\pi_\theta} = 1 - q_t$$
+
+**Adaptive KL coefficient** (Ziegler et al. 2019, as TRL's former controller; on when a target KL is set. KL is the step's mean KL per answer, $n$ the answers in the step, $H$ the horizon):
+$$e = \operatorname{clip}\big(\mathrm{KL} / \mathrm{KL}_{\mathrm{target}} - 1,\ -0.2,\ 0.2\big) \qquad \beta \leftarrow \beta\,(1 + e\, n / H)$$
+
+**The six cases of the clip** ($\min(\rho_t A_t, \mathrm{clip}(\rho_t, 1-\epsilon, 1+\epsilon) A_t)$ per token; the heatmap colours them):
+
+| | $\rho_t < 1-\epsilon$ | $1-\epsilon \le \rho_t \le 1+\epsilon$ | $\rho_t > 1+\epsilon$ |
+|---|---|---|---|
+| $A_t > 0$ | ① pushes up (a good token became less likely) | ② pushes up | ③ **clipped**: gradient 0 (already likelier enough) |
+| $A_t < 0$ | ④ **clipped**: gradient 0 (already less likely enough) | ⑤ pushes down | ⑥ pushes down (a bad token became likelier) |
+
+Only ③ and ④ stop: the token has already moved by more than $\epsilon$ in the direction $A_t$ asks for. In ① and ⑥ the unclipped $\rho_t A_t$ is the smaller term, so the clip never stops a correction. $A_t = 0$ pushes nowhere (white in the heatmap; clipped tokens are grey).
+
 **Diagnostics** on the plots (means over real response tokens, then over every mini-batch update of the step, as TRL logs them; the first update sees $\rho_t = 1$):
 $$\text{approx KL} = \mathbb{E}_t\big[(\rho_t - 1) - \log\rho_t\big] \qquad \text{clip fraction} = \mathbb{E}_t\big[\,|\rho_t - 1| > \epsilon\,\big] \qquad \text{explained variance} = 1 - \frac{\mathrm{Var}[R - V]}{\mathrm{Var}[R]}$$
 """
@@ -70,7 +97,27 @@ FORMULAS_ZH = (FORMULAS_EN
                         "同原教程；none：不白化）：")
                .replace("**Diagnostics** on the plots (means over real response tokens, then over every mini-batch "
                         "update of the step, as TRL logs them; the first update sees $\\rho_t = 1$):",
-                        "**图中的诊断量**（先在回答的真实 token 上平均，再对本步的所有 mini-batch 更新平均，与 TRL 相同；第一次更新时 $\\rho_t = 1$）："))
+                        "**图中的诊断量**（先在回答的真实 token 上平均，再对本步的所有 mini-batch 更新平均，与 TRL 相同；第一次更新时 $\\rho_t = 1$）：")
+               .replace('**Advantages without a critic** (*Advantage estimator* grpo, rloo or reinforce: no $V$, so $c_V = 0$ and the value head is not trained). $G$ answers to one prompt form a group $g(i)$; $G_t$ is the return-to-go, the score plus the KL rewards still ahead:',
+                        '**无价值网络的优势**（*优势估计方法* 为 grpo、rloo 或 reinforce：没有 $V$，所以 $c_V = 0$，价值头不训练）。同一提示词的 $G$ 个回答构成一组 $g(i)$；$G_t$ 是从 $t$ 起的回报：得分加上之后各 token 的 KL 奖励：')
+               .replace("**GRPO** (group-relative: baseline the group's mean, scale its standard deviation, unbiased as in TRL, $\\varepsilon = 10^{-4}$; a group whose returns $G_{j,0}$ are all equal gets $A = 0$, but tiny differences such as the length penalty are scaled up to unit size):",
+                        '**GRPO**（组内相对：基线为组内均值，尺度为组内标准差，与 TRL 一样用无偏估计，$\\varepsilon = 10^{-4}$；组内回报 $G_{j,0}$ 全部相等时 $A = 0$，但长度惩罚这类微小差异会被放大到单位大小）：')
+               .replace('**RLOO** (leave-one-out: the baseline is the mean of the other $G - 1$ answers to the same prompt, so it never contains the answer it judges):',
+                        '**RLOO**（留一法：基线是同一提示词其余 $G - 1$ 个回答的均值，因此不包含被评判的回答本身）：')
+               .replace("**REINFORCE** (the plain return; with the baseline option $b$ is the batch's mean return, otherwise 0):",
+                        '**REINFORCE**（直接用回报；开启基线时 $b$ 为整批的平均回报，否则为 0）：')
+               .replace('**KL in the loss** instead of the reward (*KL in* = loss, as GRPO: $r_t$ keeps only the score, so with $\\gamma = 1$ every token of an answer gets the same $A$):',
+                        '**KL 放进损失**而不是奖励（*KL 位置* = loss，同 GRPO：$r_t$ 只剩得分，所以 $\\gamma = 1$ 时同一回答的每个 token 优势相同）：')
+               .replace("**Adaptive KL coefficient** (Ziegler et al. 2019, as TRL's former controller; on when a target KL is set. KL is the step's mean KL per answer, $n$ the answers in the step, $H$ the horizon):",
+                        '**自适应 KL 系数**（Ziegler 等 2019，与 TRL 旧版控制器相同；设置目标 KL 时启用。KL 为本步每个回答的平均 KL，$n$ 为本步回答数，$H$ 为时间尺度）：')
+               .replace('**The six cases of the clip** ($\\min(\\rho_t A_t, \\mathrm{clip}(\\rho_t, 1-\\epsilon, 1+\\epsilon) A_t)$ per token; the heatmap colours them):',
+                        '**裁剪的六种情况**（每个 token 的 $\\min(\\rho_t A_t, \\mathrm{clip}(\\rho_t, 1-\\epsilon, 1+\\epsilon) A_t)$；热力图按此着色）：')
+               .replace('| $A_t > 0$ | ① pushes up (a good token became less likely) | ② pushes up | ③ **clipped**: gradient 0 (already likelier enough) |',
+                        '| $A_t > 0$ | ① 向上推（好 token 变得更不可能） | ② 向上推 | ③ **被裁剪**：梯度为 0（已经足够更可能） |')
+               .replace('| $A_t < 0$ | ④ **clipped**: gradient 0 (already less likely enough) | ⑤ pushes down | ⑥ pushes down (a bad token became likelier) |',
+                        '| $A_t < 0$ | ④ **被裁剪**：梯度为 0（已经足够不可能） | ⑤ 向下推 | ⑥ 向下推（坏 token 变得更可能） |')
+               .replace('Only ③ and ④ stop: the token has already moved by more than $\\epsilon$ in the direction $A_t$ asks for. In ① and ⑥ the unclipped $\\rho_t A_t$ is the smaller term, so the clip never stops a correction. $A_t = 0$ pushes nowhere (white in the heatmap; clipped tokens are grey).',
+                        '只有 ③ 和 ④ 停止：该 token 已经朝 $A_t$ 要求的方向移动超过 $\\epsilon$。在 ① 和 ⑥ 中未裁剪的 $\\rho_t A_t$ 更小，所以裁剪从不阻止纠正。$A_t = 0$ 不推动任何方向（热力图中为白色；被裁剪的 token 为灰色）。'))
 
 EN = {
     "lab.title": "PPO-LoRA Lab",
@@ -238,6 +285,12 @@ KNOBS_ZH = {
                            "更新结果不变；0 = 整个 mini-batch 一次算完"),
     "gradient_checkpointing": ("梯度检查点", "更新时每层只保留输入，反向传播时重算其余激活：内存大减，"
                                "更新约慢三分之一，梯度不变"),
+    "kl_in": ("KL 位置", "reward：每个 token 的奖励 r_t = -β·KL_t（PPO，原教程）；loss：r_t 只有得分，β·E_t[k3_t] 加进损失（同 GRPO）"),
+    "kl_target": ("目标 KL", "自适应 KL（Ziegler 等 2019）：每步之后把 β 朝这个每条回答的 KL（各 token 求和）调整；留空 = β 固定"),
+    "kl_horizon": ("KL 时间尺度", "自适应 KL：β 大约变化 20% 所需的回答数（TRL 用 10000；一堂课的训练只有几百条）"),
+    "advantage_estimator": ("优势估计方法", "gae：带价值网络 V 的 PPO；grpo：(r - 组均值) / 组标准差；rloo：r 减去同一提示词其他回答的均值；reinforce：直接用回报（减去整批均值）。后三种不训练价值网络"),
+    "group_size": ("组大小 G", "每步抽 batch/G 个提示词，每个采样 G 次（grpo 和 rloo 比较这 G 个回答，需要 G ≥ 2）"),
+    "reinforce_baseline": ("REINFORCE 基线", "reinforce：减去整批的平均回报（方差更小，梯度期望不变）"),
 }
 
 

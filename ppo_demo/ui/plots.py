@@ -4,7 +4,8 @@ One frame per plot; each plot groups quantities a student reads together: the re
 and per task), the KL to the reference, the policy, the critic, and the PPO health
 gauges (clip fraction, approx KL). The policy's loss sits with its entropy and the critic's with
 its explained variance (entropy beside explained variance would flatten the latter). Non-finite values (a skipped update) are left out rather
-than drawn as zero.
+than drawn as zero; a run without a critic gets one legend entry saying so. The KL plot also
+draws β, which moves when the adaptive KL controller is on.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import math
 import pandas as pd
 
 COLUMNS = ["step", "value", "series"]
+NO_CRITIC = "n/a: no critic (grpo, rloo, reinforce)"
 
 # plot key -> [(metric key, series name)]
 PLOT_SERIES = {
     "reward": [("reward_mean", "mean reward"), ("success_rate", "success rate")],
-    "kl": [("kl_mean", "KL per token"), ("kl_sum_mean", "KL per response")],
+    "kl": [("kl_mean", "KL per token"), ("kl_sum_mean", "KL per response"), ("kl_coef", "β (KL coef)")],
     "policy": [("policy_loss", "policy loss"), ("entropy", "entropy")],
     "critic": [("value_loss", "value loss"), ("explained_variance", "explained variance")],
     "health": [("clip_frac", "clip fraction"), ("approx_kl", "approx KL (old→new)")],
@@ -49,6 +51,10 @@ def metric_frame(history: list[dict], plot: str, task_labels: list[str] | None =
                 value = metrics.get(f"task_reward/{index}")
                 if _finite(value):
                     rows.append((step, float(value), label))
+    if plot == "critic" and history and not rows:
+        # GRPO, RLOO and REINFORCE train no critic: their value metrics are NaN. Say so in the
+        # legend (one empty point) instead of leaving a blank chart or drawing a made-up 0.
+        rows.append((history[0].get("step"), math.nan, NO_CRITIC))
     if plot == "reward" and task_labels and history:
         # Every task's series is in the frame from the first update of a run, if need be as one
         # empty (NaN) point: the chart then fixes its colour domain once. Adding a series later
