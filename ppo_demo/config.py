@@ -90,7 +90,7 @@ class TrainConfig:
                       choices=("reward", "loss"), label="KL in")
     kl_target: float | None = knob(None, "adaptive KL (Ziegler et al. 2019): the KL per response "
                                    "(summed over its tokens) that β is steered toward after each "
-                                   "step; empty = β stays fixed", label="Target KL", step=0.1)
+                                   "step; empty = β stays fixed", label="Target KL")
     kl_horizon: int = knob(100, "adaptive KL: responses over which β may change by about 20% "
                            "(TRL used 10000; a class run has a few hundred)", low=1,
                            high=10_000_000, label="KL horizon")

@@ -500,7 +500,7 @@ def preset_knobs(name: str, limits: Limits) -> dict[str, Any]:
               if knob != "num_minibatches"}  # follows the batch size (see preset_config)
     values = preset_config(name, **capped).to_dict()
     values["lora_targets"] = ", ".join(values["lora_targets"])
-    return values
+    return {name: "" if value is None else value for name, value in values.items()}  # "" = an optional knob off
 
 
 def default_knobs(limits: Limits) -> dict[str, Any]:

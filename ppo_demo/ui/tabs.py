@@ -37,9 +37,9 @@ class Components(dict):
 
 
 def knob_component(f: dataclasses.Field, value, limits: Limits) -> gr.components.Component:
-    """One control per knob: radio for choices, checkbox for flags, slider for short ranges,
-    number box for wide or logarithmic ranges (learning rate, seed, coefficients) and for knobs
-    that define their own step."""
+    """One control per knob: radio for choices, checkbox for flags, text for optional numbers,
+    slider for short ranges, number box for wide or logarithmic ranges (learning rate, seed,
+    coefficients) and for knobs that define their own step."""
     meta, name = f.metadata, f.name
     common = dict(label=I18N(knob_key(name, "label")), info=I18N(knob_key(name, "help")),
                   elem_id=f"knob-{name.replace('_', '-')}")
@@ -50,6 +50,10 @@ def knob_component(f: dataclasses.Field, value, limits: Limits) -> gr.components
         return gr.Checkbox(value=bool(value), **common)
     if kind == "tuple":
         return gr.Textbox(value=value, **common)
+    if kind.endswith("| None"):
+        # An optional number (empty = off): a text box, since an empty gr.Number would make the
+        # knob a required argument of the API.
+        return gr.Textbox(value="" if value is None else str(value), **common)
     if meta.get("step"):
         return gr.Number(value=value, step=meta["step"], **common)
     low, high = meta["low"], min(meta["high"], limits.knob_caps().get(name, meta["high"]))
