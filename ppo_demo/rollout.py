@@ -128,9 +128,18 @@ def draw_from(probs: torch.Tensor, generator: torch.Generator | None = None) -> 
     binary search. The CDF is summed in float64 so rounding does not shift mass between
     tokens, and u lies in (0, 1] so a token of probability 0 is never drawn.
     """
+    return draw_with_uniforms(probs, uniforms(probs.shape[0], generator, probs.device))
+
+
+def uniforms(rows: int, generator: torch.Generator | None, device) -> torch.Tensor:
+    """(rows, 1) float64 draws in (0, 1]: the randomness :func:`draw_with_uniforms` consumes."""
+    return 1.0 - torch.rand(rows, 1, generator=generator, device=device, dtype=torch.float64)
+
+
+def draw_with_uniforms(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The token whose cumulative probability first reaches u·total, per row: (B, V), (B, 1) -> (B,)."""
     cdf = probs.double().cumsum(-1)  # (B, V)
-    u = 1.0 - torch.rand(probs.shape[0], 1, generator=generator, device=probs.device, dtype=torch.float64)
-    token = torch.searchsorted(cdf, u * cdf[:, -1:])  # first index whose CDF reaches u·total
+    token = torch.searchsorted(cdf, u * cdf[:, -1:])
     return token.squeeze(-1).clamp_max(probs.shape[-1] - 1)
 
 
@@ -150,51 +159,110 @@ def eos_token_ids(tokenizer, model=None) -> list[int]:
 @torch.no_grad()
 def sample_responses(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids: list[int],
                      max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
-                     greedy: bool = False, generator: torch.Generator | None = None) -> RolloutBatch:
+                     greedy: bool = False, generator: torch.Generator | None = None,
+                     share_prompts: bool = True, drop_finished: bool = True) -> RolloutBatch:
     """Sample one response per prompt with a KV cache, all rows in one batch.
 
     The distribution sampled from is softmax(top_p_filter(logits / temperature)); the trainer
     scores tokens with log_softmax(logits / temperature), which equals it when top_p = 1.
+
+    Two savings that leave every row's distribution and random draws as they were:
+
+    * ``share_prompts``: each distinct prompt (same token ids) is run once and its keys and
+      values are copied to every row that continues it; a step that samples G answers per
+      prompt pays 1/G of the prompt pass.
+    * ``drop_finished``: a row that has emitted EOS leaves the batch (and the KV cache), so the
+      remaining decode steps only compute the rows still running. Every row's uniform draw is
+      still taken from the generator each step, so the other rows see the same random numbers.
+
+    Both change which rows share a matrix multiplication, so logits may differ from the
+    unshared, undropped path by float rounding (~1e-6); tokens differ only if a draw lands
+    that close to a boundary of the cumulative distribution.
     """
     device = next(model.parameters()).device
     input_ids, prompt_mask = left_pad(prompt_ids, pad_id, device)  # (B, P)
     batch, prompt_len = input_ids.shape
     eos = torch.tensor(eos_ids, device=device)
-    attention_mask = prompt_mask
-    positions = position_ids_from_mask(prompt_mask)
-    step_input, step_positions = input_ids, positions
-    past = None
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    new_tokens = []
     # Only the last position's logits are needed; for the prompt pass this skips the LM head
     # (576 x 49k for SmolLM2) on every prompt token.
     last_only = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
-    for _ in range(max_new_tokens):
-        out = model(input_ids=step_input, attention_mask=attention_mask, position_ids=step_positions,
-                    past_key_values=past, use_cache=True, **last_only)
-        past = out.past_key_values
-        logits = out.logits[:, -1, :].float()  # (B, V): next-token logits
+
+    logits, past = _prefill(model, input_ids, prompt_mask, share_prompts, last_only)  # (B, V)
+    # Response columns are all 1 for rows still running: one buffer, sliced as it grows,
+    # instead of a torch.cat of the whole mask per token.
+    attention_mask = torch.cat([prompt_mask, prompt_mask.new_ones(batch, max_new_tokens)], dim=-1)
+    step_positions = position_ids_from_mask(prompt_mask)[:, -1:]  # (B, 1)
+    running = torch.arange(batch, device=device)  # rows of the batch still in the forward pass
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    response = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    steps = 0
+    for t in range(max_new_tokens):
+        draws = None if greedy else uniforms(batch, generator, device)  # every row's, finished or not
         if greedy:
             token = logits.argmax(-1)
         else:
             probs = torch.softmax(top_p_filter(logits / temperature, top_p), dim=-1)
-            token = draw_from(probs, generator)
-        token = torch.where(finished, torch.full_like(token, pad_id), token)  # rows already done
-        new_tokens.append(token)
-        finished |= torch.isin(token, eos)
-        if bool(finished.all()):
+            token = draw_with_uniforms(probs, draws[running])
+        token = torch.where(finished[running], torch.full_like(token, pad_id), token)  # rows already done
+        response[running, t] = token
+        finished[running] |= torch.isin(token, eos)
+        steps = t + 1
+        if bool(finished.all()) or t + 1 == max_new_tokens:
             break
-        # Finished rows keep feeding padding; what they compute is masked out later.
-        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(batch, 1)], dim=-1)
-        step_positions = step_positions[:, -1:] + 1
         step_input = token.unsqueeze(-1)
-    response = torch.stack(new_tokens, dim=1)  # (B, T)
+        if drop_finished and bool(finished[running].any()):
+            keep = (~finished[running]).nonzero().squeeze(-1)  # positions within ``running``
+            running, step_input = running[keep], step_input[keep]
+            attention_mask, step_positions = attention_mask[keep], step_positions[keep]
+            past.reorder_cache(keep)
+        # Finished rows still in the batch (drop_finished off) feed padding, masked out later.
+        step_positions = step_positions + 1
+        out = model(input_ids=step_input, attention_mask=attention_mask[:, :prompt_len + t + 1],
+                    position_ids=step_positions, past_key_values=past, use_cache=True, **last_only)
+        past = out.past_key_values
+        logits = out.logits[:, -1, :].float()  # (rows running, V): next-token logits
+    response = response[:, :steps]  # (B, T)
     response_mask = response_mask_from_tokens(response, eos)
     response = torch.where(response_mask.bool(), response, torch.full_like(response, pad_id))
     full_ids = torch.cat([input_ids, response], dim=1)
     full_mask = torch.cat([prompt_mask, response_mask.long()], dim=1)
     ended = (torch.isin(response, eos) & response_mask.bool()).any(-1)
     return RolloutBatch(full_ids, full_mask, prompt_len, response_mask, ended)
+
+
+def distinct_rows(prompt_ids: list[list[int]]) -> tuple[list[int], list[int]]:
+    """The first row of each distinct prompt, and for every row the position of its prompt among
+    those: ``[[1], [2], [1]] -> ([0, 1], [0, 1, 0])``. "Same prompt" means the same token ids,
+    wherever the rows sit in the batch."""
+    position: dict[tuple[int, ...], int] = {}
+    firsts, index = [], []
+    for row, ids in enumerate(prompt_ids):
+        key = tuple(ids)
+        if key not in position:
+            position[key] = len(firsts)
+            firsts.append(row)
+        index.append(position[key])
+    return firsts, index
+
+
+def _prefill(model, input_ids, prompt_mask, share_prompts: bool, extra: dict):
+    """The prompt pass: next-token logits (B, V) and the KV cache for all B rows. With
+    ``share_prompts``, each distinct prompt is computed once and its cache rows repeated."""
+    rows = input_ids.shape[0]
+    index = None
+    if share_prompts:
+        firsts, inverse = distinct_rows(input_ids.tolist())  # left-padded rows: equal iff same prompt
+        if len(firsts) < rows:
+            pick = torch.tensor(firsts, device=input_ids.device)
+            index = torch.tensor(inverse, device=input_ids.device)
+            input_ids, prompt_mask = input_ids[pick], prompt_mask[pick]
+    out = model(input_ids=input_ids, attention_mask=prompt_mask, position_ids=position_ids_from_mask(prompt_mask),
+                use_cache=True, **extra)
+    logits, past = out.logits[:, -1, :].float(), out.past_key_values
+    if index is not None:
+        logits = logits[index]
+        past.reorder_cache(index)
+    return logits, past
 
 
 def _accepts(model, argument: str) -> bool:

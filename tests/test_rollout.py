@@ -199,3 +199,63 @@ def test_batched_equals_unbatched_with_absolute_positions(tiny):
         naive = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, P - 1:-1]
         naive = logprobs_from_logits(naive.float(), batch.response_ids) * mask
     assert not torch.allclose(naive, batched, atol=1e-3)
+
+
+def _shared_prompt_batch(tok):
+    """Mixed-length prompts (so rows carry different left padding), some repeated."""
+    texts = ["hi", "a much longer prompt than the first", "hi", "x y z", "a much longer prompt than the first", "hi"]
+    return [chat_prompt_ids(tok, p) for p in texts]
+
+
+@pytest.mark.parametrize("temperature,top_p,greedy", [(1.0, 1.0, False), (0.7, 0.9, False), (1.0, 1.0, True)])
+def test_shared_prompts_and_dropping_finished_rows_sample_the_same_tokens(temperature, top_p, greedy):
+    """Prefilling each distinct prompt once and dropping rows after their EOS must not change
+    a single sampled token for the same seed (on a model whose rows end at different lengths)."""
+    from varied_lengths import tiny_with_varied_lengths
+
+    loaded = tiny_with_varied_lengths()
+    tok, model = loaded.tokenizer, loaded.model
+    prompts = _shared_prompt_batch(tok)
+
+    def sample(share, drop):
+        return sample_responses(model, prompts, pad_id=tok.pad_token_id, eos_ids=eos_token_ids(tok, model),
+                                max_new_tokens=10, temperature=temperature, top_p=top_p, greedy=greedy,
+                                generator=torch.Generator().manual_seed(11), share_prompts=share, drop_finished=drop)
+
+    plain = sample(False, False)
+    if not greedy:  # guard: rows end at different steps, so dropping rows is exercised
+        assert len(set(plain.response_lengths.tolist())) > 1
+    for share, drop in [(True, False), (False, True), (True, True)]:
+        fast = sample(share, drop)
+        assert torch.equal(fast.input_ids, plain.input_ids), (share, drop)
+        assert torch.equal(fast.attention_mask, plain.attention_mask)
+        assert torch.equal(fast.response_mask, plain.response_mask)
+        assert torch.equal(fast.ended_with_eos, plain.ended_with_eos)
+
+
+def test_shared_prefill_runs_each_distinct_prompt_once_and_finished_rows_leave(tiny):
+    from varied_lengths import tiny_with_varied_lengths
+
+    loaded = tiny_with_varied_lengths()
+    tok, model = loaded.tokenizer, loaded.model
+    rows_per_call = []
+    handle = model.register_forward_pre_hook(lambda m, a, kw: rows_per_call.append(kw["input_ids"].shape[0]),
+                                             with_kwargs=True)
+    try:
+        batch = sample_responses(model, _shared_prompt_batch(tok), pad_id=tok.pad_token_id,
+                                 eos_ids=eos_token_ids(tok, model), max_new_tokens=10,
+                                 generator=torch.Generator().manual_seed(11))
+    finally:
+        handle.remove()
+    assert rows_per_call[0] == 3  # "hi", the long prompt, "x y z"
+    lengths = batch.response_lengths.tolist()
+    # the decode call that sampled token t ran exactly the rows whose response was still open
+    for t, rows in enumerate(rows_per_call[1:], start=1):
+        assert rows == sum(n > t for n in lengths), t
+
+
+def test_distinct_rows():
+    from ppo_demo.rollout import distinct_rows
+
+    assert distinct_rows([[1, 2], [3], [1, 2], [3], [4]]) == ([0, 1, 4], [0, 1, 0, 1, 2])
+    assert distinct_rows([[5]]) == ([0], [0])
