@@ -259,3 +259,18 @@ def test_distinct_rows():
 
     assert distinct_rows([[1, 2], [3], [1, 2], [3], [4]]) == ([0, 1, 4], [0, 1, 0, 1, 2])
     assert distinct_rows([[5]]) == ([0], [0])
+
+
+@pytest.mark.parametrize("scale,top_p", [(1.0, 0.9), (4.0, 0.9), (8.0, 0.5), (0.3, 0.95), (4.0, 1.0)])
+def test_sampling_from_the_candidates_draws_the_token_the_full_vocabulary_draw_would(scale, top_p):
+    """sample_next_tokens skips the vocabulary-wide mask and CDF when the nucleus lies among the
+    top-k; for the same uniforms it must pick the very token the full construction picks.
+    scale 0.3 makes nuclei wider than 256 candidates (the 4096 and full-sort paths)."""
+    from ppo_demo.rollout import draw_with_uniforms, sample_next_tokens, uniforms
+
+    torch.manual_seed(1)
+    logits = torch.randn(64, 5000) * scale
+    for seed in range(20):
+        u = uniforms(64, torch.Generator().manual_seed(seed), "cpu")
+        full = draw_with_uniforms(torch.softmax(top_p_filter(logits / 0.7, top_p), dim=-1), u)
+        assert torch.equal(sample_next_tokens(logits, 0.7, top_p, u), full)
