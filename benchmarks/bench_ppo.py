@@ -85,9 +85,10 @@ def child_project(args) -> dict:
     prof = ProjectStepProfiler(trainer)
     steps = []
     for i in range(args.warmup + args.steps):
+        cpu0 = time.process_time()
         result, total, stages = prof.step()
         m = result.metrics
-        rec = {"seconds": total, "samples": m["samples"], "response_tokens": m["response_tokens"],
+        rec = {"seconds": total, "cpu_seconds": time.process_time() - cpu0, "samples": m["samples"], "response_tokens": m["response_tokens"],
                "success_rate": m["success_rate"], "reward_mean": m["reward_mean"],
                "trainer_sample_seconds": m["sample_seconds"], "trainer_update_seconds": m["update_seconds"],
                "stages": stages, "warmup": i < args.warmup, "peak_rss_mb_so_far": peak_rss_mb()}
@@ -121,10 +122,12 @@ def child_baseline(args) -> dict:
     steps = []
     n = args.baseline_steps if args.baseline_steps is not None else args.steps
     for i in range(args.warmup + n):
+        cpu0 = time.process_time()
         out = ppo.step()
+        cpu_seconds = time.process_time() - cpu0
         stages = {k: out["timings"].get(k, 0.0) for k in BASELINE_STAGES if k != "other"}
         stages["other"] = out["step_seconds"] - sum(stages.values())
-        rec = {"seconds": out["step_seconds"], "samples": out["samples"], "response_tokens": out["response_tokens"],
+        rec = {"seconds": out["step_seconds"], "cpu_seconds": cpu_seconds, "samples": out["samples"], "response_tokens": out["response_tokens"],
                "success_rate": float(out.get("hit", 0.0)), "reward_mean": out.get("rm_reward"),
                "stages": stages, "warmup": i < args.warmup, "peak_rss_mb_so_far": peak_rss_mb()}
         steps.append(rec)
@@ -146,7 +149,10 @@ def summarize(side: dict) -> dict:
     return {"timed_steps": len(timed), "seconds": seconds, "samples": samples, "response_tokens": tokens,
             "samples_per_second": samples / seconds if seconds else float("nan"),
             "tokens_per_second": tokens / seconds if seconds else float("nan"),
-            "seconds_per_step": mean(s["seconds"] for s in timed), "seconds_per_step_std": stdev(s["seconds"] for s in timed),
+            "seconds_per_step": mean(s["seconds"] for s in timed),
+            "cpu_seconds_per_step": mean(s.get("cpu_seconds", float("nan")) for s in timed),
+            "cpu_seconds_per_sample": (sum(s.get("cpu_seconds", float("nan")) for s in timed) / samples
+                                       if samples else float("nan")), "seconds_per_step_std": stdev(s["seconds"] for s in timed),
             "samples_per_step": samples / len(timed) if timed else float("nan"),
             "mean_response_tokens": tokens / samples if samples else float("nan"),
             "peak_rss_mb": side["peak_rss_mb"], "rss_after_load_mb": side.get("rss_after_load_mb", float("nan")),
@@ -181,7 +187,8 @@ def report_scenario(sides: dict) -> str:
         header, row = _ratio_columns(s, reference, variants)
         out.append(markdown_table(header, [
             row("PPO samples/s", "samples_per_second"), row("response tokens/s", "tokens_per_second"),
-            row("s/step", "seconds_per_step"), row("samples/step", "samples_per_step"),
+            row("s/step", "seconds_per_step"), row("CPU s/step (all threads)", "cpu_seconds_per_step"),
+            row("CPU s/sample", "cpu_seconds_per_sample"), row("samples/step", "samples_per_step"),
             row("s/sample", fn=lambda side: 1 / side["samples_per_second"]),
             row("mean response tokens", "mean_response_tokens"), row("peak RSS MB", "peak_rss_mb"),
             row("RSS after model load MB", "rss_after_load_mb"),
