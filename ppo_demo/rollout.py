@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .ppo import logprobs_from_logits
+
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 
@@ -190,7 +192,19 @@ def eos_token_ids(tokenizer, model=None) -> list[int]:
     return sorted(ids)
 
 
-@torch.no_grad()
+@dataclass
+class SampledScores:
+    """What the sampling pass already computed about each token it drew, kept so that PPO's
+    old log-probs and values need no second forward of the policy over the batch.
+
+    logprobs are log softmax(logits / temperature)[y_t] over the FULL vocabulary (not the
+    top-p-truncated distribution sampled from): the same quantity the scoring pass computes.
+    """
+
+    logprobs: torch.Tensor  # (B, T) 0 past each response's EOS
+    hidden: torch.Tensor  # (B, T, H) last hidden state at the position predicting y_t, 0 past EOS
+
+
 def sample_responses(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids: list[int],
                      max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
                      greedy: bool = False, generator: torch.Generator | None = None,
@@ -213,15 +227,34 @@ def sample_responses(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids
     unshared, undropped path by float rounding (~1e-6); tokens differ only if a draw lands
     that close to a boundary of the cumulative distribution.
     """
+    return _sample(model, prompt_ids, pad_id=pad_id, eos_ids=eos_ids, max_new_tokens=max_new_tokens,
+                   temperature=temperature, top_p=top_p, greedy=greedy, generator=generator,
+                   share_prompts=share_prompts, drop_finished=drop_finished, keep_scores=False)[0]
+
+
+def sample_and_score(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids: list[int],
+                     max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
+                     generator: torch.Generator | None = None, share_prompts: bool = True,
+                     drop_finished: bool = True) -> tuple[RolloutBatch, SampledScores]:
+    """:func:`sample_responses` (the same tokens for the same seed) plus each drawn token's
+    log-probability and the hidden state the critic reads, from the very forward passes that
+    sampled it. They equal a separate scoring pass over the batch up to float rounding (the
+    cached decode multiplies one position at a time, a scoring pass all at once)."""
+    return _sample(model, prompt_ids, pad_id=pad_id, eos_ids=eos_ids, max_new_tokens=max_new_tokens,
+                   temperature=temperature, top_p=top_p, greedy=False, generator=generator,
+                   share_prompts=share_prompts, drop_finished=drop_finished, keep_scores=True)
+
+
+@torch.no_grad()
+def _sample(model, prompt_ids, *, pad_id, eos_ids, max_new_tokens, temperature, top_p, greedy, generator,
+            share_prompts, drop_finished, keep_scores) -> tuple[RolloutBatch, SampledScores | None]:
     device = next(model.parameters()).device
     input_ids, prompt_mask = left_pad(prompt_ids, pad_id, device)  # (B, P)
     batch, prompt_len = input_ids.shape
     eos = torch.tensor(eos_ids, device=device)
-    # Only the last position's logits are needed; for the prompt pass this skips the LM head
-    # (576 x 49k for SmolLM2) on every prompt token.
-    last_only = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
+    step = _NextToken(model, keep_scores)
 
-    logits, past = _prefill(model, input_ids, prompt_mask, share_prompts, last_only)  # (B, V)
+    logits, hidden, past = _prefill(step, input_ids, prompt_mask, share_prompts)  # (B, V), (B, H) | None
     # Response columns are all 1 for rows still running: one buffer, sliced as it grows,
     # instead of a torch.cat of the whole mask per token.
     attention_mask = torch.cat([prompt_mask, prompt_mask.new_ones(batch, max_new_tokens)], dim=-1)
@@ -229,6 +262,9 @@ def sample_responses(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids
     running = torch.arange(batch, device=device)  # rows of the batch still in the forward pass
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     response = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    if keep_scores:
+        logprobs = torch.zeros(batch, max_new_tokens, device=device)
+        hiddens = torch.zeros(batch, max_new_tokens, hidden.shape[-1], device=device, dtype=hidden.dtype)
     steps = 0
     for t in range(max_new_tokens):
         draws = None if greedy else uniforms(batch, generator, device)  # every row's, finished or not
@@ -238,6 +274,9 @@ def sample_responses(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids
             token = sample_next_tokens(logits, temperature, top_p, draws[running])
         token = torch.where(finished[running], torch.full_like(token, pad_id), token)  # rows already done
         response[running, t] = token
+        if keep_scores:  # log pi(y_t) over the full tempered softmax, as the scoring pass computes it
+            logprobs[running, t] = logprobs_from_logits((logits / temperature).unsqueeze(1), token.unsqueeze(1))[:, 0]
+            hiddens[running, t] = hidden
         finished[running] |= torch.isin(token, eos)
         steps = t + 1
         if bool(finished.all()) or t + 1 == max_new_tokens:
@@ -250,17 +289,50 @@ def sample_responses(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids
             past.reorder_cache(keep)
         # Finished rows still in the batch (drop_finished off) feed padding, masked out later.
         step_positions = step_positions + 1
-        out = model(input_ids=step_input, attention_mask=attention_mask[:, :prompt_len + t + 1],
-                    position_ids=step_positions, past_key_values=past, use_cache=True, **last_only)
-        past = out.past_key_values
-        logits = out.logits[:, -1, :].float()  # (rows running, V): next-token logits
+        logits, hidden, past = step(input_ids=step_input, attention_mask=attention_mask[:, :prompt_len + t + 1],
+                                    position_ids=step_positions, past_key_values=past)
     response = response[:, :steps]  # (B, T)
     response_mask = response_mask_from_tokens(response, eos)
     response = torch.where(response_mask.bool(), response, torch.full_like(response, pad_id))
     full_ids = torch.cat([input_ids, response], dim=1)
     full_mask = torch.cat([prompt_mask, response_mask.long()], dim=1)
     ended = (torch.isin(response, eos) & response_mask.bool()).any(-1)
-    return RolloutBatch(full_ids, full_mask, prompt_len, response_mask, ended)
+    rollout = RolloutBatch(full_ids, full_mask, prompt_len, response_mask, ended)
+    if not keep_scores:
+        return rollout, None
+    return rollout, SampledScores(logprobs[:, :steps] * response_mask,
+                                  hiddens[:, :steps] * response_mask.unsqueeze(-1).to(hiddens.dtype))
+
+
+# Config attributes of architectures whose LM head is more than a Linear (soft-capping, scaling):
+# for those the model's own forward is run instead of trunk + head.
+LOGIT_POSTPROCESSING_ATTRS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+
+
+def has_plain_lm_head(model) -> bool:
+    """True if logits = output_embeddings(last hidden state), so trunk and head can run apart."""
+    return hasattr(model, "get_decoder") and not any(getattr(model.config, a, None) for a in LOGIT_POSTPROCESSING_ATTRS)
+
+
+class _NextToken:
+    """One cached forward: (next-token logits (rows, V) fp32, last hidden state (rows, H) or
+    None, cache). Only the last position goes through the LM head; for the prompt pass that
+    skips the head (576 x 49k for SmolLM2) on every prompt token."""
+
+    def __init__(self, model, keep_hidden: bool):
+        self.model = model
+        self.keep_hidden = keep_hidden
+        self.split = keep_hidden and has_plain_lm_head(model)
+        self.last_only = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
+
+    def __call__(self, **inputs):
+        if self.split:
+            out = self.model.get_decoder()(**inputs, use_cache=True)
+            hidden = out.last_hidden_state[:, -1]  # (rows, H)
+            return self.model.get_output_embeddings()(hidden).float(), hidden, out.past_key_values
+        out = self.model(**inputs, use_cache=True, output_hidden_states=self.keep_hidden, **self.last_only)
+        hidden = out.hidden_states[-1][:, -1] if self.keep_hidden else None
+        return out.logits[:, -1, :].float(), hidden, out.past_key_values
 
 
 def distinct_rows(prompt_ids: list[list[int]]) -> tuple[list[int], list[int]]:
@@ -278,9 +350,10 @@ def distinct_rows(prompt_ids: list[list[int]]) -> tuple[list[int], list[int]]:
     return firsts, index
 
 
-def _prefill(model, input_ids, prompt_mask, share_prompts: bool, extra: dict):
-    """The prompt pass: next-token logits (B, V) and the KV cache for all B rows. With
-    ``share_prompts``, each distinct prompt is computed once and its cache rows repeated."""
+def _prefill(step: _NextToken, input_ids, prompt_mask, share_prompts: bool):
+    """The prompt pass: next-token logits (B, V), last hidden states (B, H) or None, and the
+    KV cache for all B rows. With ``share_prompts``, each distinct prompt is computed once and
+    its rows repeated."""
     rows = input_ids.shape[0]
     index = None
     if share_prompts:
@@ -289,13 +362,13 @@ def _prefill(model, input_ids, prompt_mask, share_prompts: bool, extra: dict):
             pick = torch.tensor(firsts, device=input_ids.device)
             index = torch.tensor(inverse, device=input_ids.device)
             input_ids, prompt_mask = input_ids[pick], prompt_mask[pick]
-    out = model(input_ids=input_ids, attention_mask=prompt_mask, position_ids=position_ids_from_mask(prompt_mask),
-                use_cache=True, **extra)
-    logits, past = out.logits[:, -1, :].float(), out.past_key_values
+    logits, hidden, past = step(input_ids=input_ids, attention_mask=prompt_mask,
+                                position_ids=position_ids_from_mask(prompt_mask))
     if index is not None:
         logits = logits[index]
+        hidden = hidden[index] if hidden is not None else None
         past.reorder_cache(index)
-    return logits, past
+    return logits, hidden, past
 
 
 def _accepts(model, argument: str) -> bool:

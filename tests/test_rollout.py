@@ -274,3 +274,30 @@ def test_sampling_from_the_candidates_draws_the_token_the_full_vocabulary_draw_w
         u = uniforms(64, torch.Generator().manual_seed(seed), "cpu")
         full = draw_with_uniforms(torch.softmax(top_p_filter(logits / 0.7, top_p), dim=-1), u)
         assert torch.equal(sample_next_tokens(logits, 0.7, top_p, u), full)
+
+
+@pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 0.9)])
+def test_scores_kept_from_sampling_equal_a_separate_scoring_pass(temperature, top_p):
+    """The sampling pass's own log-probs (full tempered softmax, not the top-p-truncated one) and
+    hidden states equal a separate no-grad forward over the finished batch, to fp32 rounding
+    (1e-5); the tokens are those sample_responses draws for the same seed."""
+    from varied_lengths import tiny_with_varied_lengths
+
+    from ppo_demo.rollout import sample_and_score
+
+    loaded = tiny_with_varied_lengths()
+    tok, model = loaded.tokenizer, loaded.model
+    kwargs = dict(pad_id=tok.pad_token_id, eos_ids=eos_token_ids(tok, model), max_new_tokens=10,
+                  temperature=temperature, top_p=top_p)
+    prompts = _shared_prompt_batch(tok)
+    batch, scores = sample_and_score(model, prompts, generator=torch.Generator().manual_seed(11), **kwargs)
+    plain = sample_responses(model, prompts, generator=torch.Generator().manual_seed(11), **kwargs)
+    assert torch.equal(batch.input_ids, plain.input_ids)
+    assert len(set(batch.response_lengths.tolist())) > 1  # padding after EOS is exercised
+    mask = batch.response_mask
+    with torch.no_grad():
+        logits, hidden = response_logits_and_hidden(model, batch, temperature)
+    expected = logprobs_from_logits(logits, batch.response_ids) * mask
+    torch.testing.assert_close(scores.logprobs, expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(scores.hidden, hidden * mask.unsqueeze(-1), rtol=0, atol=1e-5)
+    assert (scores.logprobs[mask == 0] == 0).all() and (scores.logprobs[mask == 1] < 0).all()
