@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 
 
 class LoRAError(ValueError):
