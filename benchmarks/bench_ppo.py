@@ -81,7 +81,10 @@ def child_project(args) -> dict:
                                        seed=args.seed, **memory_knobs)
     trainer = PPOTrainer(loaded, config, tasks, reward)
     if args.force_full_length:
-        trainer.runtime.eos_ids = [-1]  # no token ends a response: every row runs to max_new_tokens
+        # no token ends a response: every row runs to max_new_tokens (older checkouts keep the
+        # EOS ids on the trainer, newer ones on the policy runtime)
+        owner = trainer.runtime if hasattr(trainer.runtime, "eos_ids") else trainer
+        owner.eos_ids = [-1]
     prof = ProjectStepProfiler(trainer)
     steps = []
     for i in range(args.warmup + args.steps):
