@@ -186,18 +186,24 @@ class ProjectStepProfiler:
             return timed(name, orig_rlh)(*a, **kw)
 
         trainer_module.response_logits_and_hidden = rlh
-        trainer.runtime.sample = timed("sample", trainer.runtime.sample)
-        trainer.runtime.decode = timed("decode", trainer.runtime.decode)
-        trainer._update = timed("update_total", trainer._update)
-        trainer._metrics = timed("bookkeeping", trainer._metrics)
-        trainer._records = timed("bookkeeping", trainer._records)
+        # Only the methods this checkout has (another checkout, e.g. today's main, may be timed
+        # too): the trainer's own stages, and sampling on the policy runtime or the trainer.
+        for owner, method, stage in self.METHOD_STAGES:
+            target = trainer if owner == "trainer" else getattr(trainer, "runtime", None)
+            if target is not None and hasattr(target, method):
+                setattr(target, method, timed(stage, getattr(target, method)))
+
+    METHOD_STAGES = (("runtime", "sample", "sample"), ("runtime", "sample_and_score", "sample"),
+                     ("runtime", "decode", "decode"), ("trainer", "_sample", "sample"),
+                     ("trainer", "_decode", "decode"), ("trainer", "_update", "update_total"),
+                     ("trainer", "_metrics", "bookkeeping"), ("trainer", "_records", "bookkeeping"))
 
     def remove(self) -> None:
         self._module.response_logits_and_hidden = self._orig_rlh
-        for name in ("_update", "_metrics", "_records"):
-            self.trainer.__dict__.pop(name, None)
-        for name in ("sample", "decode"):
-            self.trainer.runtime.__dict__.pop(name, None)
+        for owner, name, _ in self.METHOD_STAGES:
+            target = self.trainer if owner == "trainer" else getattr(self.trainer, "runtime", None)
+            if target is not None:
+                target.__dict__.pop(name, None)
 
     def step(self, stop_event=None):
         """Run one trainer step; returns (StepResult, seconds, {stage: seconds})."""

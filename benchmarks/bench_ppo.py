@@ -72,17 +72,26 @@ def child_project(args) -> dict:
     memory_knobs = {"gradient_checkpointing": args.gradient_checkpointing}
     if args.micro_batch_tokens is not None:
         memory_knobs["micro_batch_tokens"] = args.micro_batch_tokens
-    config = TrainConfig().replace(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, seed=args.seed,
-                                   **memory_knobs)
+    if args.preset:
+        from ppo_demo.config import preset_config
+
+        config = preset_config(args.preset, seed=args.seed, **memory_knobs)
+    else:
+        config = TrainConfig().replace(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                                       seed=args.seed, **memory_knobs)
     trainer = PPOTrainer(loaded, config, tasks, reward)
     if args.force_full_length:
-        trainer.runtime.eos_ids = [-1]  # no token ends a response: every row runs to max_new_tokens
+        # no token ends a response: every row runs to max_new_tokens (older checkouts keep the
+        # EOS ids on the trainer, newer ones on the policy runtime)
+        owner = trainer.runtime if hasattr(trainer.runtime, "eos_ids") else trainer
+        owner.eos_ids = [-1]
     prof = ProjectStepProfiler(trainer)
     steps = []
     for i in range(args.warmup + args.steps):
+        cpu0 = time.process_time()
         result, total, stages = prof.step()
         m = result.metrics
-        rec = {"seconds": total, "samples": m["samples"], "response_tokens": m["response_tokens"],
+        rec = {"seconds": total, "cpu_seconds": time.process_time() - cpu0, "samples": m["samples"], "response_tokens": m["response_tokens"],
                "success_rate": m["success_rate"], "reward_mean": m["reward_mean"],
                "trainer_sample_seconds": m["sample_seconds"], "trainer_update_seconds": m["update_seconds"],
                "stages": stages, "warmup": i < args.warmup, "peak_rss_mb_so_far": peak_rss_mb()}
@@ -96,7 +105,7 @@ def child_project(args) -> dict:
     return {"side": "project", "config": config.to_dict(), "load_seconds": load_s, "steps": steps,
             "peak_rss_mb": peak, "rss_after_load_mb": rss_loaded,
             "peak_rss_growth_mb_by_stage": prof.peak_rss_growth, "malloc_tuning": os.environ.get("PPO_DEMO_NO_MALLOC_TUNING") != "1",
-            "machine": machine_info()}
+            "code_root": str(Path(sys.modules["ppo_demo"].__file__).resolve().parents[1]), "machine": machine_info()}
 
 
 def child_baseline(args) -> dict:
@@ -116,10 +125,12 @@ def child_baseline(args) -> dict:
     steps = []
     n = args.baseline_steps if args.baseline_steps is not None else args.steps
     for i in range(args.warmup + n):
+        cpu0 = time.process_time()
         out = ppo.step()
+        cpu_seconds = time.process_time() - cpu0
         stages = {k: out["timings"].get(k, 0.0) for k in BASELINE_STAGES if k != "other"}
         stages["other"] = out["step_seconds"] - sum(stages.values())
-        rec = {"seconds": out["step_seconds"], "samples": out["samples"], "response_tokens": out["response_tokens"],
+        rec = {"seconds": out["step_seconds"], "cpu_seconds": cpu_seconds, "samples": out["samples"], "response_tokens": out["response_tokens"],
                "success_rate": float(out.get("hit", 0.0)), "reward_mean": out.get("rm_reward"),
                "stages": stages, "warmup": i < args.warmup, "peak_rss_mb_so_far": peak_rss_mb()}
         steps.append(rec)
@@ -141,7 +152,10 @@ def summarize(side: dict) -> dict:
     return {"timed_steps": len(timed), "seconds": seconds, "samples": samples, "response_tokens": tokens,
             "samples_per_second": samples / seconds if seconds else float("nan"),
             "tokens_per_second": tokens / seconds if seconds else float("nan"),
-            "seconds_per_step": mean(s["seconds"] for s in timed), "seconds_per_step_std": stdev(s["seconds"] for s in timed),
+            "seconds_per_step": mean(s["seconds"] for s in timed),
+            "cpu_seconds_per_step": mean(s.get("cpu_seconds", float("nan")) for s in timed),
+            "cpu_seconds_per_sample": (sum(s.get("cpu_seconds", float("nan")) for s in timed) / samples
+                                       if samples else float("nan")), "seconds_per_step_std": stdev(s["seconds"] for s in timed),
             "samples_per_step": samples / len(timed) if timed else float("nan"),
             "mean_response_tokens": tokens / samples if samples else float("nan"),
             "peak_rss_mb": side["peak_rss_mb"], "rss_after_load_mb": side.get("rss_after_load_mb", float("nan")),
@@ -150,44 +164,59 @@ def summarize(side: dict) -> dict:
             "stages_seconds_per_sample": {k: v * len(timed) / samples for k, v in stages.items()} if samples else {}}
 
 
-def report(results: dict) -> str:
-    s = {k: v["summary"] for k, v in results["sides"].items()}
-    out = []
-    if "baseline" in s and "project" in s:
-        b = s["baseline"]
-        variants = [k for k in ("project", "project_lean", "project_bf16") if k in s]
-        header = ["metric", "baseline (seed loop)"]
-        for k in variants:
-            header += [VARIANT_LABELS[k], f"{k.replace('_', ' ')} / baseline"]
+def _ratio_columns(s: dict, reference: str, variants: list[str]) -> tuple[list[str], list]:
+    header = ["metric", SIDE_LABELS[reference]]
+    for k in variants:
+        header += [SIDE_LABELS[k], f"{SIDE_SHORT[k]} / {SIDE_SHORT[reference]}"]
 
-        def row(name, key=None, fn=None):
-            get = fn or (lambda side: side[key])
-            cells = [name, get(b)]
-            for k in variants:
-                value = get(s[k])
-                cells += [value, value / cells[1] if cells[1] else float("nan")]
-            return cells
+    def row(name, key=None, fn=None):
+        get = fn or (lambda side: side[key])
+        cells = [name, get(s[reference])]
+        for k in variants:
+            value = get(s[k])
+            cells += [value, value / cells[1] if cells[1] else float("nan")]
+        return cells
+    return header, row
+
+
+def report_scenario(sides: dict) -> str:
+    """The tables of one scenario: throughput and memory of every side against the first of
+    (baseline, main), then the project's step profile and the per-sample stage comparison."""
+    s = {k: v["summary"] for k, v in sides.items()}
+    out = []
+    reference = next((k for k in ("baseline", "main") if k in s), None)
+    variants = [k for k in ("project", "main", "project_lean", "project_bf16") if k in s and k != reference]
+    if reference and variants:
+        header, row = _ratio_columns(s, reference, variants)
         out.append(markdown_table(header, [
             row("PPO samples/s", "samples_per_second"), row("response tokens/s", "tokens_per_second"),
-            row("s/step", "seconds_per_step"), row("samples/step", "samples_per_step"),
+            row("s/step", "seconds_per_step"), row("CPU s/step (all threads)", "cpu_seconds_per_step"),
+            row("CPU s/sample", "cpu_seconds_per_sample"), row("samples/step", "samples_per_step"),
             row("s/sample", fn=lambda side: 1 / side["samples_per_second"]),
             row("mean response tokens", "mean_response_tokens"), row("peak RSS MB", "peak_rss_mb"),
             row("RSS after model load MB", "rss_after_load_mb"),
             row("model load s", "load_seconds"), row("timed steps", "timed_steps")]))
+        if "main" in s and "project" in s and reference != "main":
+            p, m = s["project"], s["main"]
+            out.append(f"\nproject against today's main: s/step {p['seconds_per_step']:.3g} vs "
+                       f"{m['seconds_per_step']:.3g} ({100 * (p['seconds_per_step'] / m['seconds_per_step'] - 1):+.0f} %), "
+                       f"samples/s x{p['samples_per_second'] / m['samples_per_second']:.2f}")
     else:
         side = next(iter(s))
         v = s[side]
         out.append(markdown_table(["metric", side], [
             ["PPO samples/s", v["samples_per_second"]], ["response tokens/s", v["tokens_per_second"]],
             ["s/step", v["seconds_per_step"]], ["peak RSS MB", v["peak_rss_mb"]]]))
-    if "project" in s:
-        p = s["project"]
+    for side in ("project", "main"):
+        if side not in s:
+            continue
+        p = s[side]
         st = p["stages_seconds_per_step"]
         total = p["seconds_per_step"]
-        out.append("\nProject step profile (mean per timed step):\n")
+        out.append(f"\n{SIDE_LABELS[side]}: step profile (mean per timed step):\n")
         out.append(markdown_table(["stage", "s/step", "share", "what"],
                                   [[k, st.get(k, 0.0), f"{100 * st.get(k, 0.0) / total:.1f}%", STAGE_HELP[k]]
-                                   for k in PROJECT_STAGES]))
+                                   for k in PROJECT_STAGES if k in st]))
     if "baseline" in s:
         b = s["baseline"]
         st = b["stages_seconds_per_step"]
@@ -210,6 +239,23 @@ def report(results: dict) -> str:
     return "\n".join(out)
 
 
+def report(results: dict) -> str:
+    out = []
+    for name, scenario in results["scenarios"].items():
+        out.append(f"\n### {scenario['title']}\n")
+        out.append(f"load average before: {scenario['loadavg_before']}, after: {scenario['loadavg_after']}\n")
+        out.append(report_scenario(scenario["sides"]))
+    return "\n".join(out)
+
+
+SIDE_LABELS = {"baseline": "baseline (seed loop)", "main": "today's main (PPOTrainer, defaults)", **VARIANT_LABELS}
+SIDE_SHORT = {"baseline": "baseline", "main": "main", "project": "project", "project_lean": "lean",
+              "project_bf16": "bf16"}
+# Options this script adds after the comparison checkout was made: never forwarded to a child
+# that runs another checkout's code (its children only understand the common ones).
+SCENARIO_OPTIONS = ("--json", "--md", "--side", "--compare-to", "--lengths", "--quick-cpu-steps")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct")
@@ -222,16 +268,28 @@ def main(argv=None) -> int:
     parser.add_argument("--tasks", default="english", help="task preset (english, seed-zh)")
     parser.add_argument("--match-mode", default=None, help="default: the task preset's")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--lengths", default="natural,forced",
+                        help="which response-length scenarios to run, in order: natural (EOS ends a "
+                             "response, as users run it) and/or forced (every response exactly "
+                             "--max-new-tokens long on both sides: equal work per sample)")
     parser.add_argument("--force-full-length", action="store_true",
-                        help="every response exactly max_new_tokens long on both sides (EOS suppressed in the "
-                             "baseline's generate, never matched in the project's sampler): equal work per sample")
+                        help="same as --lengths forced")
+    parser.add_argument("--quick-cpu-steps", type=int, default=0,
+                        help="after the length scenarios, time this many steps of the app's quick-cpu "
+                             "preset (project, and today's main with --compare-to); 0 = skip")
+    parser.add_argument("--compare-to", default=None, metavar="CHECKOUT",
+                        help="another checkout of this repository (e.g. a worktree of today's main): its "
+                             "PPOTrainer runs as one more column, in its own process, with this script's "
+                             "timers and settings")
+    parser.add_argument("--preset", default=None, help=argparse.SUPPRESS)  # set by the quick-cpu scenario
+    parser.add_argument("--code-root", default=None, help=argparse.SUPPRESS)  # the child imports ppo_demo here
     parser.add_argument("--micro-batch-tokens", type=int, default=None,
                         help="the project's token budget per forward/backward chunk (default: the config's)")
     parser.add_argument("--gradient-checkpointing", action="store_true",
                         help="the project recomputes layer activations in backward (less memory)")
     parser.add_argument("--lean", action="store_true",
                         help="also run the project with its memory knobs (one response per forward/backward "
-                             "chunk, gradient checkpointing) as a third column")
+                             "chunk, gradient checkpointing) as a further column")
     parser.add_argument("--bf16", action="store_true",
                         help="also run the project with bf16 weights (a CPU with AMX/avx512_bf16 multiplies "
                              "them much faster; not equal precision, so reported apart)")
@@ -252,28 +310,62 @@ def main(argv=None) -> int:
 
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    if args.code_root:  # another checkout's ppo_demo, imported by the child functions
+        sys.path.insert(0, str(Path(args.code_root).resolve()))
     if finish_as_child(args, child_project, child_baseline):
         return 0
 
-    forwarded = strip_options(list(argv if argv is not None else sys.argv[1:]), ("--json", "--md", "--side"))
-    forwarded = [a for a in forwarded if a not in ("--lean", "--bf16")]
+    lengths = [x.strip() for x in args.lengths.split(",") if x.strip()]
+    if args.force_full_length:
+        lengths = ["forced"]
+    if not set(lengths) <= {"natural", "forced"}:
+        parser.error("--lengths takes natural and/or forced")
+    if args.compare_to and not (Path(args.compare_to) / "ppo_demo" / "trainer.py").is_file():
+        parser.error(f"--compare-to {args.compare_to}: not a checkout of this repository (no ppo_demo/trainer.py)")
+    forwarded = strip_options(list(argv if argv is not None else sys.argv[1:]), SCENARIO_OPTIONS)
+    forwarded = [a for a in forwarded if a not in ("--lean", "--bf16", "--force-full-length")]
     env = {"PPO_DEMO_NO_MALLOC_TUNING": "1"} if args.no_malloc_tuning else {}
-    results = {"args": vars(args), "sides": {}}
-    runs = {"baseline": args.side in ("baseline", "both"), "project": args.side in ("project", "both"),
-            "project_lean": args.lean and args.side != "baseline", "project_bf16": args.bf16 and args.side != "baseline"}
-    for side, wanted in runs.items():
-        if wanted:
+    results = {"args": vars(args), "machine": machine_info(), "scenarios": {}}
+
+    scenarios = []
+    for length in lengths:
+        forced = ["--force-full-length"] if length == "forced" else []
+        title = (f"{'Forced' if forced else 'Natural'} length: seed knobs, batch {args.batch_size}, "
+                 f"max {args.max_new_tokens} new tokens, "
+                 + ("every response exactly that long (EOS suppressed)" if forced else
+                    "EOS on, each side samples its own answers"))
+        scenarios.append((length, title, forced, {
+            "baseline": args.side in ("baseline", "both"), "project": args.side in ("project", "both"),
+            "main": bool(args.compare_to) and args.side != "baseline",
+            "project_lean": args.lean and args.side != "baseline",
+            "project_bf16": args.bf16 and args.side != "baseline"}))
+    if args.quick_cpu_steps > 0:
+        scenarios.append(("quick_cpu", "Quick-CPU preset (the app's: batch 12, 16 new tokens, 3 mini-batches), "
+                                       "English tasks, EOS on",
+                          ["--preset", "quick-cpu", "--steps", str(args.quick_cpu_steps)],
+                          {"project": True, "main": bool(args.compare_to)}))
+
+    for name, title, extra_args, runs in scenarios:
+        scenario = {"title": title, "loadavg_before": _load_average(), "sides": {}}
+        for side, wanted in runs.items():
+            if not wanted:
+                continue
             child = ["--child", "baseline"] if side == "baseline" else ["--child", "project"]
             extra = {"project_lean": LEAN_OPTIONS, "project_bf16": BF16_OPTIONS}.get(side, [])
-            data = run_child(Path(__file__), forwarded + extra + child,
-                             env_extra=env if side != "baseline" else {}, label=side)
+            if side == "main":
+                extra = ["--code-root", str(Path(args.compare_to).resolve())]
+            data = run_child(Path(__file__), forwarded + extra_args + extra + child,
+                             env_extra=env if side != "baseline" else {}, label=f"{name}/{side}")
             data["summary"] = summarize(data)
-            results["sides"][side] = data
-    text = report(results)
+            scenario["sides"][side] = data
+        scenario["loadavg_after"] = _load_average()
+        results["scenarios"][name] = scenario
+        print(f"\n### {title}\n")  # each scenario's tables as soon as it is done
+        print(report_scenario(scenario["sides"]), flush=True)
+
+    text = (f"model={args.model} tasks={args.tasks} threads={args.threads or 'all'} seed={args.seed}, "
+            f"machine: {results['machine']['cpus']} CPUs, {_cpu_name()}\n" + report(results))
     print()
-    print(f"model={args.model} max_new_tokens={args.max_new_tokens} project batch={args.batch_size} "
-          f"tasks={args.tasks} threads={args.threads or 'all'}"
-          + (" full-length responses" if args.force_full_length else ""))
     print(text)
     if args.json:
         write_json(args.json, results)
@@ -282,6 +374,20 @@ def main(argv=None) -> int:
         Path(args.md).write_text(text + "\n")
         print(f"wrote {args.md}")
     return 0
+
+
+def _load_average() -> list[float] | None:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -57,15 +57,16 @@ def _run_loop(side, step_fn, eval_fn, eval_every, cap, target, max_steps, keep_g
     or the training clock reaches ``cap`` (with ``keep_going``, always until the cap; the time
     to target is then the first evaluation that reached it). Returns the run's record."""
     wall0 = time.perf_counter()
-    train_s = eval_s = 0.0
+    train_s = eval_s = train_cpu_s = 0.0
     steps = samples = 0
     rewards, evals = [], []
     reached = False
     time_to_target = None
     while True:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         info = step_fn()
         train_s += time.perf_counter() - t0
+        train_cpu_s += time.process_time() - c0  # CPU seconds (all threads): less hit by a shared machine
         steps += 1
         samples += info["samples"]
         rewards.append({"step": steps, "train_seconds": train_s, **info})
@@ -75,7 +76,8 @@ def _run_loop(side, step_fn, eval_fn, eval_every, cap, target, max_steps, keep_g
             tasks = eval_fn()
             eval_s += time.perf_counter() - t1
             ok = all(t["adapted_success"] >= target for t in tasks)
-            evals.append({"step": steps, "samples": samples, "train_seconds": train_s, "tasks": tasks,
+            evals.append({"step": steps, "samples": samples, "train_seconds": train_s, "train_cpu_seconds": train_cpu_s,
+                          "tasks": tasks,
                           "all_reached": ok})
             worst = min(t["adapted_success"] for t in tasks)
             print(f"[{side}] step {steps} ({samples} samples, {train_s:.1f}s training, {eval_s:.1f}s eval): "
@@ -87,7 +89,8 @@ def _run_loop(side, step_fn, eval_fn, eval_every, cap, target, max_steps, keep_g
                 break
         if out_of_time:
             break
-    return {"side": side, "reached": reached, "train_seconds": train_s, "eval_seconds": eval_s,
+    return {"side": side, "reached": reached, "train_seconds": train_s, "train_cpu_seconds": train_cpu_s,
+            "eval_seconds": eval_s, "loadavg_at_end": os.getloadavg(),
             "wall_seconds": time.perf_counter() - wall0, "steps": steps, "samples": samples,
             "time_to_target": time_to_target, "cap_seconds": cap, "target": target,
             "evals": evals, "step_log": rewards, "peak_rss_mb": peak_rss_mb(), "machine": machine_info()}
@@ -159,9 +162,10 @@ def report(results: dict) -> str:
     for name, r in sides.items():
         rows.append([name, "yes" if r["reached"] else "no",
                      r["time_to_target"] if r["reached"] else f"> {r['cap_seconds']:.0f}",
-                     r["train_seconds"], r["steps"], r["samples"], r["eval_seconds"], r["wall_seconds"]])
-    out = [markdown_table(["side", "target reached", "time to target s (training)", "training s", "steps",
-                           "samples", "eval s", "wall s"], rows)]
+                     r["train_seconds"], r.get("train_cpu_seconds", float("nan")), r["steps"], r["samples"],
+                     r["eval_seconds"], r["wall_seconds"], r["machine"].get("loadavg_at_start"), r.get("loadavg_at_end")])
+    out = [markdown_table(["side", "target reached", "time to target s (training)", "training s", "training CPU s",
+                           "steps", "samples", "eval s", "wall s", "load avg at start", "at end"], rows)]
     for name, r in sides.items():
         last = r["evals"][-1]
         out.append(f"\n{name}: success per task at the last evaluation (step {last['step']}, "

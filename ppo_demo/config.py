@@ -129,6 +129,10 @@ class TrainConfig:
                                         "recompute the rest in the backward pass: far less memory, "
                                         "about a third more update time, same gradients",
                                         label="Gradient checkpointing")
+    share_prompts: bool = knob(True, "compute each distinct prompt once per pass (scoring and update) "
+                               "and let every answer to it reuse its keys and values; the same numbers "
+                               "up to float rounding, gradients included. Not used with gradient "
+                               "checkpointing or dropout in PPO updates", label="Share prompts")
     max_bad_updates: int = knob(3, "stop the run after this many non-finite losses in a row",
                                 low=1, high=1000, label="Max skipped updates")
 

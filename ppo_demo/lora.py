@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 
 
 class LoRAError(ValueError):
@@ -70,13 +71,22 @@ class LoRALinear(torch.nn.Module):
             self.merged = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.base(x)  # when merged this already includes ΔW
         if not self.enabled or self.merged:
-            return out
-        # Scale the narrow (..., r) tensor rather than the wide (..., d_out) one: one pass less
-        # over the layer's output, ~7 % of a fp32 forward of SmolLM2.
-        h = (self.dropout(x).to(self.lora_A.dtype) @ self.lora_A.t()) * self.scaling  # (..., r)
-        return out + (h @ self.lora_B.t()).to(out.dtype)  # (..., d_out)
+            return self.base(x)  # when merged this already includes ΔW
+        if x.dtype != self.lora_A.dtype:  # bf16 base: the update in fp32, cast back
+            h = (self.dropout(x).to(self.lora_A.dtype) @ self.lora_A.t()) * self.scaling  # (..., r)
+            return self.base(x) + (h @ self.lora_B.t()).to(x.dtype)
+        # Flattened to 2-D so the whole update is two matrix products, the second one adding
+        # scaling·(h Bᵀ) into the base output in place (addmm): ~5 fewer operations per layer
+        # than matmul, scale, matmul, add, i.e. ~1000 fewer per forward over SmolLM2's 210
+        # adapted layers. Same numbers up to float rounding (exactly the same when alpha/r is a
+        # power of two, as with the default 16/8).
+        flat = x.reshape(-1, x.shape[-1])  # (N, d_in)
+        out = F.linear(flat, self.base.weight, self.base.bias)  # (N, d_out)
+        dropped = self.dropout(flat) if self.dropout.training else flat  # eval-mode dropout: identity
+        h = torch.mm(dropped, self.lora_A.t())  # (N, r)
+        out = torch.addmm(out, h, self.lora_B.t(), alpha=self.scaling)  # out + scaling·h Bᵀ
+        return out.view(*x.shape[:-1], out.shape[-1])
 
     def extra_repr(self) -> str:
         return f"r={self.r}, alpha={self.alpha}, enabled={self.enabled}, merged={self.merged}"

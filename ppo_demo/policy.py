@@ -28,7 +28,9 @@ import torch.utils.checkpoint
 
 from .lora import (LoRAError, adapters_disabled, inject_lora, load_lora_state_dict, lora_layers,
                    lora_signature, lora_state_dict, remove_lora)
-from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch, chat_prompt_ids, eos_token_ids, sample_responses
+from .prefix_sharing import prompt_groups, shared_prompt_logits_and_hidden
+from .rollout import (DEFAULT_SYSTEM_PROMPT, RolloutBatch, chat_prompt_ids, eos_token_ids, has_plain_lm_head,
+                      sample_and_score, sample_responses)
 
 if TYPE_CHECKING:
     from .models import LoadedModel
@@ -36,9 +38,6 @@ if TYPE_CHECKING:
 ADAPTER_FILE = "adapter.safetensors"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 VALUE_HEAD_PREFIX = "value_head."
-# Config attributes of architectures whose LM head is more than a Linear (soft-capping, scaling):
-# for those we run the model's own forward instead of trunk + head.
-_LOGIT_POSTPROCESSING_ATTRS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
 
 
 class AdapterError(ValueError):
@@ -50,13 +49,22 @@ def hidden_size(model) -> int:
     return int(config.hidden_size)
 
 
-def response_logits_and_hidden(model, batch: RolloutBatch, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+def response_logits_and_hidden(model, batch: RolloutBatch, temperature: float,
+                               share_prompts: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits / temperature (B, T, V) and last hidden states (B, T, H) at the positions that
-    predict each response token: column P-1+t predicts response token t."""
+    predict each response token: column P-1+t predicts response token t.
+
+    ``share_prompts``: rows with the same prompt run it once and reuse its keys and values
+    (:mod:`ppo_demo.prefix_sharing`; same numbers up to float rounding, gradients included).
+    The caller must not ask for it under gradient checkpointing or with dropout active."""
+    if share_prompts and has_plain_lm_head(model):
+        groups = prompt_groups(batch)
+        if groups is not None:
+            return shared_prompt_logits_and_hidden(model, batch, temperature, groups)
     P = batch.prompt_len
     kwargs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                   position_ids=batch.position_ids, use_cache=False)
-    if any(getattr(model.config, a, None) for a in _LOGIT_POSTPROCESSING_ATTRS):
+    if not has_plain_lm_head(model):
         out = model(**kwargs, output_hidden_states=True)
         hidden = out.hidden_states[-1][:, P - 1:-1]  # (B, T, H)
         logits = out.logits[:, P - 1:-1]  # (B, T, V)
@@ -259,6 +267,21 @@ class PolicyRuntime:
                 return sample_responses(model, prompt_ids, pad_id=self.tokenizer.pad_token_id, eos_ids=self.eos_ids,
                                         max_new_tokens=max_new_tokens, temperature=temperature,
                                         top_p=top_p, greedy=greedy, generator=generator)
+
+    def sample_and_score(self, prompt_ids: list[list[int]], *, max_new_tokens: int, temperature: float,
+                         top_p: float, seed: int) -> tuple[RolloutBatch, torch.Tensor, torch.Tensor]:
+        """:meth:`sample` from the policy (the same tokens for the same seed), plus the old
+        log-probs log pi(y_t) and values V(s_t), each (B, T) and 0 past EOS, taken from the
+        sampling pass itself instead of a second forward over the batch (equal to one up to
+        float rounding, see :func:`ppo_demo.rollout.sample_and_score`)."""
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.actor_critic.eval()
+        with torch.no_grad(), autocast_context(self.device):
+            batch, sampled = sample_and_score(self.policy_model, prompt_ids, pad_id=self.tokenizer.pad_token_id,
+                                              eos_ids=self.eos_ids, max_new_tokens=max_new_tokens,
+                                              temperature=temperature, top_p=top_p, generator=generator)
+            values = self.actor_critic.values(sampled.hidden) * batch.response_mask  # (B, T)
+        return batch, sampled.logprobs, values
 
     def decode(self, batch: RolloutBatch) -> list[str]:
         """Each response's text, up to and including its EOS (special tokens dropped)."""

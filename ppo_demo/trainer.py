@@ -30,6 +30,7 @@ from . import ppo
 from .config import TrainConfig
 from .models import LoadedModel
 from .policy import PolicyRuntime, PolicyState, autocast_context, layer_checkpointing, response_logits_and_hidden
+from .prefix_sharing import rows_grouped_by_prompt
 from .reward import RewardConfig, compile_expected, is_hit, rule_reward
 from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch
 from .scored_batch import ScoredBatch, micro_batch_rows
@@ -142,10 +143,15 @@ class PPOTrainer:
         t_start = time.perf_counter()
         step_seed = cfg.seed * 1_000_003 + self.steps_done
 
-        # 1. Pick prompts and sample responses from the current policy (dropout off).
+        # 1. Pick prompts and sample responses from the current policy (dropout off); in fp32 the
+        #    sampling pass also yields the old log-probs and values (see _scores_from_sampling).
         task_indices = self._choose_tasks(step_seed)
-        batch = self.runtime.sample([self._prompt_ids[i] for i in task_indices], max_new_tokens=cfg.max_new_tokens,
-                                    temperature=cfg.temperature, top_p=cfg.top_p, seed=step_seed)
+        prompts = [self._prompt_ids[i] for i in task_indices]
+        sampling = dict(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=step_seed)
+        if self._scores_from_sampling:
+            batch, *policy_scores = self.runtime.sample_and_score(prompts, **sampling)
+        else:
+            batch, policy_scores = self.runtime.sample(prompts, **sampling), None
         if stop_event is not None and stop_event.is_set():
             return None
         t_sampled = time.perf_counter()
@@ -156,7 +162,7 @@ class PPOTrainer:
         mask = batch.response_mask  # (B, T)
 
         # 3. Old log-probs and values (policy), reference log-probs (pi_ref), no gradients.
-        old_logprobs, old_values, ref_logprobs = self._logprobs_and_values(batch)  # each (B, T), 0 past EOS
+        old_logprobs, old_values, ref_logprobs = self._logprobs_and_values(batch, policy_scores)  # (B, T), 0 past EOS
 
         # 4. Per-token rewards: -beta * KL_t, plus the score at the last real token. With the
         #    KL in the loss instead, the reward is the score alone.
@@ -210,27 +216,57 @@ class PPOTrainer:
             for text, i, e in zip(texts, task_indices, ended)
         ], device=self.device)
 
+    @property
+    def _scores_from_sampling(self) -> bool:
+        """Whether the old log-probs and values come from the sampling pass (no separate policy
+        forward). Only in fp32 without autocast: there the cached decode and a full forward
+        agree to ~1e-6, so the ratio before any update stays 1 to that precision. In bf16 or
+        under CUDA autocast the two paths round differently by ~1e-2, which would show up as a
+        ratio != 1 and clipping before the policy has changed, so the separate pass stays.
+        Full fine-tuning, dropout in PPO updates and top-p < 1 need no exception: sampling runs
+        the policy itself, in eval mode like the scoring pass, and the kept log-probs are taken
+        from the full tempered softmax, not the truncated one sampled from."""
+        return self.device.type == "cpu" and self.loaded.dtype == torch.float32
+
+    @property
+    def _share_prompts_in_update(self) -> bool:
+        """Prompt sharing in grad-enabled passes: not under gradient checkpointing (recomputing
+        a layer would append to the shared cache again) nor with dropout on in the update (every
+        answer to a prompt would share one dropout mask, which is not the unshared math)."""
+        cfg = self.config
+        return cfg.share_prompts and not cfg.gradient_checkpointing and not cfg.dropout_in_ppo
+
     @torch.no_grad()
-    def _logprobs_and_values(self, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _logprobs_and_values(self, batch: RolloutBatch, policy_scores=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Old log-probs and values of the policy, and reference log-probs, each (B, T) and 0
-        past each response's end. Chunked like the update so memory stays within the budget."""
+        past each response's end. Chunked like the update so memory stays within the budget.
+        ``policy_scores`` (old log-probs, old values) from the sampling pass skip the policy's
+        forward; pi_ref is always a pass of its own (it did not sample)."""
         cfg = self.config
         size, T = batch.response_mask.shape
-        old_logprobs, old_values, ref_logprobs = (torch.zeros(size, T, device=self.device) for _ in range(3))
-        chunks = [(rows, batch.rows(rows).trimmed())
-                  for rows in micro_batch_rows(batch, torch.arange(size, device=self.device), cfg.micro_batch_tokens)]
+        all_rows = torch.arange(size, device=self.device)
+        if cfg.share_prompts:  # answers to one prompt in one chunk, so they can share it
+            all_rows = rows_grouped_by_prompt(batch, all_rows)
+        chunks = [(rows, batch.rows(rows).trimmed()) for rows in micro_batch_rows(batch, all_rows, cfg.micro_batch_tokens)]
+        ref_logprobs = torch.zeros(size, T, device=self.device)
         self.actor_critic.eval()
         with autocast_context(self.device):
-            for rows, mb in chunks:
-                t = mb.response_mask.shape[1]
-                logits, hidden = response_logits_and_hidden(self.actor_critic.model, mb, cfg.temperature)
-                old_logprobs[rows, :t] = ppo.logprobs_from_logits(logits, mb.response_ids) * mb.response_mask
-                old_values[rows, :t] = self.actor_critic.values(hidden) * mb.response_mask
-                del logits, hidden
+            if policy_scores is not None:
+                old_logprobs, old_values = policy_scores
+            else:
+                old_logprobs, old_values = (torch.zeros(size, T, device=self.device) for _ in range(2))
+                for rows, mb in chunks:
+                    t = mb.response_mask.shape[1]
+                    logits, hidden = response_logits_and_hidden(self.actor_critic.model, mb, cfg.temperature,
+                                                                share_prompts=cfg.share_prompts)
+                    old_logprobs[rows, :t] = ppo.logprobs_from_logits(logits, mb.response_ids) * mb.response_mask
+                    old_values[rows, :t] = self.actor_critic.values(hidden) * mb.response_mask
+                    del logits, hidden
             with self.runtime.reference() as ref_model:  # adapters switched off once for all chunks
                 for rows, mb in chunks:
                     t = mb.response_mask.shape[1]
-                    ref_logits, _ = response_logits_and_hidden(ref_model, mb, cfg.temperature)
+                    ref_logits, _ = response_logits_and_hidden(ref_model, mb, cfg.temperature,
+                                                               share_prompts=cfg.share_prompts)
                     ref_logprobs[rows, :t] = ppo.logprobs_from_logits(ref_logits, mb.response_ids) * mb.response_mask
                     del ref_logits
         return old_logprobs, old_values, ref_logprobs
@@ -309,12 +345,16 @@ class PPOTrainer:
         cfg = self.config
         total_tokens = scored.response_mask[rows].sum()
         sums: dict[str, torch.Tensor] = {}
+        share = self._share_prompts_in_update
+        if share:  # answers to one prompt in one chunk (the sum over rows does not depend on order)
+            rows = rows_grouped_by_prompt(scored.batch, rows)
         for chunk in micro_batch_rows(scored.batch, rows, cfg.micro_batch_tokens):
             mb = scored.rows(chunk).trimmed()  # (b, t), t <= T: columns past every row's EOS dropped
             mask = mb.response_mask
             weight = mask.sum() / total_tokens
             with autocast_context(self.device):
-                logits, hidden = response_logits_and_hidden(self.actor_critic.model, mb.batch, cfg.temperature)
+                logits, hidden = response_logits_and_hidden(self.actor_critic.model, mb.batch, cfg.temperature,
+                                                            share_prompts=share)
                 logprobs, entropy = ppo.logprobs_and_entropy_from_logits(
                     logits, mb.batch.response_ids, entropy_grad=cfg.ent_coef > 0)  # (b, t) each
                 policy_loss, pstats = ppo.ppo_policy_loss(logprobs, mb.old_logprobs, mb.train_advantages, mask,

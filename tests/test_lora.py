@@ -112,3 +112,28 @@ def test_state_dict_round_trip_and_mismatch_changes_nothing(tiny, ids):
     with pytest.raises(LoRAError, match="missing"):
         load_lora_state_dict(model, missing)
     assert torch.equal(_logits(model, ids), trained)
+
+
+@pytest.mark.parametrize("alpha", [16.0, 5.0])  # scaling 2 (a power of two) and 0.625
+def test_fused_lora_forward_and_gradients_equal_the_textbook_formula(alpha):
+    """y = x Wᵀ + b + (alpha/r)·(x Aᵀ) Bᵀ, written out op by op, against the layer's fused
+    addmm form: outputs and gradients of A, B and x agree to fp32 rounding (3-D input)."""
+    torch.manual_seed(0)
+    base = torch.nn.Linear(12, 7)
+    layer = LoRALinear(base, r=8, alpha=alpha, dropout=0.0)
+    with torch.no_grad():
+        torch.nn.init.normal_(layer.lora_B)
+    x = torch.randn(3, 5, 12, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    A_ref = layer.lora_A.detach().clone().requires_grad_(True)
+    B_ref = layer.lora_B.detach().clone().requires_grad_(True)
+    expected = x_ref @ base.weight.t() + base.bias + (alpha / 8) * ((x_ref @ A_ref.t()) @ B_ref.t())
+    out = layer(x)
+    assert out.shape == (3, 5, 7)
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    weights = torch.randn(3, 5, 7)
+    (out * weights).sum().backward()
+    (expected * weights).sum().backward()
+    torch.testing.assert_close(layer.lora_A.grad, A_ref.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(layer.lora_B.grad, B_ref.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-6)

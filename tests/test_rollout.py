@@ -199,3 +199,105 @@ def test_batched_equals_unbatched_with_absolute_positions(tiny):
         naive = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, P - 1:-1]
         naive = logprobs_from_logits(naive.float(), batch.response_ids) * mask
     assert not torch.allclose(naive, batched, atol=1e-3)
+
+
+def _shared_prompt_batch(tok):
+    """Mixed-length prompts (so rows carry different left padding), some repeated."""
+    texts = ["hi", "a much longer prompt than the first", "hi", "x y z", "a much longer prompt than the first", "hi"]
+    return [chat_prompt_ids(tok, p) for p in texts]
+
+
+@pytest.mark.parametrize("temperature,top_p,greedy", [(1.0, 1.0, False), (0.7, 0.9, False), (1.0, 1.0, True)])
+def test_shared_prompts_and_dropping_finished_rows_sample_the_same_tokens(temperature, top_p, greedy):
+    """Prefilling each distinct prompt once and dropping rows after their EOS must not change
+    a single sampled token for the same seed (on a model whose rows end at different lengths)."""
+    from varied_lengths import tiny_with_varied_lengths
+
+    loaded = tiny_with_varied_lengths()
+    tok, model = loaded.tokenizer, loaded.model
+    prompts = _shared_prompt_batch(tok)
+
+    def sample(share, drop):
+        return sample_responses(model, prompts, pad_id=tok.pad_token_id, eos_ids=eos_token_ids(tok, model),
+                                max_new_tokens=10, temperature=temperature, top_p=top_p, greedy=greedy,
+                                generator=torch.Generator().manual_seed(11), share_prompts=share, drop_finished=drop)
+
+    plain = sample(False, False)
+    if not greedy:  # guard: rows end at different steps, so dropping rows is exercised
+        assert len(set(plain.response_lengths.tolist())) > 1
+    for share, drop in [(True, False), (False, True), (True, True)]:
+        fast = sample(share, drop)
+        assert torch.equal(fast.input_ids, plain.input_ids), (share, drop)
+        assert torch.equal(fast.attention_mask, plain.attention_mask)
+        assert torch.equal(fast.response_mask, plain.response_mask)
+        assert torch.equal(fast.ended_with_eos, plain.ended_with_eos)
+
+
+def test_shared_prefill_runs_each_distinct_prompt_once_and_finished_rows_leave(tiny):
+    from varied_lengths import tiny_with_varied_lengths
+
+    loaded = tiny_with_varied_lengths()
+    tok, model = loaded.tokenizer, loaded.model
+    rows_per_call = []
+    handle = model.register_forward_pre_hook(lambda m, a, kw: rows_per_call.append(kw["input_ids"].shape[0]),
+                                             with_kwargs=True)
+    try:
+        batch = sample_responses(model, _shared_prompt_batch(tok), pad_id=tok.pad_token_id,
+                                 eos_ids=eos_token_ids(tok, model), max_new_tokens=10,
+                                 generator=torch.Generator().manual_seed(11))
+    finally:
+        handle.remove()
+    assert rows_per_call[0] == 3  # "hi", the long prompt, "x y z"
+    lengths = batch.response_lengths.tolist()
+    # the decode call that sampled token t ran exactly the rows whose response was still open
+    for t, rows in enumerate(rows_per_call[1:], start=1):
+        assert rows == sum(n > t for n in lengths), t
+
+
+def test_distinct_rows():
+    from ppo_demo.rollout import distinct_rows
+
+    assert distinct_rows([[1, 2], [3], [1, 2], [3], [4]]) == ([0, 1, 4], [0, 1, 0, 1, 2])
+    assert distinct_rows([[5]]) == ([0], [0])
+
+
+@pytest.mark.parametrize("scale,top_p", [(1.0, 0.9), (4.0, 0.9), (8.0, 0.5), (0.3, 0.95), (4.0, 1.0)])
+def test_sampling_from_the_candidates_draws_the_token_the_full_vocabulary_draw_would(scale, top_p):
+    """sample_next_tokens skips the vocabulary-wide mask and CDF when the nucleus lies among the
+    top-k; for the same uniforms it must pick the very token the full construction picks.
+    scale 0.3 makes nuclei wider than 256 candidates (the 4096 and full-sort paths)."""
+    from ppo_demo.rollout import draw_with_uniforms, sample_next_tokens, uniforms
+
+    torch.manual_seed(1)
+    logits = torch.randn(64, 5000) * scale
+    for seed in range(20):
+        u = uniforms(64, torch.Generator().manual_seed(seed), "cpu")
+        full = draw_with_uniforms(torch.softmax(top_p_filter(logits / 0.7, top_p), dim=-1), u)
+        assert torch.equal(sample_next_tokens(logits, 0.7, top_p, u), full)
+
+
+@pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 0.9)])
+def test_scores_kept_from_sampling_equal_a_separate_scoring_pass(temperature, top_p):
+    """The sampling pass's own log-probs (full tempered softmax, not the top-p-truncated one) and
+    hidden states equal a separate no-grad forward over the finished batch, to fp32 rounding
+    (1e-5); the tokens are those sample_responses draws for the same seed."""
+    from varied_lengths import tiny_with_varied_lengths
+
+    from ppo_demo.rollout import sample_and_score
+
+    loaded = tiny_with_varied_lengths()
+    tok, model = loaded.tokenizer, loaded.model
+    kwargs = dict(pad_id=tok.pad_token_id, eos_ids=eos_token_ids(tok, model), max_new_tokens=10,
+                  temperature=temperature, top_p=top_p)
+    prompts = _shared_prompt_batch(tok)
+    batch, scores = sample_and_score(model, prompts, generator=torch.Generator().manual_seed(11), **kwargs)
+    plain = sample_responses(model, prompts, generator=torch.Generator().manual_seed(11), **kwargs)
+    assert torch.equal(batch.input_ids, plain.input_ids)
+    assert len(set(batch.response_lengths.tolist())) > 1  # padding after EOS is exercised
+    mask = batch.response_mask
+    with torch.no_grad():
+        logits, hidden = response_logits_and_hidden(model, batch, temperature)
+    expected = logprobs_from_logits(logits, batch.response_ids) * mask
+    torch.testing.assert_close(scores.logprobs, expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(scores.hidden, hidden * mask.unsqueeze(-1), rtol=0, atol=1e-5)
+    assert (scores.logprobs[mask == 0] == 0).all() and (scores.logprobs[mask == 1] < 0).all()

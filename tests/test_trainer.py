@@ -241,3 +241,43 @@ def test_whitening_of_the_advantages_the_loss_sees(whiten):
             if len(row) > 1:
                 assert sum(row) / len(row) == pytest.approx(0.0, abs=1e-4)
                 assert torch.tensor(row).std().item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_old_logprobs_and_values_from_sampling_equal_a_separate_scoring_pass(monkeypatch):
+    """In fp32 the sampling pass supplies the old log-probs and values. They must equal what a
+    separate no-grad policy forward over the same batch gives (1e-5), at top-p < 1 too (the
+    full tempered softmax, not the truncated one), on a batch with ragged responses."""
+    from varied_lengths import tiny_with_varied_lengths
+
+    def first_step_scores(from_sampling):
+        monkeypatch.setattr(PPOTrainer, "_scores_from_sampling", property(lambda self: from_sampling))
+        trainer = PPOTrainer(tiny_with_varied_lengths(), TrainConfig(batch_size=6, max_new_tokens=8, top_p=0.8, ppo_epochs=1,
+                                                                     temperature=0.7, seed=5).validate(), TASKS, REWARD)
+        torch.manual_seed(0)
+        with torch.no_grad():  # a trained-looking policy and critic, so values and KL are not all 0
+            torch.nn.init.normal_(trainer.actor_critic.value_head.weight, std=0.5)
+            for name, p in trainer.actor_critic.named_parameters():
+                if name.endswith("lora_B"):
+                    torch.nn.init.normal_(p, std=0.05)
+        seen = {}
+        original = trainer._logprobs_and_values
+
+        def spy(batch, policy_scores=None):
+            seen["batch"] = batch
+            seen["out"] = original(batch, policy_scores)
+            return seen["out"]
+
+        trainer._logprobs_and_values = spy
+        result = trainer.step()
+        return seen, result.metrics
+
+    separate, _ = first_step_scores(False)
+    kept, metrics = first_step_scores(True)
+    assert torch.equal(kept["batch"].input_ids, separate["batch"].input_ids)
+    assert len(set(kept["batch"].response_lengths.tolist())) > 1
+    for name, a, b in zip(("old_logprobs", "old_values", "ref_logprobs"), kept["out"], separate["out"]):
+        assert (a != 0).any(), name
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5, msg=name)
+    assert not torch.allclose(kept["out"][0], kept["out"][2])  # the policy differs from pi_ref
+    assert metrics["ratio_mean"] == pytest.approx(1.0, abs=1e-5)
+    assert metrics["clip_frac"] == 0.0

@@ -291,6 +291,8 @@ KNOBS_ZH = {
     "advantage_estimator": ("优势估计方法", "gae：带价值网络 V 的 PPO；grpo：(r - 组均值) / 组标准差；rloo：r 减去同一提示词其他回答的均值；reinforce：直接用回报（减去整批均值）。后三种不训练价值网络"),
     "group_size": ("组大小 G", "每步抽 batch/G 个提示词，每个采样 G 次（grpo 和 rloo 比较这 G 个回答，需要 G ≥ 2）"),
     "reinforce_baseline": ("REINFORCE 基线", "reinforce：减去整批的平均回报（方差更小，梯度期望不变）"),
+    "share_prompts": ("共享提示词", "打分和更新时每个不同的提示词只计算一次，回答共用它的键和值："
+                      "结果（含梯度）只差浮点舍入；梯度检查点或更新时 dropout 开启时不使用"),
 }
 
 

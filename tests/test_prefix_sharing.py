@@ -1,0 +1,99 @@
+"""Each distinct prompt computed once, its keys/values shared by the answers that continue it:
+log-probs, values, losses and LoRA gradients must equal the unshared pass (fp32 rounding)."""
+
+import pytest
+import torch
+
+from ppo_demo.lora import inject_lora, lora_layers
+from ppo_demo.policy import ActorCritic, response_logits_and_hidden
+from ppo_demo.ppo import logprobs_and_entropy_from_logits, masked_mean
+from ppo_demo.prefix_sharing import prompt_groups, rows_grouped_by_prompt, shared_prompt_logits_and_hidden
+from ppo_demo.rollout import RolloutBatch, chat_prompt_ids, eos_token_ids, sample_responses
+from varied_lengths import tiny_with_varied_lengths
+
+TEXTS = ["hi", "a much longer prompt than the first", "hi", "x y z", "a much longer prompt than the first", "hi"]
+
+
+def _setup():
+    """A LoRA policy with trained-looking adapters (B != 0) and a sampled batch: mixed-length,
+    left-padded prompts, some repeated, responses ending at different lengths."""
+    loaded = tiny_with_varied_lengths()
+    tok, model = loaded.tokenizer, loaded.model
+    inject_lora(model, ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], r=4, alpha=8,
+                dropout=0.0)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for _, layer in lora_layers(model):
+            torch.nn.init.normal_(layer.lora_B, std=0.05)
+    actor = ActorCritic(model)
+    with torch.no_grad():
+        torch.nn.init.normal_(actor.value_head.weight, std=0.1)
+    prompts = [chat_prompt_ids(tok, t) for t in TEXTS]
+    batch = sample_responses(model, prompts, pad_id=tok.pad_token_id, eos_ids=eos_token_ids(tok, model),
+                             max_new_tokens=8, temperature=1.0, generator=torch.Generator().manual_seed(4))
+    # guards: padding, repeats and ragged responses are all present, so the test can fail
+    assert (batch.attention_mask[:, :batch.prompt_len] == 0).any()
+    assert len(set(batch.response_lengths.tolist())) > 1
+    return actor, batch
+
+
+def _loss(actor, logits, hidden, batch):
+    mask = batch.response_mask
+    logprobs, entropy = logprobs_and_entropy_from_logits(logits, batch.response_ids)
+    values = actor.values(hidden)
+    weights = torch.linspace(-1.0, 2.0, mask.numel()).view_as(mask)  # distinct per token: a sum would hide swaps
+    loss = masked_mean(logprobs * weights, mask) + 0.5 * masked_mean((values - weights) ** 2, mask)
+    return logprobs * mask, values * mask, entropy * mask, loss
+
+
+def test_groups_are_found_by_prompt_ids_and_padding():
+    ids = torch.tensor([[0, 7, 8, 1], [0, 7, 8, 2], [5, 9, 3, 3], [0, 7, 8, 1], [0, 0, 8, 1]])
+    mask = torch.tensor([[0, 1, 1, 1], [0, 1, 1, 1], [1, 1, 1, 1], [0, 1, 1, 1], [0, 0, 1, 1]])
+    batch = RolloutBatch(ids, mask, 2, torch.ones(5, 2), torch.zeros(5, dtype=torch.bool))
+    # prompts (columns 0-1): [pad 7], [pad 7], [5 9], [pad 7], and [pad pad] whose ids match
+    # nothing else but whose mask differs from the [0 7]-style rows anyway
+    firsts, index = prompt_groups(batch)
+    assert firsts.tolist() == [0, 2, 4]
+    assert index.tolist() == [0, 0, 1, 0, 2]
+    distinct = RolloutBatch(ids[[0, 2, 4]], mask[[0, 2, 4]], 2, torch.ones(3, 2), torch.zeros(3, dtype=torch.bool))
+    assert prompt_groups(distinct) is None  # three different prompts: nothing to share
+    assert rows_grouped_by_prompt(batch, torch.tensor([4, 0, 2, 3, 1])).tolist() == [4, 0, 3, 1, 2]
+
+
+def test_shared_prompts_give_the_same_logprobs_values_losses_and_lora_gradients():
+    actor, batch = _setup()
+    groups = prompt_groups(batch)
+    assert groups is not None and len(groups[0]) == 3
+    params = actor.trainable_parameters()
+
+    def run(shared):
+        actor.zero_grad(set_to_none=True)
+        if shared:
+            logits, hidden = shared_prompt_logits_and_hidden(actor.model, batch, 0.7, groups)
+        else:
+            logits, hidden = response_logits_and_hidden(actor.model, batch, 0.7)
+        logprobs, values, entropy, loss = _loss(actor, logits, hidden, batch)
+        loss.backward()
+        return logprobs.detach(), values.detach(), entropy.detach(), loss.detach(), [p.grad.clone() for p in params]
+
+    plain, shared = run(False), run(True)
+    for name, a, b in zip(("logprobs", "values", "entropy", "loss"), plain[:4], shared[:4]):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=name)
+    assert len(plain[4]) > 2 and any(g.abs().sum() > 0 for g in plain[4])
+    for p_plain, p_shared in zip(plain[4], shared[4]):
+        torch.testing.assert_close(p_shared, p_plain, rtol=1e-4, atol=1e-6)
+
+
+def test_the_prompt_part_runs_each_distinct_prompt_once():
+    actor, batch = _setup()
+    rows = []
+    trunk = actor.model.get_decoder()
+    handle = trunk.register_forward_pre_hook(lambda m, a, kw: rows.append(tuple(kw["input_ids"].shape)),
+                                             with_kwargs=True)
+    try:
+        with torch.no_grad():
+            shared_prompt_logits_and_hidden(actor.model, batch, 1.0, prompt_groups(batch))
+    finally:
+        handle.remove()
+    P, T = batch.prompt_len, batch.response_mask.shape[1]
+    assert rows == [(3, P), (6, T)]
