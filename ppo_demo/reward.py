@@ -4,15 +4,16 @@
 
 ``hit`` depends on the match mode: ``contains`` (the seed: the normalised expected answer occurs
 in the normalised response), ``exact`` (they are equal) or ``regex`` (the expected answer is a
-Python regular expression searched, case-insensitively, in the stripped response).
+regular expression searched, case-insensitively, in the stripped response; it runs on RE2, a
+linear-time engine, see ``matching.py``).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from .config import check_knobs, knob, knobs_from_dict
+from .matching import PatternError, compile_pattern, search
 
 MATCH_MODES = ("contains", "exact", "regex")
 # The seed's list, plus the full-width forms a Chinese answer may use.
@@ -58,19 +59,19 @@ def normalize_text(text: str) -> str:
     return text.strip().lower().translate(_STRIP_TABLE).strip()
 
 
-def compile_expected(expected: str, config: RewardConfig) -> re.Pattern | None:
+def compile_expected(expected: str, config: RewardConfig):
     """Compile a regex answer up front so a bad pattern is reported before training starts."""
     if config.match_mode != "regex":
         return None
     try:
-        return re.compile(expected, re.IGNORECASE)
-    except re.error as exc:
-        raise RewardError(f"The expected answer {expected!r} is not a valid regular expression: {exc}.") from None
+        return compile_pattern(expected)
+    except PatternError as exc:
+        raise RewardError(f"The expected answer {expected!r} {exc}") from None
 
 
 def is_hit(response: str, expected: str, config: RewardConfig) -> bool:
     if config.match_mode == "regex":
-        return compile_expected(expected, config).search(response.strip()) is not None
+        return search(compile_expected(expected, config), response.strip())
     resp, exp = normalize_text(response), normalize_text(expected)
     if config.match_mode == "exact":
         return resp == exp
