@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 ADAPTER_FILE = "adapter.safetensors"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
+OPTIMIZER_FILE = "optimizer.safetensors"  # optional: AdamW's moments and step count, for an exact continuation
 VALUE_HEAD_PREFIX = "value_head."
 
 
@@ -154,6 +155,9 @@ class PolicyState:
     model_name: str = ""
     steps_trained: int = 0
     meta: dict = field(default_factory=dict)
+    # AdamW's state_dict with CPU tensors ({"state": {i: {"step", "exp_avg", "exp_avg_sq"}},
+    # "param_groups": [...]}), or None: a fresh optimizer (the moments start at zero).
+    optimizer: dict | None = None
 
     def describe(self) -> str:
         if self.mode == "lora":
@@ -348,10 +352,45 @@ def _lora_shape_key(lora: dict | None):
     return (int(lora["r"]), tuple(sorted(lora["targets"])))
 
 
+# --- the optimizer's part of the state ---------------------------------------------------------
+
+def optimizer_state_on_cpu(optimizer: torch.optim.Optimizer) -> dict:
+    """A copy of the optimizer's state_dict with CPU tensors: later steps update the live
+    moments in place, so the session must hold its own copy."""
+    saved = optimizer.state_dict()
+    return {"state": {int(i): {k: v.detach().to("cpu", copy=True) if torch.is_tensor(v) else v for k, v in s.items()}
+                      for i, s in saved["state"].items()},
+            "param_groups": copy.deepcopy(saved["param_groups"])}
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict, learning_rate: float) -> None:
+    """Continue from ``saved`` (see :func:`optimizer_state_on_cpu`): same moments and step count.
+    The learning rate is the current run's knob, not the saved one. AdapterError if it does not fit."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    groups = saved.get("param_groups") or []
+    fits = (len(groups) == len(optimizer.param_groups)
+            and [len(g.get("params", [])) for g in groups] == [len(g["params"]) for g in optimizer.param_groups])
+    for index, entry in saved.get("state", {}).items():
+        index = int(index)
+        fits = fits and 0 <= index < len(params) and all(
+            tuple(entry[k].shape) == tuple(params[index].shape) for k in ("exp_avg", "exp_avg_sq") if k in entry)
+    if not fits:
+        raise AdapterError("The saved optimizer state does not fit this adapter (was it saved with another "
+                           "LoRA shape or model?). Remove optimizer.safetensors to continue with a fresh optimizer.")
+    # Optimizer.load_state_dict keeps CPU tensors as they are and AdamW updates them in place:
+    # give it copies, so the session's saved state stays the last good one if a step fails.
+    optimizer.load_state_dict({"state": {int(i): {k: v.clone() if torch.is_tensor(v) else v for k, v in s.items()}
+                                         for i, s in saved["state"].items()},
+                               "param_groups": copy.deepcopy(groups)})
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+
+
 # --- saving and loading ----------------------------------------------------------------------
 
 def save_policy_state(state: PolicyState, directory: str | Path) -> Path:
-    """Write ``adapter.safetensors`` + ``adapter_config.json`` into ``directory``."""
+    """Write ``adapter.safetensors`` + ``adapter_config.json`` into ``directory``, and
+    ``optimizer.safetensors`` when the state has the optimizer's (so training continues exactly)."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -360,7 +399,33 @@ def save_policy_state(state: PolicyState, directory: str | Path) -> Path:
     config = {"format": "ppo-lora-lab/1", "mode": state.mode, "lora": state.lora,
               "model_name": state.model_name, "steps_trained": state.steps_trained, **state.meta}
     (directory / ADAPTER_CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False))
+    if state.optimizer is not None:
+        tensors = {f"state.{i}.{k}": v.contiguous() for i, s in state.optimizer["state"].items()
+                   for k, v in s.items() if torch.is_tensor(v)}
+        save_file(tensors, str(directory / OPTIMIZER_FILE),
+                  metadata={"format": "ppo-lora-lab/optimizer-1", "optimizer": "AdamW",
+                            "param_groups": json.dumps(state.optimizer["param_groups"])})
     return directory
+
+
+def _load_optimizer_file(path: Path) -> dict | None:
+    """The optimizer state :func:`save_policy_state` wrote, or None if there is no such file."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            groups = json.loads((f.metadata() or {})["param_groups"])
+            state: dict[int, dict] = {}
+            for key in f.keys():
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = f.get_tensor(key)
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+        raise AdapterError(f"{OPTIMIZER_FILE} is not a readable optimizer state.") from None
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise AdapterError(f"{OPTIMIZER_FILE} is not a readable optimizer state.")
+    return {"state": state, "param_groups": groups}
 
 
 def load_policy_state(directory: str | Path) -> PolicyState:
@@ -386,7 +451,7 @@ def load_policy_state(directory: str | Path) -> PolicyState:
             raise AdapterError(f"{ADAPTER_CONFIG_FILE} lacks the LoRA settings (r, alpha, dropout, targets).")
     extra = {k: v for k, v in config.items() if k not in ("format", "mode", "lora", "model_name", "steps_trained")}
     return PolicyState(config["mode"], tensors, lora, str(config.get("model_name", "")),
-                       int(config.get("steps_trained", 0)), extra)
+                       int(config.get("steps_trained", 0)), extra, optimizer=_load_optimizer_file(directory / OPTIMIZER_FILE))
 
 
 def autocast_context(device: torch.device):

@@ -13,6 +13,12 @@ Where this departs from the seed notebook, and why (the ``seed`` preset undoes 2
 7. The advantage estimator is a knob: GAE with the critic (the seed's), or GRPO, RLOO or
    REINFORCE without one (then the value head is not trained); the KL can move from the
    reward into the loss, and beta can follow a target KL (the adaptive controller).
+
+A trainer's whole state (adapter or weights, value head, AdamW moments and step count, steps
+done, the adaptive KL coefficient) goes out with :meth:`PPOTrainer.state` and back in through
+``state=``, and every random draw of a step comes from that step's seed. So a run may be cut
+into pieces (Stop, then Train again; or the app swapping sessions on the shared model between
+steps) and still give the same weights, bit for bit on CPU, as one uninterrupted run.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ import torch
 from . import ppo
 from .config import TrainConfig
 from .models import LoadedModel
-from .policy import PolicyRuntime, PolicyState, autocast_context, layer_checkpointing, response_logits_and_hidden
+from .policy import (PolicyRuntime, PolicyState, autocast_context, layer_checkpointing, load_optimizer_state,
+                     optimizer_state_on_cpu, response_logits_and_hidden)
 from .prefix_sharing import rows_grouped_by_prompt
 from .reward import RewardConfig, compile_expected, is_hit, rule_reward
 from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch
@@ -102,6 +109,8 @@ class PPOTrainer:
         self.runtime = PolicyRuntime.for_config(loaded, config, state)
         self.actor_critic = self.runtime.actor_critic
         self.optimizer = torch.optim.AdamW(self.actor_critic.trainable_parameters(), lr=config.learning_rate)
+        if state is not None and state.optimizer is not None:
+            load_optimizer_state(self.optimizer, state.optimizer, config.learning_rate)
         # fp16 (CUDA without bf16) needs loss scaling; bf16 and fp32 do not.
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and loaded.dtype == torch.float16)
         self.steps_done = state.steps_trained if state is not None else 0
@@ -113,7 +122,10 @@ class PPOTrainer:
 
     # --- public API --------------------------------------------------------------------------
     def state(self) -> PolicyState:
+        """Everything needed to continue exactly: weights, value head, optimizer, steps done,
+        and the adaptive KL coefficient when beta follows a target."""
         state = self.runtime.state(self.loaded.name, self.steps_done)
+        state.optimizer = optimizer_state_on_cpu(self.optimizer)
         if self.config.kl_target:
             state.meta["kl_coef"] = self.kl_coef
         return state
@@ -138,6 +150,14 @@ class PPOTrainer:
                 )
 
     def step(self, stop_event: threading.Event | None = None) -> StepResult | None:
+        """One PPO step. The global RNG (dropout masks) is seeded from the step's seed for the
+        step and restored afterwards, so a step depends only on the state it starts from."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.config.seed * 1_000_003 + self.steps_done)
+            return self._step(stop_event)
+
+    def _step(self, stop_event: threading.Event | None) -> StepResult | None:
         """One PPO step, in the order a student reads the algorithm."""
         cfg = self.config
         t_start = time.perf_counter()
