@@ -14,7 +14,10 @@ Scaling, mapped exactly: ours is ``alpha / r`` (``ppo_demo.lora``); PEFT's is ``
 
 What PEFT has no place for goes into files beside it: the value head
 (``value_head.safetensors``: ``weight`` (1, H), ``bias`` (1,)) and our own settings
-(``ppo_lab.json``: steps trained, the exact target suffixes, the model name as typed).
+(``ppo_lab.json``: steps trained, the exact target suffixes, the model name as typed). The
+app's download adds ``optimizer.safetensors`` (AdamW's moments and step count,
+:func:`~ppo_demo.policy.save_optimizer_state`), read back here when present, so that training a
+downloaded adapter continues exactly.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from pathlib import Path
 import torch
 
 from .models import MODEL_ALIASES, DEFAULT_MODEL
-from .policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, VALUE_HEAD_PREFIX, AdapterError, PolicyState,
-                     load_policy_state)
+from .policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, OPTIMIZER_FILE, VALUE_HEAD_PREFIX, AdapterError, PolicyState,
+                     load_optimizer_file, load_policy_state)
 
 PEFT_WEIGHTS_FILE = "adapter_model.safetensors"
 VALUE_HEAD_FILE = "value_head.safetensors"
@@ -164,7 +167,8 @@ def load_peft_adapter(directory: str | Path, hidden_size: int | None = None) -> 
     tensors.update(_value_head(directory, hidden_size))
     model_name = str(lab.get("model_name") or config.get("base_model_name_or_path") or "")
     meta = {k: v for k, v in lab.items() if k not in ("format", "mode", "lora", "model_name", "steps_trained")}
-    return PolicyState("lora", tensors, lora, model_name, int(lab.get("steps_trained", 0)), meta)
+    return PolicyState("lora", tensors, lora, model_name, int(lab.get("steps_trained", 0)), meta,
+                       optimizer=load_optimizer_file(directory / OPTIMIZER_FILE))
 
 
 def _read_json(path: Path) -> dict:

@@ -399,19 +399,30 @@ def save_policy_state(state: PolicyState, directory: str | Path) -> Path:
     config = {"format": "ppo-lora-lab/1", "mode": state.mode, "lora": state.lora,
               "model_name": state.model_name, "steps_trained": state.steps_trained, **state.meta}
     (directory / ADAPTER_CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False))
-    if state.optimizer is not None:
-        tensors = {f"state.{i}.{k}": v.contiguous() for i, s in state.optimizer["state"].items()
-                   for k, v in s.items() if torch.is_tensor(v)}
-        save_file(tensors, str(directory / OPTIMIZER_FILE),
-                  metadata={"format": "ppo-lora-lab/optimizer-1", "optimizer": "AdamW",
-                            "param_groups": json.dumps(state.optimizer["param_groups"])})
+    save_optimizer_state(state, directory)
     return directory
 
 
-def _load_optimizer_file(path: Path) -> dict | None:
-    """The optimizer state :func:`save_policy_state` wrote, or None if there is no such file."""
+def save_optimizer_state(state: PolicyState, directory: str | Path) -> Path | None:
+    """Write ``optimizer.safetensors`` (AdamW's moments and step count) when the state has the
+    optimizer's; beside either adapter format. Returns the file, or None."""
+    from safetensors.torch import save_file
+
+    if state.optimizer is None:
+        return None
+    path = Path(directory) / OPTIMIZER_FILE
+    tensors = {f"state.{i}.{k}": v.contiguous() for i, s in state.optimizer["state"].items()
+               for k, v in s.items() if torch.is_tensor(v)}
+    save_file(tensors, str(path), metadata={"format": "ppo-lora-lab/optimizer-1", "optimizer": "AdamW",
+                                            "param_groups": json.dumps(state.optimizer["param_groups"])})
+    return path
+
+
+def load_optimizer_file(path: str | Path) -> dict | None:
+    """The optimizer state :func:`save_optimizer_state` wrote, or None if there is no such file."""
     from safetensors import SafetensorError, safe_open
 
+    path = Path(path)
     if not path.exists():
         return None
     try:
@@ -451,7 +462,7 @@ def load_policy_state(directory: str | Path) -> PolicyState:
             raise AdapterError(f"{ADAPTER_CONFIG_FILE} lacks the LoRA settings (r, alpha, dropout, targets).")
     extra = {k: v for k, v in config.items() if k not in ("format", "mode", "lora", "model_name", "steps_trained")}
     return PolicyState(config["mode"], tensors, lora, str(config.get("model_name", "")),
-                       int(config.get("steps_trained", 0)), extra, optimizer=_load_optimizer_file(directory / OPTIMIZER_FILE))
+                       int(config.get("steps_trained", 0)), extra, optimizer=load_optimizer_file(directory / OPTIMIZER_FILE))
 
 
 def autocast_context(device: torch.device):

@@ -183,13 +183,15 @@ def test_evaluate_table(session, registry):
 # --- files -----------------------------------------------------------------------------------
 
 PEFT_FILES = ["adapter_config.json", "adapter_model.safetensors", "ppo_lab.json", "value_head.safetensors"]
+# The download adds AdamW's state, so that training the uploaded zip continues exactly.
+DOWNLOAD_FILES = sorted([*PEFT_FILES, "optimizer.safetensors"])
 
 
 def test_export_import_adapter_round_trip(session, registry, tmp_path):
     run(session, registry)
     zipped = h.export_adapter(session)
     with zipfile.ZipFile(zipped) as zf:
-        assert sorted(zf.namelist()) == PEFT_FILES
+        assert sorted(zf.namelist()) == DOWNLOAD_FILES
         assert json.loads(zf.read("adapter_config.json"))["peft_type"] == "LORA"
     metrics = Path(h.export_metrics(session)).read_text()
     assert metrics.splitlines()[0].startswith("step,") and len(metrics.splitlines()) == 4

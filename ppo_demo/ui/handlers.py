@@ -24,8 +24,8 @@ from ..config import DEFAULT_PRESET, PRESETS, ConfigError, TrainConfig, knob_fie
 from ..export import TARGETS as EXPORT_TARGETS, export_record, make_run_record, zip_bundle
 from ..peft_format import (FORMAT_PEFT, LAB_SETTINGS_FILE, PEFT_WEIGHTS_FILE, VALUE_HEAD_FILE, adapter_format,
                            base_model_id, load_any_adapter, save_peft_adapter)
-from ..policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, PolicyState, check_state_fits, hidden_size,
-                      lora_settings, save_policy_state)
+from ..policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, OPTIMIZER_FILE, PolicyState, check_state_fits, hidden_size,
+                      lora_settings, save_optimizer_state, save_policy_state)
 from ..reward import RewardConfig, compile_expected
 from ..tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, Task, load_tasks_file, tasks_from_rows, tasks_to_csv
 from .errors import user_error, user_errors
@@ -37,7 +37,6 @@ from .model_gate import MODEL_GATE
 from .plots import metrics_csv, task_label
 from .session import ModelRegistry, Session
 
-MAX_UPLOAD_BYTES = 2 * 1024 ** 3  # a full fine-tune of a 0.5B model is about this big
 EVAL_HEADERS = ["task", "expected", "base success", "adapted success", "base reward", "adapted reward"]
 
 
@@ -56,6 +55,7 @@ def build_config(knobs: dict[str, Any], limits: Limits) -> TrainConfig:
     """Validate every knob (types and ranges from the dataclass) and the server's limits."""
     with user_errors():
         config = TrainConfig.from_dict(dict(knobs))
+        limits.check_mode(config.mode)
     for name, cap in limits.knob_caps().items():
         if getattr(config, name) > cap:
             label = TrainConfig.__dataclass_fields__[name].metadata["label"]
@@ -187,28 +187,40 @@ def train(session: Session, model: str, knobs: dict, table, match_mode: str, len
         yield _view(session, f"Loading {model}… (the first start of the embedded model converts it, about 30 s)",
                     running=True)
     _load(registry, model)  # in this process: a model that cannot load is a message here
-    while not MODEL_GATE.acquire(session.session_id, timeout=0.5):
-        yield _view(session, "Waiting for the model: another run is finishing…", running=True)
 
     def start_over_task_curves():  # run by the job once set up, before its first step
         if tasks_changed:  # per-task curves are indexed by row: old rows would mislabel new tasks
             session.history = [{k: v for k, v in m.items() if not k.startswith("task_reward/")}
                                for m in session.history]
 
+    # The job takes one turn at the model per step, with the session's state as of that turn.
     request = TrainRequest(registry_key(registry), model, config, tasks, reward, session.policy_state, config.steps)
     session.stop_event.clear()
-    job = TrainingJob(session, request, on_ready=start_over_task_curves)  # owns the model's turn from here on
+    job = TrainingJob(session, request, max_seconds=limits.max_run_seconds, on_ready=start_over_task_curves)
     session.job = job.start()
-    set_up = _wait_until_set_up(job)
+    set_up = None
+    try:
+        while set_up is None:  # the first turn sets the policy up (or finds why it cannot)
+            event = job.next_event()
+            if event is not None and event.kind == "waiting":
+                yield _view(session, waiting_status(event.ahead, 0, config.steps), running=True)
+            elif event is not None:
+                set_up = _set_up_outcome(event, session)
+    finally:
+        if set_up is None and job.is_alive():  # our reader went away while waiting: leave the queue
+            session.stop_event.set()
     if set_up.kind != "ready":
         # Nothing in the session changed, so this error leaves it as it was.
         job.join()
+        if set_up.kind == "stopped":
+            yield _view(session, f"Stopped before the first step. {idle_status(session)}", finished=True)
+            return
         raise user_error(set_up.message)
     if tasks_changed:
         gr.Warning("The tasks changed since the last run: the per-task reward curves start over.")
     yield _view(session, f"Sampling step 1/{config.steps}…", running=True)
 
-    started, done, error = time.monotonic(), 0, None
+    started, done, error, budget = time.monotonic(), 0, None, None
     try:
         while True:
             event = job.next_event()
@@ -220,6 +232,10 @@ def train(session: Session, model: str, knobs: dict, table, match_mode: str, len
                 if session.stop_event.is_set():
                     status = "Stopping… " + status
                 yield _view(session, status, running=True)
+            elif event.kind == "waiting":
+                yield _view(session, waiting_status(event.ahead, done, config.steps), running=True)
+            elif event.kind == "budget":
+                budget = event.message
             elif event.kind == "error":
                 error = event.message
             elif event.kind == "end":
@@ -231,6 +247,11 @@ def train(session: Session, model: str, knobs: dict, table, match_mode: str, len
     if error:
         gr.Warning(error)
         status = f"Run ended with an error after {done} step(s): {error}"
+    elif budget:
+        reason = (f"Stopped after {done} of {config.steps} steps: this server's compute budget per Train press "
+                  f"({budget}) is used up. The adapter is kept; press Train to continue.")
+        gr.Warning(reason)
+        status = f"{reason} {idle_status(session)}"
     elif stopped:
         status = f"Stopped after {done} of {config.steps} steps; the adapter is kept. {idle_status(session)}"
     else:
@@ -238,18 +259,34 @@ def train(session: Session, model: str, knobs: dict, table, match_mode: str, len
     yield _view(session, status, finished=True, error=error)
 
 
-def _wait_until_set_up(job: TrainingJob):
-    """The job's first event: "ready", or why it could not set the policy up."""
-    while True:
-        event = job.next_event()
-        if event is None:
-            continue
-        if event.kind in ("ready", "setup_error"):
-            return event
-        if event.kind == "error":
-            return replace(event, message=f"Could not set up the policy: {event.message}")
-        if event.kind == "end":
-            return replace(event, message="The run ended before it started.")
+def _set_up_outcome(event, session: Session):
+    """How the job's first turn went: "ready", "setup_error" (the message says why), or
+    "stopped" (Stop / Reset while the first step waited for its turn)."""
+    if event.kind in ("ready", "setup_error"):
+        return event
+    if event.kind == "error":
+        return replace(event, message=f"Could not set up the policy: {event.message}")
+    if event.kind == "end" and session.stop_event.is_set():
+        return replace(event, kind="stopped")
+    if event.kind == "end":
+        return replace(event, message="The run ended before it started.")
+    return None  # e.g. a "step" cannot come first; keep reading
+
+
+def waiting_status(ahead: int, done: int, total: int) -> str:
+    return (f"Waiting for the model: {ahead} ahead of you. Visitors take turns, one training step each "
+            f"({done}/{total} steps done).")
+
+
+def _tell_waiting():
+    """``on_wait`` for a Compare / Evaluate / adapter load: one toast when it has to wait."""
+    told: list[int] = []
+
+    def on_wait(ahead: int) -> None:
+        if not told:
+            told.append(ahead)
+            gr.Info(f"Waiting for the model: {ahead} ahead of you. Visitors take turns, one training step each.")
+    return on_wait
 
 
 def stop(session: Session) -> str:
@@ -293,7 +330,7 @@ def compare(session: Session, model: str, knobs: dict, prompt: str, *, registry:
     """(base answer, adapted answer) for one prompt, same seed and sampling settings."""
     prompt, config = check_compare(session, model, knobs, prompt, limits=limits)
     _load(registry, model)
-    with MODEL_GATE.turn(session.session_id):
+    with MODEL_GATE.turn(session.session_id, on_wait=_tell_waiting()):
         return model_jobs.compare_answers(registry_key(registry), model, config, session.policy_state, prompt)
 
 
@@ -321,7 +358,7 @@ def evaluate(session: Session, model: str, knobs: dict, table, match_mode: str, 
     k, config, tasks, reward = check_evaluate(session, model, knobs, table, match_mode, length_penalty,
                                               samples_per_task, limits=limits)
     _load(registry, model)
-    with MODEL_GATE.turn(session.session_id):
+    with MODEL_GATE.turn(session.session_id, on_wait=_tell_waiting()):
         report = model_jobs.evaluate_policy(registry_key(registry), model, config, session.policy_state, tasks,
                                             reward, k, limits.max_batch)
     rows = [(t.prompt, t.expected, t.base_success, t.adapted_success, t.base_reward, t.adapted_reward)
@@ -338,17 +375,22 @@ def evaluate(session: Session, model: str, knobs: dict, table, match_mode: str, 
 def export_adapter(session: Session) -> str | None:
     """A zip of the adapter, or None without one: PEFT format in LoRA mode (adapter_config.json,
     adapter_model.safetensors, plus value_head.safetensors and ppo_lab.json), the lab's own
-    format (adapter.safetensors + adapter_config.json) for a full fine-tune."""
+    format (adapter.safetensors + adapter_config.json) for a full fine-tune. Both also carry
+    optimizer.safetensors (AdamW's moments and step count) when the session has trained, so
+    that training the uploaded zip continues exactly as if it had never stopped."""
     state = session.policy_state
     if state is None:
         return None
     folder = Path(tempfile.mkdtemp(dir=session.files_dir()))
     if state.mode == "lora":
         save_peft_adapter(state, folder)
-        names = (ADAPTER_CONFIG_FILE, PEFT_WEIGHTS_FILE, VALUE_HEAD_FILE, LAB_SETTINGS_FILE)
+        save_optimizer_state(state, folder)
+        names = [ADAPTER_CONFIG_FILE, PEFT_WEIGHTS_FILE, VALUE_HEAD_FILE, LAB_SETTINGS_FILE]
     else:
-        save_policy_state(state, folder)
-        names = (ADAPTER_FILE, ADAPTER_CONFIG_FILE)
+        save_policy_state(state, folder)  # with the optimizer's file
+        names = [ADAPTER_FILE, ADAPTER_CONFIG_FILE]
+    if (folder / OPTIMIZER_FILE).exists():
+        names.append(OPTIMIZER_FILE)
     stem = f"ppo-lora-{(session.model_name or 'model').replace('/', '_')}-{state.steps_trained}steps"
     target = folder / f"{stem}.zip"
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as zf:
@@ -391,23 +433,25 @@ def export_metrics(session: Session) -> str | None:
 
 
 # The files an uploaded adapter may consist of: PEFT format (what Download gives) or the lab's
-# older format (adapter.safetensors + adapter_config.json).
-ADAPTER_UPLOAD_FILES = (ADAPTER_CONFIG_FILE, PEFT_WEIGHTS_FILE, VALUE_HEAD_FILE, LAB_SETTINGS_FILE, ADAPTER_FILE)
+# older format (adapter.safetensors + adapter_config.json), either with optimizer.safetensors.
+ADAPTER_UPLOAD_FILES = (ADAPTER_CONFIG_FILE, PEFT_WEIGHTS_FILE, VALUE_HEAD_FILE, LAB_SETTINGS_FILE, ADAPTER_FILE,
+                        OPTIMIZER_FILE)
 
 
-def _gather_adapter_files(paths: list[str], folder: Path) -> None:
-    """Put the adapter's files into ``folder`` from a zip or the files themselves."""
+def _gather_adapter_files(paths: list[str], folder: Path, max_bytes: int) -> None:
+    """Put the adapter's files into ``folder`` from a zip or the files themselves. Gradio already
+    refused uploads over the limit while they arrived; a zip's members are checked here."""
     for path in paths:
         p = Path(path)
-        if p.stat().st_size > MAX_UPLOAD_BYTES:
-            raise user_error(f"{p.name} is larger than {MAX_UPLOAD_BYTES // 1024 ** 3} GB.")
+        if p.stat().st_size > max_bytes:
+            raise user_error(f"{p.name} is larger than this server's upload limit ({max_bytes // 1024 ** 2} MB).")
         if p.suffix.lower() == ".zip":
             try:
                 with zipfile.ZipFile(p) as zf:
                     for info in zf.infolist():
                         base = Path(info.filename).name  # ignore folders inside the zip
                         if base in ADAPTER_UPLOAD_FILES:
-                            if info.file_size > MAX_UPLOAD_BYTES:
+                            if info.file_size > max_bytes:
                                 raise user_error(f"{base} in the zip is too large.")
                             (folder / base).write_bytes(zf.read(info))
             except zipfile.BadZipFile:
@@ -451,7 +495,7 @@ def import_adapter(session: Session, files, model: str, knobs: dict, *, registry
     paths = [files] if isinstance(files, (str, Path)) else [getattr(f, "name", f) for f in files]
     config = build_config(knobs, limits)
     with tempfile.TemporaryDirectory() as tmp:
-        _gather_adapter_files([str(p) for p in paths], Path(tmp))
+        _gather_adapter_files([str(p) for p in paths], Path(tmp), limits.max_upload_bytes)
         state = _read_uploaded_adapter(Path(tmp), model, registry)
     if state.model_name and state.model_name != model:
         raise user_error(f"This adapter was trained on '{state.model_name}'; select that model first.")
@@ -460,7 +504,7 @@ def import_adapter(session: Session, files, model: str, knobs: dict, *, registry
     except ConfigError as exc:
         raise user_error(f"The adapter's settings are invalid: {exc}") from None
     _load(registry, model)
-    with MODEL_GATE.turn(session.session_id):
+    with MODEL_GATE.turn(session.session_id, on_wait=_tell_waiting()):  # a trial load: shapes and names must fit
         model_jobs.check_fits_model(registry_key(registry), model, config, state)
     session.reset()
     session.policy_state, session.model_name = state, model

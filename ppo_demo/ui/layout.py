@@ -5,9 +5,11 @@ the work and the checking. The knob controls are generated from the knob definit
 knob added to the config appears on the page (with its range and help) without touching this
 file. Every event names its inputs; the names are the handler's parameters and the API's.
 
-Concurrency: Train, Compare, Evaluate and adapter upload touch the shared model, so they share
-one queue slot (``concurrency_id="model"``, limit 1) and a waiting user sees their position.
-Stop and the light events never wait behind them.
+Concurrency: Train, Compare, Evaluate and adapter upload touch the shared model. Up to
+``MODEL_EVENTS_AT_ONCE`` of them are let into the app together (``concurrency_id="model"``); there
+they take fair turns at the model (``model_gate``: one training step or one Compare per turn, in
+arrival order) and a waiting user is told how many are ahead. Beyond that, Gradio's queue holds
+them and shows their position. Stop and the light events never wait behind them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from .plots import PLOT_SERIES, all_frames, colour_map, rollouts_frame
 from .session import ModelRegistry, SessionStore
 from .tabs import KNOB_NAMES, PLOT_NAMES, REWARD_NAMES, TASK_HEADERS, Components
 
-MODEL_JOB = dict(concurrency_id="model", concurrency_limit=1)
+# Each admitted model event holds one of Gradio's worker threads (40 by default) while it waits
+# for its turn or streams its run, so admit fewer than that and leave threads for light events.
+MODEL_EVENTS_AT_ONCE = 16
+MODEL_JOB = dict(concurrency_id="model", concurrency_limit=MODEL_EVENTS_AT_ONCE)
 LIGHT_JOB = dict(concurrency_limit=None)
 LISTED_MODELS = ["smollm2-135m-instruct", "qwen2-0.5b-instruct"]
 

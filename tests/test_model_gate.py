@@ -1,6 +1,6 @@
-"""Fair turns on the shared model (ppo_demo/ui/turns.py), with threads and no model.
+"""Fair turns on the shared model (ppo_demo/ui/model_gate.py), with threads and no model.
 
-Run: .venv/bin/python -m pytest tests/test_turns.py -q
+Run: .venv/bin/python -m pytest tests/test_model_gate.py -q
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from ppo_demo.ui.turns import ModelTurns
+from ppo_demo.ui.model_gate import ModelGate
 
 WAIT = 30  # seconds a test thread may wait for an event that must happen; never reached when it passes
 
@@ -24,12 +24,12 @@ def _wait_until(condition, what: str):
 
 
 def test_turns_are_granted_first_come_first_served():
-    turns = ModelTurns()
-    first = turns.request("a")
+    gate = ModelGate()
+    first = gate.request("a")
     assert first.wait(0) and first.ahead == 0
-    later = [turns.request(name) for name in "bcd"]
+    later = [gate.request(name) for name in "bcd"]
     assert [t.ahead for t in later] == [1, 2, 3]  # the holder plus those queued earlier
-    assert turns.waiting == 3 and not later[0].wait(0)
+    assert gate.waiting() == 3 and not later[0].wait(0)
     first.release()
     assert later[0].wait(0) and not later[1].wait(0)
     assert [t.ahead for t in later] == [0, 1, 2]
@@ -38,13 +38,13 @@ def test_turns_are_granted_first_come_first_served():
     later[0].release()
     assert later[2].wait(0)
     later[2].release()
-    assert not turns.busy and turns.waiting == 0
+    assert not gate.busy() and gate.waiting() == 0
 
 
 def test_two_runs_alternate_step_by_step_and_a_compare_gets_in_after_one_step():
     """Each run takes one turn per step and asks again: runs interleave, a newcomer waits for
     at most the step in progress plus one step of each run queued before it."""
-    turns = ModelTurns()
+    gate = ModelGate()
     log: list[str] = []
     steps = {"A": 4, "B": 4}
     compare_asked = threading.Event()
@@ -52,16 +52,16 @@ def test_two_runs_alternate_step_by_step_and_a_compare_gets_in_after_one_step():
 
     def run(name: str, other: str):
         for step in range(steps[name]):
-            with turns.turn(name):
+            with gate.turn(name):
                 log.append(f"{name}{step + 1}")
                 if name == "A" and step == 0:
                     a_started.set()
-                    _wait_until(lambda: turns.waiting >= 1, "B to queue")
+                    _wait_until(lambda: gate.waiting() >= 1, "B to queue")
                 if name == "A" and step == 1:
                     compare_asked.wait(WAIT)  # the Compare arrives during A's second step
                 # Hand over only once the other run has queued its next step (if it has one):
                 # this makes the order deterministic without sleeping.
-                _wait_until(lambda: turns.waiting >= 1 or not others_left(other), f"{other} to queue")
+                _wait_until(lambda: gate.waiting() >= 1 or not others_left(other), f"{other} to queue")
 
     remaining = dict(steps)
 
@@ -72,8 +72,8 @@ def test_two_runs_alternate_step_by_step_and_a_compare_gets_in_after_one_step():
     threads[0].start()
     a_started.wait(WAIT)
     threads[1].start()
-    _wait_until(lambda: "A2" in log and turns.waiting == 1, "A's second step with B's next one queued")
-    compare = turns.request("C")
+    _wait_until(lambda: "A2" in log and gate.waiting() == 1, "A's second step with B's next one queued")
+    compare = gate.request("C")
     assert compare.ahead == 2  # A's step in progress, then B's queued step
     compare_asked.set()
     assert compare.wait(WAIT)
@@ -85,18 +85,18 @@ def test_two_runs_alternate_step_by_step_and_a_compare_gets_in_after_one_step():
 
 
 def test_an_error_inside_a_turn_releases_it():
-    turns = ModelTurns()
+    gate = ModelGate()
     with pytest.raises(ValueError):
-        with turns.turn("a"):
+        with gate.turn("a"):
             raise ValueError("a failing step")
-    assert not turns.busy
-    with turns.turn("b") as ticket:
+    assert not gate.busy()
+    with gate.turn("b") as ticket:
         assert ticket.holding
 
 
 def test_a_waiter_hears_how_many_are_ahead_and_can_give_up():
-    turns = ModelTurns()
-    holder = turns.request("a")
+    gate = ModelGate()
+    holder = gate.request("a")
     heard: list[int] = []
 
     class Gone(Exception):
@@ -107,8 +107,8 @@ def test_a_waiter_hears_how_many_are_ahead_and_can_give_up():
         raise Gone()  # e.g. the user closed the tab
 
     with pytest.raises(Gone):
-        with turns.turn("b", on_wait=on_wait, poll=0.01):
+        with gate.turn("b", on_wait=on_wait, poll=0.01):
             pass
-    assert heard == [1] and turns.waiting == 0
+    assert heard == [1] and gate.waiting() == 0
     holder.release()
-    assert not turns.busy
+    assert not gate.busy()
