@@ -25,9 +25,11 @@ def main() -> None:
     registry = ModelRegistry()
     registry.preload(limits.start_model)  # in the background: the page is usable at once
     demo = build_demo(limits, registry)
-    # Model events set their own limit (1, shared); this one covers the light events.
+    # Model events set their own limit (they take fair turns at the model); this one covers the light events.
     demo.queue(default_concurrency_limit=8, max_size=limits.queue_size)
-    demo.launch(**launch_kwargs())  # Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT itself
+    # Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT itself; max_file_size makes its upload
+    # route refuse a file over PPO_DEMO_MAX_UPLOAD_MB while it arrives.
+    demo.launch(**launch_kwargs(), **limits.launch_kwargs())
 
 
 if __name__ == "__main__":
