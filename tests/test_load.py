@@ -1,4 +1,5 @@
-"""The load-test benchmark on a small scale: 3 concurrent clients, each Train (2 steps) + Compare.
+"""The load-test benchmark on a small scale: 3 concurrent clients, each Train (2 steps) + Compare
+(the train-then-compare scenario of benchmarks/load_test.py).
 
 Run: .venv/bin/python -m pytest tests/test_load.py -q -s   (-s prints the table)
 """
@@ -23,5 +24,6 @@ def test_three_concurrent_clients_all_finish(tmp_path, capsys):
     for r in results:
         assert r.train.outputs[-1][0].startswith("Done: 2 steps")
         assert 0 <= r.train.wait <= r.train.total and 0 <= r.compare.wait <= r.compare.total
-    # One model slot: the three trains ran one after another, so someone waited for another.
-    assert max(r.train.wait for r in results) > min(r.train.total for r in results) * 0.5
+    # Fair turns: the three runs shared the model step by step, so every one of them had started
+    # before the first one finished (one model slot per run would start them one after another).
+    assert max(r.train.wait for r in results) < min(r.train.total for r in results)
