@@ -174,8 +174,11 @@ EN = {
     "lab.download_adapter": "⬇ Adapter (.zip)",
     "lab.download_metrics": "⬇ Metrics (.csv)",
     "lab.files_note": "The adapter zip is a PEFT adapter (adapter_config.json + adapter_model.safetensors; load it with "
-                  "peft's PeftModel.from_pretrained) plus the value head. Upload it, an adapter made with peft, or an "
-                  "older adapter.safetensors + adapter_config.json, to continue training or to compare later.",
+                  "peft's PeftModel.from_pretrained) plus the value head (value_head.safetensors), the lab's settings "
+                  "(ppo_lab.json) and optimizer.safetensors (AdamW's moments and step count). Upload it, an adapter made "
+                  "with peft, or an older adapter.safetensors + adapter_config.json, to compare later or to continue "
+                  "training; with optimizer.safetensors training continues exactly where it stopped, without it with a "
+                  "fresh optimizer.",
     "lab.export_note": "Take the run further on GPUs: one zip with a bundle each for TRL (GRPO), veRL and OpenRLHF (PPO): "
                    "the tasks in the tool's format, the reward as a standalone reward.py, a launch script with the knobs "
                    "on this page, and the adapter. See each bundle's README.",
@@ -240,8 +243,9 @@ ZH = {
     "lab.download_adapter": "⬇ 适配器（.zip）",
     "lab.download_metrics": "⬇ 指标（.csv）",
     "lab.files_note": "适配器压缩包是 PEFT 格式（adapter_config.json + adapter_model.safetensors，可用 peft 的 "
-                  "PeftModel.from_pretrained 加载），另附价值头。上传它、用 peft 制作的适配器，或旧格式的 adapter.safetensors + "
-                  "adapter_config.json，即可继续训练或稍后对比。",
+                  "PeftModel.from_pretrained 加载），另附价值头（value_head.safetensors）、本实验的设置（ppo_lab.json）和 "
+                  "optimizer.safetensors（AdamW 的动量与步数）。上传它、用 peft 制作的适配器，或旧格式的 adapter.safetensors + "
+                  "adapter_config.json，即可稍后对比或继续训练；有 optimizer.safetensors 时从停下处精确地继续，没有时使用新的优化器。",
     "lab.export_note": "在 GPU 上继续：一个压缩包，内含 TRL（GRPO）、veRL 与 OpenRLHF（PPO）各一套：该工具格式的任务、独立的 "
                    "reward.py 奖励、按本页参数生成的启动脚本，以及适配器。详见各目录的 README。",
     "lab.export_run": "导出运行（TRL / veRL / OpenRLHF）",
