@@ -378,7 +378,8 @@ def mixed_markdown(result: dict, label: str = "") -> str:
     ]
     lines = [f"Load test{' (' + label + ')' if label else ''}: {result['visitors']} visitors ({roles}), tiny-random, "
              f"Train = {result['train_steps']} steps of batch {result['train_knobs']['batch_size']} x "
-             f"{result['train_knobs']['max_new_tokens']} tokens; load average (1/5/15 min) start -> end: {load} (a shared 2-core machine).",
+             f"{result['train_knobs']['max_new_tokens']} tokens; load average (1/5/15 min) start -> end: {load} "
+             "(a shared 2-core machine).",
              "", "| measure | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
     if s["error_examples"]:
         lines += ["", "Errors seen: " + "; ".join(e.replace("|", "/") for e in s["error_examples"])]

@@ -462,7 +462,8 @@ def load_policy_state(directory: str | Path) -> PolicyState:
             raise AdapterError(f"{ADAPTER_CONFIG_FILE} lacks the LoRA settings (r, alpha, dropout, targets).")
     extra = {k: v for k, v in config.items() if k not in ("format", "mode", "lora", "model_name", "steps_trained")}
     return PolicyState(config["mode"], tensors, lora, str(config.get("model_name", "")),
-                       int(config.get("steps_trained", 0)), extra, optimizer=load_optimizer_file(directory / OPTIMIZER_FILE))
+                       int(config.get("steps_trained", 0)), extra,
+                       optimizer=load_optimizer_file(directory / OPTIMIZER_FILE))
 
 
 def autocast_context(device: torch.device):
