@@ -247,3 +247,23 @@ def test_a_run_over_its_budget_stops_after_the_step_keeps_its_adapter_and_says_w
     # Without a budget the same run goes all the way (so the check above can fail).
     unlimited = sessions("unlimited")
     assert train(unlimited, registry, steps=5)[-1].status.startswith("Done: 5 steps")
+
+
+def test_a_broken_or_foreign_optimizer_file_is_a_clear_error(tiny, tmp_path):
+    from ppo_demo.policy import OPTIMIZER_FILE, AdapterError, load_policy_state, save_policy_state
+
+    tasks = [Task("say hi", "h")]
+    config = TrainConfig(steps=1, batch_size=2, max_new_tokens=4, seed=1)
+    trainer = PPOTrainer(tiny, config, tasks, RewardConfig())
+    list(trainer.train(1))
+    save_policy_state(trainer.state(), tmp_path)
+    saved = load_policy_state(tmp_path)
+    assert saved.optimizer["state"].keys() == trainer.state().optimizer["state"].keys()
+    # A rank-4 adapter cannot take a rank-8 adapter's moments.
+    with pytest.raises(AdapterError, match="optimizer state does not fit"):
+        PPOTrainer(tiny, config.replace(lora_r=4), tasks, RewardConfig(),
+                   state=replace(saved, tensors=PPOTrainer(tiny, config.replace(lora_r=4), tasks).state().tensors,
+                                 lora={**saved.lora, "r": 4}))
+    (tmp_path / OPTIMIZER_FILE).write_bytes(b"not a safetensors file")
+    with pytest.raises(AdapterError, match="optimizer.safetensors is not a readable optimizer state"):
+        load_policy_state(tmp_path)
