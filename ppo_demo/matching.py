@@ -87,10 +87,20 @@ def _explain(pattern: str, re2_message: str) -> str:
             "Its syntax: https://github.com/google/re2/wiki/Syntax")
 
 
+def _utf8_safe(text: str) -> str:
+    """RE2 works on UTF-8. A lone surrogate (a JSON task file may hold one) has no UTF-8 form,
+    so it becomes U+FFFD, in the pattern and in the response alike."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def compile_pattern(pattern: str):
     """The compiled RE2 pattern (case-insensitive), or PatternError explaining the refusal."""
     try:
-        return re2.compile(pattern, _OPTIONS)
+        return re2.compile(_utf8_safe(pattern), _OPTIONS)
     except re2.error as exc:
         raw = exc.args[0] if exc.args else ""
         message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
@@ -102,4 +112,4 @@ def compile_pattern(pattern: str):
 
 def search(compiled, text: str) -> bool:
     """Does the pattern occur anywhere in the text's first MAX_MATCHED_CHARS characters?"""
-    return compiled.search(text[:MAX_MATCHED_CHARS]) is not None
+    return compiled.search(_utf8_safe(text[:MAX_MATCHED_CHARS])) is not None

@@ -87,6 +87,13 @@ def test_search_is_case_insensitive_anywhere_in_the_stripped_response():
     assert is_hit("我喜欢机器学习", r"机器.习", REGEX)
 
 
+def test_a_lone_surrogate_is_matched_not_a_crash():
+    """Python's re took it; RE2 needs UTF-8, which has no form for it (found by hypothesis)."""
+    assert is_hit("\ud800", "\ud800", REGEX)
+    assert is_hit("x\ud800y", r"x.y", REGEX)
+    assert not is_hit("abc", "\ud800", REGEX)
+
+
 def test_only_the_first_max_matched_chars_are_searched():
     head = "a" * matching.MAX_MATCHED_CHARS
     assert is_hit(head + "tail", r"^a+", REGEX)
