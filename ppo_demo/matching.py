@@ -32,9 +32,15 @@ except ImportError:  # a pinned requirement: say how to get it rather than fail 
 # ((?:a?){1000}a{1000}), and well under 1 ms with everyday patterns.
 MAX_MATCHED_CHARS = 4096
 
+# The RE2 options the lab matches with, as data: the exported reward.py (export/reward_file.py)
+# sets the same ones, so a run taken to TRL, veRL or OpenRLHF scores exactly as here.
+RE2_OPTIONS = {
+    "case_sensitive": False,  # re.IGNORECASE
+    "log_errors": False,  # RE2 would also print every refused pattern to stderr
+}
 _OPTIONS = re2.Options()
-_OPTIONS.case_sensitive = False  # re.IGNORECASE
-_OPTIONS.log_errors = False  # RE2 would also print every refused pattern to stderr
+for _name, _value in RE2_OPTIONS.items():
+    setattr(_OPTIONS, _name, _value)
 
 _ENGINE = "regex mode runs on RE2, a linear-time engine that no pattern can make hang"
 
@@ -87,7 +93,7 @@ def _explain(pattern: str, re2_message: str) -> str:
             "Its syntax: https://github.com/google/re2/wiki/Syntax")
 
 
-def _utf8_safe(text: str) -> str:
+def utf8_safe(text: str) -> str:
     """RE2 works on UTF-8. A lone surrogate (a JSON task file may hold one) has no UTF-8 form,
     so it becomes U+FFFD, in the pattern and in the response alike."""
     try:
@@ -100,7 +106,7 @@ def _utf8_safe(text: str) -> str:
 def compile_pattern(pattern: str):
     """The compiled RE2 pattern (case-insensitive), or PatternError explaining the refusal."""
     try:
-        return re2.compile(_utf8_safe(pattern), _OPTIONS)
+        return re2.compile(utf8_safe(pattern), _OPTIONS)
     except re2.error as exc:
         raw = exc.args[0] if exc.args else ""
         message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
@@ -112,4 +118,4 @@ def compile_pattern(pattern: str):
 
 def search(compiled, text: str) -> bool:
     """Does the pattern occur anywhere in the text's first MAX_MATCHED_CHARS characters?"""
-    return compiled.search(_utf8_safe(text[:MAX_MATCHED_CHARS])) is not None
+    return compiled.search(utf8_safe(text[:MAX_MATCHED_CHARS])) is not None

@@ -61,15 +61,36 @@ def test_the_file_imports_nothing_from_the_lab(tmp_path):
             imported |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
-    # re2 when the lab matches with RE2; torch only inside OpenRLHF's entry point.
-    assert imported <= {"re", "re2", "warnings", "torch"}, imported
+    # re2 for regex answers (imported on first use); torch only inside OpenRLHF's entry point.
+    assert imported <= {"re2", "torch"}, imported
 
 
-def test_the_regex_engine_is_the_labs(tmp_path):
-    from ppo_demo.export.reward_file import product_regex_engine
+def test_regex_answers_match_on_the_labs_re2_with_its_options_and_bound(tmp_path):
+    from ppo_demo import matching
 
     exported = load_reward_file(tmp_path, RewardConfig("regex", 0.0), 0.0)
-    assert (exported.REGEX_ENGINE, exported.MAX_MATCHED_CHARS) == product_regex_engine()
+    assert exported.RE2_OPTIONS == matching.RE2_OPTIONS
+    assert exported.MAX_MATCHED_CHARS == matching.MAX_MATCHED_CHARS
+    reward = RewardConfig("regex", 0.0)
+    # Where RE2 and Python's re disagree, the file sides with the lab: \d is ASCII-only in RE2
+    # (re would match the full-width four), only the first MAX_MATCHED_CHARS characters are
+    # searched, a lone surrogate is U+FFFD, and a catastrophic pattern answers at once.
+    cases = [("答案：４", r"\d"), ("x" * matching.MAX_MATCHED_CHARS + "yes", "yes"), ("a\ud800b", "a.b"),
+             ("a" * 3000 + "!", "(a*)*b"), ("The answer is 4.", r"\b4\b")]
+    for response, pattern in cases:
+        ours = rule_reward(response, pattern, reward)
+        assert exported.rule_reward(response, pattern) == ours, (response[:20], pattern)
+    assert [exported.is_hit(r, p) for r, p in cases] == [False, False, True, False, True]
+
+
+def test_without_google_re2_regex_answers_say_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "re2", None)  # as if google-re2 were not installed
+    exported = load_reward_file(tmp_path, RewardConfig("regex", 0.0), 0.0)
+    assert exported.is_hit("Paris", "Paris", match_mode="contains")  # the other modes need only Python
+    with pytest.raises(ImportError, match="pip install google-re2=="):
+        exported.rule_reward("Paris", "P.ris")
 
 
 def test_each_tool_entry_point_gives_the_rule_reward(tmp_path):
@@ -88,16 +109,3 @@ def test_each_tool_entry_point_gives_the_rule_reward(tmp_path):
     out = exported.reward_func([prompt + "Paris<|im_end|>", prompt + "Lyon and"], [prompt, prompt], ["Paris", "Paris"])
     assert out["rewards"].tolist() == pytest.approx([rule_reward("Paris", "Paris", reward),
                                                      rule_reward("Lyon and", "Paris", reward, False, 0.5)])
-
-
-def test_the_re2_variant_agrees_on_the_corpus(tmp_path, monkeypatch):
-    """Whichever engine the lab uses, the file's other one gives the same numbers here."""
-    pytest.importorskip("re2")
-    import ppo_demo.export.reward_file as reward_file
-
-    monkeypatch.setattr(reward_file, "product_regex_engine", lambda: ("re2", 4096))
-    reward = RewardConfig("regex", 0.002)
-    exported = load_reward_file(tmp_path, reward, 0.5, name="reward_re2.py")
-    assert exported.REGEX_ENGINE == "re2"
-    for response, expected in CORPUS:
-        assert exported.rule_reward(response, expected) == rule_reward(response, expected, reward), (response, expected)
