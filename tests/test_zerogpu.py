@@ -1,6 +1,7 @@
 """ZeroGPU readiness on CPU: what crosses the process boundary pickles, and a training run in a
-forked worker (as ``@spaces.GPU`` runs it: fork, pickled arguments, pickled yields) streams
-its steps and hands back a state that continues exactly in the parent.
+forked worker (as ``@spaces.GPU`` runs it: fork, pickled arguments, pickled yields; the app
+makes one such call per step, its turn at the model) streams its steps and hands back a state,
+optimizer included, that continues exactly in the parent.
 
 Run: .venv/bin/python -m pytest -q tests/test_zerogpu.py
 """
@@ -91,6 +92,9 @@ def test_train_handler_on_zerogpu_streams_and_the_state_continues_in_the_parent(
     assert [v.status.split(" ")[0] for v in views_a] == [v.status.split(" ")[0] for v in views_b]
     assert [m["step"] for m in a.history] == [1, 2] and a.policy_state.steps_trained == 2
     assert all(torch.equal(a.policy_state.tensors[k], b.policy_state.tensors[k]) for k in b.policy_state.tensors)
+    # One worker call per step: AdamW's state went into the worker and came back each time.
+    assert _optimizer_tensors(a) and _optimizer_tensors(a).keys() == _optimizer_tensors(b).keys()
+    assert all(torch.equal(v, _optimizer_tensors(b)[k]) for k, v in _optimizer_tensors(a).items())
     # The state handed back continues exactly as the one trained here.
     _train(a, registry, steps=1)
     _train(b, registry, steps=1)
@@ -99,6 +103,11 @@ def test_train_handler_on_zerogpu_streams_and_the_state_continues_in_the_parent(
     assert all(torch.equal(a.policy_state.tensors[k], b.policy_state.tensors[k]) for k in b.policy_state.tensors)
     for s in (a, b):
         s.close()
+
+
+def _optimizer_tensors(session) -> dict:
+    saved = session.policy_state.optimizer
+    return {f"{i}.{k}": v for i, entry in saved["state"].items() for k, v in entry.items()}
 
 
 def _one(generator):
