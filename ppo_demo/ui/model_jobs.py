@@ -2,9 +2,12 @@
 
 ``train_steps(request)`` sets a session's state up on the shared model, trains, and yields
 after every step what the session must keep: the step's metrics and rollouts and the trained
-state, as CPU tensors. It reads nothing from the session and writes nothing to it, so it can
-run in another process (ZeroGPU forks a worker and pickles the arguments and every yielded
-value; see ``zerogpu.py``); the caller, in the main process, stores what it receives.
+state (weights, value head, AdamW state, steps done, the adaptive KL coefficient), as CPU
+tensors. It reads nothing from the session and writes nothing to it, so it can run in another
+process (ZeroGPU forks a worker and pickles the arguments and every yielded value; see
+``zerogpu.py``); the caller, in the main process, stores what it receives. The app calls it
+for ONE step at a time, during one turn at the model (``jobs.py``): the state that comes out
+of one call goes into the next, so a run cut into calls equals one long call, bit for bit.
 
 The shared model is found through a registry key, not passed: pickling the request must not
 pickle the model. A forked worker inherits the registry (and the models loaded before it was
@@ -45,7 +48,7 @@ class TrainRequest:
     config: TrainConfig
     tasks: list[Task]
     reward: RewardConfig
-    state: PolicyState | None  # None: a fresh adapter
+    state: PolicyState | None  # None: a fresh adapter; else the whole state, optimizer included
     steps: int
 
 
