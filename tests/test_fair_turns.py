@@ -267,3 +267,25 @@ def test_a_broken_or_foreign_optimizer_file_is_a_clear_error(tiny, tmp_path):
     (tmp_path / OPTIMIZER_FILE).write_bytes(b"not a safetensors file")
     with pytest.raises(AdapterError, match="optimizer.safetensors is not a readable optimizer state"):
         load_policy_state(tmp_path)
+
+
+def test_one_step_per_model_job_call_equals_one_call_for_the_whole_run(registry):
+    """What a turn is in the app: train_steps called for ONE step with the session's state, its
+    state fed to the next call. Four such calls == one call of four steps, bitwise, optimizer
+    and the adaptive KL coefficient included (kl_target on: beta moves every step)."""
+    from ppo_demo.ui import model_jobs
+
+    config = h.build_config(knobs(steps=4, kl_target="0.05"), LIMITS)
+    assert config.kl_target == 0.05
+    request = model_jobs.TrainRequest(model_jobs.registry_key(registry), TINY, config, h.build_tasks(TASKS, LIMITS),
+                                      h.build_reward("contains", 0.002, []), None, 4)
+    whole = [o for o in model_jobs.train_steps(request) if o.kind == "step"][-1].state
+    state = None
+    for _ in range(4):
+        (step,) = [o for o in model_jobs.train_steps(replace(request, state=state, steps=1)) if o.kind == "step"]
+        state = step.state
+    assert state.steps_trained == whole.steps_trained == 4
+    assert state.meta["kl_coef"] == whole.meta["kl_coef"] != config.kl_coef
+    assert_bitwise_equal(whole.tensors, state.tensors)
+    assert_bitwise_equal({f"{i}.{k}": v for i, s in whole.optimizer["state"].items() for k, v in s.items()},
+                         {f"{i}.{k}": v for i, s in state.optimizer["state"].items() for k, v in s.items()})
