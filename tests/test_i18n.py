@@ -25,3 +25,55 @@ def test_every_knob_has_a_chinese_label_and_help():
     for f in all_knob_fields():
         label, help_text = KNOBS_ZH[f.name]
         assert label.strip() and help_text.strip() and help_text != f.metadata["help"], f.name
+
+
+# --- what the server writes: status lines, toasts, headers, legends ---------------------------
+import string  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from ppo_demo.ui.i18n import MESSAGES, knob_label, lang_of, t  # noqa: E402
+
+UNCHANGED_OK = {"eta.unknown", "header.rollout"}  # '?' and '#' read the same in both languages
+
+
+def _placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def test_every_server_message_exists_in_both_languages_with_the_same_placeholders():
+    for key, (english, chinese) in MESSAGES.items():
+        assert english.strip() and chinese.strip(), key
+        assert _placeholders(english) == _placeholders(chinese), key
+        if key not in UNCHANGED_OK:
+            assert chinese != english, f"{key} is not translated"
+
+
+def test_every_message_key_the_ui_uses_is_in_the_catalog():
+    """A t('...') with a misspelt key would raise in the middle of an event."""
+    used = set()
+    for path in Path("ppo_demo/ui").glob("*.py"):
+        used |= set(re.findall(r"""\bt\(\s*["']([a-z_]+\.[a-z_.]+)["']""", path.read_text(encoding="utf-8")))
+        used |= set(re.findall(r"""RunsError\(\s*["']([a-z_]+\.[a-z_.]+)["']""", path.read_text(encoding="utf-8")))
+    assert used, "the scan found no keys: the pattern no longer matches the code"
+    assert sorted(used - set(MESSAGES)) == []
+
+
+class FakeRequest:
+    def __init__(self, accept_language=None):
+        self.headers = {} if accept_language is None else {"accept-language": accept_language}
+
+
+def test_language_comes_from_the_browsers_accept_language():
+    assert lang_of(FakeRequest("zh-CN,zh;q=0.9,en;q=0.8")) == "zh"
+    assert lang_of(FakeRequest("en-US,en;q=0.9,zh-CN;q=0.8")) == "en"
+    assert lang_of(FakeRequest("fr-FR,fr;q=0.9,zh;q=0.7,en;q=0.5")) == "zh"  # the best one we have
+    assert lang_of(FakeRequest("de-DE")) == "en"
+    assert lang_of(FakeRequest()) == "en" and lang_of(None) == "en"
+
+
+def test_t_fills_in_values_and_falls_back_to_english():
+    assert t("error.max_tasks", "zh", limit=32) == "最多 32 个任务。"
+    assert t("error.max_tasks", "fr", limit=32) == "The limit is 32 tasks."
+    assert t("match.exact", "zh") == "完全一致"
+    assert knob_label("kl_coef") == "KL coef β" and knob_label("kl_coef", "zh") == "KL 系数 β"
+    assert knob_label("match_mode", "zh") == "匹配方式"

@@ -1,8 +1,9 @@
 """English and Simplified Chinese strings for the page (``gr.I18n``: the browser's language picks).
 
 English knob labels and help come from the one definition in :mod:`ppo_demo.config`; only their
-Chinese versions are written here. Status lines and error messages stay English: they are
-built on the server, which does not know the browser's language.
+Chinese versions are written here. What the server writes (status lines, toasts, table headers,
+legends) is in :data:`MESSAGES`: the server reads the browser's language from each request
+(:func:`lang_of`) and picks the sentence with :func:`t`.
 """
 
 from __future__ import annotations
@@ -318,3 +319,225 @@ def build_i18n() -> gr.I18n:
 
 
 I18N = build_i18n()
+
+
+# --- strings the server builds: status lines, toasts, headers, legends -----------------------
+# gr.I18n translates only what the page itself renders (labels, buttons). Everything the server
+# writes into a component (the status line, a gr.Error toast, a table's headers, a plot's
+# legend, a radio's choice names) is a plain string, so the server must pick the language
+# itself: it reads the browser's Accept-Language from the request (:func:`lang_of`) and looks
+# the sentence up here (:func:`t`). Each entry is (English, Chinese) side by side, so a missing
+# or stale translation shows in review; placeholders are str.format names.
+LANGS = ("en", "zh")
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # status line
+    "status.base": ("Base model, no adapter yet. Press Train.", "基座模型，还没有适配器。按“训练”开始。"),
+    "status.adapter": ("Adapter on {model}: {describe}.", "{model} 上的适配器：{describe}。"),
+    "status.model_loading": ("Loading {model}… the page works meanwhile (the first start converts the embedded "
+                             "model, about 30 s).",
+                             "正在加载 {model}……页面可以先用（内置模型第一次启动需要转换，约 30 秒）。"),
+    "status.model_failed": ("The model {model} could not be loaded: {error}",
+                            "模型 {model} 加载失败：{error}"),
+    "status.waiting": ("Waiting for the model: another run is finishing…", "等待模型：另一个训练正在结束……"),
+    "status.sampling": ("{run}: sampling step {step}/{total}…", "{run}：正在采样第 {step}/{total} 步……"),
+    "status.step": ("{run} · step {done}/{total} · {per_step:.1f} s/step · ETA {eta} · reward {reward:+.3f} · "
+                    "success {success:.0%} · KL/token {kl:+.4f} · {trained} steps trained in total",
+                    "{run} · 第 {done}/{total} 步 · {per_step:.1f} 秒/步 · 预计还需 {eta} · 奖励 {reward:+.3f} · "
+                    "成功率 {success:.0%} · 每 token KL {kl:+.4f} · 共训练 {trained} 步"),
+    "status.stopping_prefix": ("Stopping… ", "正在停止…… "),
+    "status.stopping": ("Stopping after the current step…", "当前这一步结束后停止……"),
+    "status.nothing_running": ("Nothing is running.", "没有正在进行的训练。"),
+    "status.stopped": ("Stopped {run} after {done} of {total} steps; the adapter is kept.",
+                       "{run} 在第 {done}/{total} 步停止；适配器已保留。"),
+    "status.done": ("Done: {run}, {done} steps.", "完成：{run}，{done} 步。"),
+    "status.error_end": ("The run ended with an error after {done} step(s): {error}",
+                         "训练在 {done} 步后因错误结束：{error}"),
+    "status.reset": ("Reset: back to the base model. {run} is kept on the Runs tab; Train starts a new run.",
+                     "已重置：回到基座模型。{run} 保留在“运行”页；按“训练”开始新的运行。"),
+    "status.reset_empty": ("Reset: back to the base model, no adapter.", "已重置：回到基座模型，没有适配器。"),
+    "status.loaded_adapter": ("Loaded adapter: {describe}. Train continues from it.",
+                              "已加载适配器：{describe}。训练将从它继续。"),
+    "status.queued": ("Queued {n} runs: {names}. Press Train to run them one after another.",
+                      "已排队 {n} 个运行：{names}。按“训练”依次运行。"),
+    "eta.unknown": ("?", "?"),
+    "eta.minutes": ("{m}m {s:02d}s", "{m} 分 {s:02d} 秒"),
+    "eta.seconds": ("{s}s", "{s} 秒"),
+    # what the next Train press will do
+    "next.start": ("Train starts {run}: {steps} steps from the base model.",
+                   "“训练”将开始 {run}：从基座模型训练 {steps} 步。"),
+    "next.continue": ("Train continues {run}: {steps} more steps (steps {first}–{last}).",
+                      "“训练”将继续 {run}：再训练 {steps} 步（第 {first}–{last} 步）。"),
+    "next.plan": ("Train runs the {n} queued runs: {names}.", "“训练”将依次运行排队的 {n} 个运行：{names}。"),
+    "next.running": ("Training {run}… Stop ends it after the current step.",
+                     "正在训练 {run}……“停止”会在当前这一步结束后停止。"),
+    # runs
+    "run.name": ("run {number}", "运行 {number}"),
+    "run.start_settings": ("start settings", "初始设置"),
+    "run.tasks_changed": ("tasks changed", "任务已改"),
+    "run.model": ("model {model}", "模型 {model}"),
+    "run.more": ("+{n} more", "另有 {n} 项"),
+    "run.changed_at": ("{changes} from step {step}", "第 {step} 步起 {changes}"),
+    "run.none": ("No runs yet: press Train.", "还没有运行：按“训练”开始。"),
+    "run.base": ("base model (no adapter)", "基座模型（无适配器）"),
+    "run.current": ("current", "当前"),
+    "run.on": ("on", "开"),
+    "run.off": ("off", "关"),
+    "run.kl_demo_name": ("KL demo", "KL 演示"),
+    # toasts (gr.Error / gr.Warning)
+    "error.choose_model": ("Choose a model.", "请选择一个模型。"),
+    "error.server_limit": ("{label} is limited to {cap} on this server; got {value}.",
+                           "{label} 在本服务器上最多为 {cap}；当前为 {value}。"),
+    "error.match_mode": ("Match mode must be one of {choices}; got {value}.", "匹配方式必须是 {choices} 之一；当前为 {value}。"),
+    "error.length_penalty": ("Length penalty must be a number; got {value}.", "长度惩罚必须是数字；当前为 {value}。"),
+    "error.other_model": ("Your adapter was trained on '{trained}', not '{model}'. Switch the model back, or press "
+                          "Reset to start over on the new model.",
+                          "你的适配器是在“{trained}”上训练的，不是“{model}”。请切换回原模型，或按“重置”在新模型上重新开始。"),
+    "error.setup": ("Could not set up the policy: {error}", "无法建立策略模型：{error}"),
+    "error.already_running": ("A run is already going in this tab. Press Stop first.",
+                              "这个标签页已经在训练。请先按“停止”。"),
+    "error.still_finishing": ("The run is still finishing its step; try again in a moment.",
+                              "训练还在完成当前这一步；请稍后再试。"),
+    "error.no_prompt": ("Type a prompt or pick a task to compare.", "请输入提示词或选择一个任务来对比。"),
+    "error.prompt_too_long": ("The prompt is {n} characters; the limit is {limit}.",
+                              "提示词有 {n} 个字符；上限是 {limit}。"),
+    "error.running_compare": ("Training is running in this tab. Press Stop first, then Compare.",
+                              "这个标签页正在训练。请先按“停止”，再对比。"),
+    "error.running_evaluate": ("Training is running in this tab. Press Stop first, then Evaluate.",
+                               "这个标签页正在训练。请先按“停止”，再评估。"),
+    "error.running_other": ("Training is running in this tab. Press Stop first.", "这个标签页正在训练。请先按“停止”。"),
+    "error.samples_whole": ("Samples per task must be a whole number; got {value}.",
+                            "每个任务的采样数必须是整数；当前为 {value}。"),
+    "error.samples_range": ("Samples per task must be between 1 and {limit}; got {value}.",
+                            "每个任务的采样数必须在 1 到 {limit} 之间；当前为 {value}。"),
+    "error.file_too_large": ("{name} is larger than {gb} GB.", "{name} 超过 {gb} GB。"),
+    "error.zip_member_too_large": ("{name} in the zip is too large.", "压缩包里的 {name} 太大。"),
+    "error.bad_zip": ("{name} is not a readable zip file.", "{name} 不是可读取的 zip 文件。"),
+    "error.adapter_files": ("{name}: upload the .zip from Download, or {weights} and {config}.",
+                            "{name}：请上传下载得到的 .zip，或 {weights} 和 {config} 两个文件。"),
+    "error.choose_adapter": ("Choose the adapter .zip (or its two files) first.", "请先选择适配器 .zip（或它的两个文件）。"),
+    "error.adapter_model": ("This adapter was trained on '{model}'; select that model first.",
+                            "这个适配器是在“{model}”上训练的；请先选择那个模型。"),
+    "error.adapter_settings": ("The adapter's settings are invalid: {error}", "适配器的设置无效：{error}"),
+    "error.unknown_task_preset": ("Unknown task preset '{name}'. Choose one of: {choices}.",
+                                  "未知的任务预设“{name}”。请从以下选择：{choices}。"),
+    "error.unknown_preset": ("Unknown preset '{name}'. Choose one of: {choices}.", "未知的预设“{name}”。请从以下选择：{choices}。"),
+    "error.max_tasks": ("The limit is {limit} tasks.", "最多 {limit} 个任务。"),
+    "error.max_runs": ("This tab keeps at most {limit} runs (they hold their adapters in memory). Delete a run on "
+                       "the Runs tab, then press Train again.",
+                       "每个标签页最多保留 {limit} 个运行（它们的适配器都在内存中）。请在“运行”页删除一个运行，然后再按“训练”。"),
+    "error.max_runs_plan": ("The KL demo needs {need} free run slots and this tab has {free} (at most {limit} runs are "
+                            "kept). Delete runs on the Runs tab first.",
+                            "KL 演示需要 {need} 个空位，这个标签页只剩 {free} 个（最多保留 {limit} 个运行）。请先在“运行”页删除一些运行。"),
+    "error.no_such_run": ("There is no run {number} any more; pick another one.", "运行 {number} 已不存在；请选择其他运行。"),
+    "error.delete_running": ("{run} is training. Press Stop first, then delete it.", "{run} 正在训练。请先按“停止”，再删除。"),
+    "error.pick_run": ("Pick a run to delete.", "请选择要删除的运行。"),
+    "warning.tasks_changed": ("The tasks changed: {run} continues with the new tasks, and its per-task reward "
+                              "curves start over. Press Reset first to keep the two apart.",
+                              "任务已更改：{run} 用新任务继续训练，各任务的奖励曲线重新开始。若要分开比较，请先按“重置”。"),
+    "warning.knobs_changed": ("{run} continues with {changes}. To see the effect side by side, press Reset first: "
+                              "a new run starts from the base model.",
+                              "{run} 将以 {changes} 继续训练。若要并排比较效果，请先按“重置”：新的运行会从基座模型开始。"),
+    # table headers
+    "header.prompt": ("prompt", "提示词"),
+    "header.expected": ("expected", "期望答案"),
+    "header.task": ("task", "任务"),
+    "header.base_success": ("base success", "基座成功率"),
+    "header.adapted_success": ("adapted success", "适配后成功率"),
+    "header.base_reward": ("base reward", "基座奖励"),
+    "header.adapted_reward": ("adapted reward", "适配后奖励"),
+    "header.all_tasks": ("all tasks", "全部任务"),
+    "header.rollout": ("#", "#"),
+    "header.response": ("response", "回答"),
+    "header.reward": ("reward", "奖励"),
+    "header.hit": ("hit", "命中"),
+    "header.kl_sum": ("KL (sum)", "KL（总和）"),
+    "header.tokens": ("tokens", "token 数"),
+    "header.run": ("run", "运行"),
+    "header.differs": ("what differs", "不同之处"),
+    "header.steps": ("steps", "步数"),
+    "header.final_reward": ("final reward", "最终奖励"),
+    "header.final_success": ("success rate", "成功率"),
+    "header.final_kl": ("KL/token", "每 token KL"),
+    "header.seconds": ("seconds", "秒"),
+    # match modes (radio choice names; the value stays the English key)
+    "match.contains": ("contains", "包含"),
+    "match.exact": ("exact", "完全一致"),
+    "match.regex": ("regex", "正则表达式"),
+    # plot legends and axes
+    "series.reward_mean": ("mean reward", "平均奖励"),
+    "series.success_rate": ("success rate", "成功率"),
+    "series.kl_mean": ("KL per token", "每 token KL"),
+    "series.kl_sum_mean": ("KL per response", "每条回答 KL"),
+    "series.policy_loss": ("policy loss", "策略损失"),
+    "series.entropy": ("entropy", "熵"),
+    "series.value_loss": ("value loss", "价值损失"),
+    "series.explained_variance": ("explained variance", "解释方差"),
+    "series.clip_frac": ("clip fraction", "裁剪比例"),
+    "series.approx_kl": ("approx KL (old→new)", "近似 KL（旧→新）"),
+    "series.response_length_mean": ("mean response length (tokens)", "平均回答长度（token）"),
+    "series.eos_rate": ("share ending with EOS", "以 EOS 结束的比例"),
+    "series.kl_coef": ("KL coef β in use", "使用中的 KL 系数 β"),
+    "series.task": ("task {number} ({answer})", "任务 {number}（{answer}）"),
+    "axis.step": ("step", "步"),
+    "axis.value": ("value", "数值"),
+    # heatmap
+    "heat.empty": ("Train a step to see its tokens here.", "训练一步后，这里显示它的 token。"),
+    "heat.advantage": ("advantage A_t (GAE)", "优势 A_t（GAE）"),
+    "heat.train_advantage": ("advantage in the loss (after whitening)", "损失中使用的优势（白化后）"),
+    "heat.kl": ("KL_t to the reference", "与参考模型的 KL_t"),
+    "heat.ratio": ("π_θ/π_ref = exp(log π − log π_ref) (to the reference; not PPO's ρ)",
+                   "π_θ/π_ref = exp(log π − log π_ref)（相对参考模型；不是 PPO 的 ρ）"),
+    "heat.reward": ("per-token reward r_t", "逐 token 奖励 r_t"),
+    "heat.value": ("value V(s_t)", "价值 V(s_t)"),
+    "heat.score": ("rule score s = {score:+.3f}", "规则得分 s = {score:+.3f}"),
+    "heat.no_eos": ("no EOS", "没有 EOS"),
+}
+
+
+def lang_of(request) -> str:
+    """'zh' or 'en': the browser's most preferred language we have, from Accept-Language.
+
+    ``request`` is a ``gr.Request`` (or anything with ``.headers``); no request (a direct call,
+    a test) means English. 'zh-CN,zh;q=0.9,en;q=0.8' -> 'zh'; 'en-US,zh;q=0.5' -> 'en'.
+    """
+    headers = getattr(request, "headers", None) or {}
+    header = headers.get("accept-language", "") if hasattr(headers, "get") else ""
+    best, best_q = "en", -1.0
+    for position, part in enumerate(str(header).split(",")):
+        tag, _, params = part.strip().partition(";")
+        primary = tag.strip().lower().split("-")[0]
+        if primary not in LANGS:
+            continue
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        if q > best_q:  # ties keep the earlier entry: the browser lists its favourite first
+            best, best_q = primary, q
+    return best
+
+
+def t(key: str, lang: str = "en", **values) -> str:
+    """The sentence ``key`` in ``lang`` ('en' or 'zh'), with ``values`` filled in.
+
+    An unknown key is a programming error (KeyError; tests check every key used exists); an
+    unknown language falls back to English.
+    """
+    english, chinese = MESSAGES[key]
+    template = chinese if lang == "zh" else english
+    return template.format(**values) if values else template
+
+
+def knob_label(name: str, lang: str = "en") -> str:
+    """A knob's short label in ``lang``: from the config's metadata (English) or KNOBS_ZH."""
+    if lang == "zh" and name in KNOBS_ZH:
+        return KNOBS_ZH[name][0]
+    fields = {f.name: f for f in knob_fields()}
+    if name in fields:
+        return fields[name].metadata.get("label") or name
+    if name in ("match_mode", "length_penalty"):  # the reward's settings beside the task table
+        return (ZH if lang == "zh" else EN)[f"lab.{name}"]
+    return name
