@@ -10,9 +10,13 @@ draws β, which moves when the adaptive KL controller is on.
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
 
 import pandas as pd
+
+from .i18n import MESSAGES, t
 
 COLUMNS = ["step", "value", "series"]
 NO_CRITIC = "n/a: no critic (grpo, rloo, reinforce)"
@@ -100,3 +104,123 @@ def metrics_csv(history: list[dict]) -> str:
         return "step\n"
     keys = sorted({k for row in history for k in row}, key=lambda k: (k != "step", k))
     return pd.DataFrame(history, columns=keys).to_csv(index=False)
+
+
+# --- charts for a projector (Vega-Lite, drawn by gr.Plot) ----------------------------------
+# Why not gr.LinePlot: in Gradio 6.31 its chart is fixed in the front end (native_plot.py only
+# passes data, colours and axis formats): no markers or dashes per series, so five curves differ
+# by colour alone, and no tick step, so a 3-step run gets ticks 0.5 apart. gr.Plot draws any
+# Vega-Lite spec it is given (its "altair" type, the JSON passed through; no altair package
+# needed), so the spec is ours. Marked as a "line" chart, the front end sizes it to its box and
+# themes its text (so no width, background or config here: its theme replaces the config), and
+# re-colours only colour scales inside layers, which is why the colour encoding is shared.
+
+# chart key -> the metrics it draws; "reward" also draws one series per task.
+CHARTS: dict[str, list[str]] = {
+    "reward": ["reward_mean"],
+    "success": ["success_rate"],  # a share in [0, 1]: its own axis, not squeezed into the reward's
+    "kl": ["kl_mean", "kl_sum_mean"],
+    "policy": ["policy_loss", "entropy"],
+    "critic": ["value_loss", "explained_variance"],
+    "health": ["clip_frac", "approx_kl"],
+}
+SHARE_METRICS = frozenset({"success_rate", "eos_rate", "clip_frac"})  # drawn on a 0-100 % axis when alone
+PLOTTED_METRICS = [metric for metrics in CHARTS.values() for metric in metrics]
+# Eight shapes Vega-Lite knows, paired with PALETTE: with both, nine or more curves stay apart
+# (the ninth repeats the colour with another shape).
+SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "triangle-right", "triangle-left"]
+DASHES = [[1, 0], [8, 4], [2, 3], [8, 3, 2, 3], [1, 0], [12, 4], [4, 4], [2, 6]]
+MAX_MARKERS = 40  # markers per series at most; longer series get one every k steps
+
+
+def series_name(metric: str, lang: str = "en") -> str:
+    key = f"series.{metric}"
+    return t(key, lang) if key in MESSAGES else metric
+
+
+def task_series(index: int, expected: str, lang: str = "en", width: int = 12) -> str:
+    """'task 2 (Paris)' / '任务 2（Paris）', named by the (short) answer rather than the prompt."""
+    short = expected if len(expected) <= width else expected[: width - 1] + "…"
+    return t("series.task", lang, number=index + 1, answer=short)
+
+
+def chart_frame(history: list[dict], chart: str, tasks_expected: list[str] | None = None,
+                lang: str = "en") -> pd.DataFrame:
+    """Long frame (step, value, series) for one chart; non-finite values (a skipped update) left out."""
+    rows = []
+    for metrics in history:
+        step = metrics.get("step")
+        for key in CHARTS[chart]:
+            if _finite(metrics.get(key)):
+                rows.append((step, float(metrics[key]), series_name(key, lang)))
+        if chart == "reward":
+            for index, expected in enumerate(tasks_expected or []):
+                value = metrics.get(f"task_reward/{index}")
+                if _finite(value):
+                    rows.append((step, float(value), task_series(index, expected, lang)))
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"step": "int64", "value": "float64", "series": "str"})
+
+
+def line_chart(frame: pd.DataFrame, *, styles: dict[str, int] | None = None, y_title: str = "",
+               share: bool = False, lang: str = "en", height: int = 240, legend_columns: int = 3) -> dict:
+    """A Vega-Lite spec: one line per series, each with its own colour, marker shape and dash.
+
+    ``styles`` maps a series to its style index (a run keeps its look when other runs are hidden);
+    by default series are styled in order of appearance. ``share`` draws a 0-100 % axis. Step
+    ticks are whole numbers; the legend sits below the chart in columns, labels never truncated.
+    """
+    names = list(dict.fromkeys(frame["series"]))
+    styles = styles or {}
+    index = {name: styles.get(name, i) for i, name in enumerate(names)}
+    records = []
+    for name, group in frame.groupby("series", sort=False):
+        every = max(1, math.ceil(len(group) / MAX_MARKERS))
+        for position, (step, value) in enumerate(zip(group["step"], group["value"])):
+            marker = position % every == 0 or position == len(group) - 1
+            records.append({"step": int(step), "value": float(value), "series": name, "marker": marker})
+
+    def scale(values):
+        return {"domain": names, "range": [values[index[n] % len(values)] for n in names]}
+
+    fonts = {"labelFontSize": 14, "titleFontSize": 15}
+    y_axis: dict[str, Any] = {"title": y_title or None, "grid": True, **fonts}
+    y_scale: dict[str, Any] = {"zero": False}
+    if share:  # 0 % to 100 %, a little room so a line at 100 % is not drawn on the frame
+        y_axis.update(format=".0%", values=[0, 0.2, 0.4, 0.6, 0.8, 1.0])
+        y_scale = {"domain": [-0.03, 1.03], "nice": False}
+    legend = {"orient": "bottom", "title": None, "columns": min(legend_columns, max(len(names), 1)),
+              "labelLimit": 0, "labelFontSize": 15, "symbolSize": 150, "symbolStrokeWidth": 0,
+              "columnPadding": 20, "rowPadding": 6}
+    encoding = {
+        "x": {"field": "step", "type": "quantitative", "title": t("axis.step", lang),
+              "axis": {"tickMinStep": 1, "format": "d", "grid": False, **fonts},
+              "scale": {"zero": False, "nice": False, "padding": 10}},
+        "y": {"field": "value", "type": "quantitative", "axis": y_axis, "scale": y_scale},
+        "color": {"field": "series", "type": "nominal", "scale": scale(PALETTE), "legend": legend},
+        "tooltip": [{"field": "series", "type": "nominal", "title": " "},
+                    {"field": "step", "type": "quantitative", "title": t("axis.step", lang)},
+                    {"field": "value", "type": "quantitative", "title": t("axis.value", lang),
+                     "format": ".0%" if share else ".4~g"}],
+    }
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "height": height,
+        "autosize": {"type": "fit-x", "contains": "padding"},
+        "data": {"values": records},
+        "encoding": encoding,
+        "layer": [
+            {"mark": {"type": "line", "strokeWidth": 2.5},
+             "encoding": {"strokeDash": {"field": "series", "type": "nominal", "scale": scale(DASHES),
+                                         "legend": None}}},
+            {"transform": [{"filter": "datum.marker"}],
+             "mark": {"type": "point", "filled": True, "size": 80, "opacity": 1, "strokeWidth": 0},
+             "encoding": {"shape": {"field": "series", "type": "nominal", "scale": scale(SHAPES)}}},
+        ],
+    }
+
+
+def plot_value(spec: dict):
+    """What a gr.Plot shows for a Vega-Lite spec (see the note above CHARTS)."""
+    from gradio.components.plot import AltairPlotData
+
+    return AltairPlotData(chart="line", plot=json.dumps(spec, allow_nan=False))
