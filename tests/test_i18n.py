@@ -77,3 +77,14 @@ def test_t_fills_in_values_and_falls_back_to_english():
     assert t("match.exact", "zh") == "完全一致"
     assert knob_label("kl_coef") == "KL coef β" and knob_label("kl_coef", "zh") == "KL 系数 β"
     assert knob_label("match_mode", "zh") == "匹配方式"
+
+
+def test_gradios_own_strings_missing_from_its_chinese_dictionary_are_supplied():
+    """Gradio 6.31's zh-CN lacks these: without them the page shows 'common.complete' raw."""
+    from ppo_demo.ui.i18n import I18N
+
+    for locale in ("zh-CN", "zh"):
+        translations = I18N.translations_dict[locale] if isinstance(I18N.translations_dict, dict) else \
+            I18N.translations_dict()[locale]
+        assert translations["common.complete"] == "完成"
+        assert "{position}" in translations["status.queue_position"]

@@ -307,8 +307,20 @@ def knob_key(name: str, part: str) -> str:
     return f"knob.{name}.{part}"
 
 
+# Gradio 6.31's own zh-CN strings lack a few keys its front end uses, which then show raw: the
+# status tracker's "common.complete" after every event (a screen-reader line, but readable in the
+# page's text, e.g. under the evaluation table) and the queue's "status.queue_position" while a
+# tab waits for the model. Gradio merges these into its own dictionary for the page's language.
+GRADIO_ZH = {
+    "common.complete": "完成",
+    "common.progress": "进度",
+    "common.download_all": "全部下载",
+    "status.queue_position": "排队中：第 {position} 位，共 {size} 位",
+}
+
+
 def build_i18n() -> gr.I18n:
-    en, zh = dict(EN), dict(ZH)
+    en, zh = dict(EN), {**ZH, **GRADIO_ZH}
     for f in all_knob_fields():
         en[knob_key(f.name, "label")] = f.metadata.get("label") or f.name
         en[knob_key(f.name, "help")] = f.metadata["help"]
