@@ -88,3 +88,42 @@ def test_gradios_own_strings_missing_from_its_chinese_dictionary_are_supplied():
             I18N.translations_dict()[locale]
         assert translations["common.complete"] == "完成"
         assert "{position}" in translations["status.queue_position"]
+
+
+def _raised(fn) -> str:
+    try:
+        fn()
+    except ValueError as exc:
+        return str(exc)
+    raise AssertionError("expected an error")
+
+
+def test_the_engines_messages_are_translated_by_pattern():
+    from ppo_demo.config import TrainConfig
+    from ppo_demo.reward import RewardConfig, compile_expected
+    from ppo_demo.tasks import tasks_from_rows
+    from ppo_demo.ui.i18n import ENGINE_PATTERNS, engine_message
+
+    raised = [
+        _raised(lambda: TrainConfig.from_dict({"kl_estimator": "k2"})),
+        _raised(lambda: TrainConfig.from_dict({"learning_rate": 5.0})),
+        _raised(lambda: TrainConfig.from_dict({"steps": "2.5"})),
+        _raised(lambda: TrainConfig.from_dict({"kl_coef": "abc"})),
+        _raised(lambda: TrainConfig.from_dict({"dropout_in_ppo": "maybe"})),
+        _raised(lambda: TrainConfig.from_dict({"batch_size": 2, "num_minibatches": 4})),
+        _raised(lambda: TrainConfig.from_dict({"lora_targets": ""})),
+        _raised(lambda: tasks_from_rows([["", "4"]])),
+        _raised(lambda: tasks_from_rows([["What is 2+2?", ""]])),
+        _raised(lambda: tasks_from_rows([["x" * 50, "4"]], max_prompt_chars=10)),
+        _raised(lambda: tasks_from_rows([])),
+        _raised(lambda: tasks_from_rows([["a", "b"]] * 3, max_tasks=2)),
+        _raised(lambda: compile_expected("(", RewardConfig(match_mode="regex"))),
+    ]
+    for english in raised:
+        chinese = engine_message(english, "zh")
+        assert chinese != english and not re.search(r"\b(must|got|limit)\b", chinese), english
+        assert engine_message(english, "en") == english
+    assert engine_message(raised[1], "zh").startswith("学习率 必须在")  # the knob's label is translated too
+    assert "第 2 行" not in engine_message(raised[8], "zh") and "第 1 行" in engine_message(raised[8], "zh")
+    assert len(ENGINE_PATTERNS) >= 12
+    assert engine_message("Something the patterns do not know.", "zh") == "Something the patterns do not know."

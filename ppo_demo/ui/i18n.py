@@ -8,6 +8,8 @@ legends) is in :data:`MESSAGES`: the server reads the browser's language from ea
 
 from __future__ import annotations
 
+import re
+
 import gradio as gr
 
 from ..config import all_knob_fields
@@ -583,3 +585,53 @@ def knob_label(name: str, lang: str = "en") -> str:
     if name in ("match_mode", "length_penalty"):  # the reward's settings beside the task table
         return (ZH if lang == "zh" else EN)[f"lab.{name}"]
     return name
+
+
+# --- the engine's own messages -------------------------------------------------------------
+# The engine (config, tasks, reward) raises errors with English sentences for the CLI and the
+# UI alike, and knows nothing of languages. Their sentences follow a few templates, so the UI
+# translates them by pattern: (English pattern, Chinese template); a group named "label" holds a
+# knob's English label and is translated too. A sentence no pattern knows stays English. The
+# tests raise each error for real, so a reworded engine message fails a test, not silently.
+ENGINE_PATTERNS: list[tuple[str, str]] = [
+    (r"(?P<label>.+) must be one of (?P<choices>.+); got (?P<value>.+)\.", "{label} 必须是 {choices} 之一；当前为 {value}。"),
+    (r"(?P<label>.+) must be between (?P<low>\S+) and (?P<high>\S+); got (?P<value>.+)\.",
+     "{label} 必须在 {low} 到 {high} 之间；当前为 {value}。"),
+    (r"(?P<label>.+) must be a whole number; got (?P<value>.+)\.", "{label} 必须是整数；当前为 {value}。"),
+    (r"(?P<label>.+) must be a number; got (?P<value>.+)\.", "{label} 必须是数字；当前为 {value}。"),
+    (r"(?P<label>.+) must be true or false; got (?P<value>.+)\.", "{label} 必须是 true 或 false；当前为 {value}。"),
+    (r"Mini-batches \((?P<n>\d+)\) cannot exceed the batch size \((?P<batch>\d+)\)\.",
+     "小批数（{n}）不能超过批大小（{batch}）。"),
+    (r"LoRA target modules must be a non-empty list of layer names\.", "LoRA 目标模块必须是非空的层名称列表。"),
+    (r"Task row (?P<row>\d+) has an expected answer but no prompt\.", "任务第 {row} 行有期望答案，但没有提示词。"),
+    (r"Task row (?P<row>\d+) \((?P<prompt>'.*')\) has no expected answer\.", "任务第 {row} 行（{prompt}）没有期望答案。"),
+    (r"Task row (?P<row>\d+)'s prompt is (?P<n>\d+) characters; the limit is (?P<limit>\d+)\.",
+     "任务第 {row} 行的提示词有 {n} 个字符；上限是 {limit}。"),
+    (r"The task table is empty: add at least one prompt with its expected answer\.",
+     "任务表是空的：请至少添加一个提示词及其期望答案。"),
+    (r"There are (?P<n>\d+) tasks; the limit is (?P<limit>\d+)\.", "共有 {n} 个任务；上限是 {limit}。"),
+    (r"The task file is empty\.", "任务文件是空的。"),
+    (r"A CSV task file needs the header 'prompt,expected'; found (?P<found>.*)\.",
+     "CSV 任务文件需要表头 'prompt,expected'；实际为 {found}。"),
+    (r"The task file (?P<name>.+) is not UTF-8 text; save it as UTF-8 and try again\.",
+     "任务文件 {name} 不是 UTF-8 文本；请另存为 UTF-8 后再试。"),
+    (r"The expected answer (?P<answer>.+) is not a valid regular expression: (?P<error>.*)\.",
+     "期望答案 {answer} 不是有效的正则表达式：{error}。"),
+]
+_ENGINE_COMPILED = [(re.compile(pattern, re.S), template) for pattern, template in ENGINE_PATTERNS]
+
+
+def engine_message(message: str, lang: str = "en") -> str:
+    """An engine error's English sentence in ``lang`` (unchanged if no pattern knows it)."""
+    if lang != "zh":
+        return message
+    english_labels = {f.metadata.get("label") or f.name: f.name for f in knob_fields()}
+    english_labels.update({EN["lab.match_mode"]: "match_mode", EN["lab.length_penalty"]: "length_penalty"})
+    for pattern, template in _ENGINE_COMPILED:
+        match = pattern.fullmatch(message.strip())
+        if match:
+            values = match.groupdict()
+            if "label" in values and values["label"] in english_labels:
+                values["label"] = knob_label(english_labels[values["label"]], "zh")
+            return template.format(**values)
+    return message
