@@ -75,6 +75,10 @@ def test_legend_is_below_the_chart_and_never_truncates_a_name():
     assert legend["orient"] == "bottom" and legend["labelLimit"] == 0
 
 
+def test_charts_are_drawn_as_svg():
+    assert line_chart(chart_frame(_history(), "kl"))["usermeta"]["embedOptions"]["renderer"] == "svg"
+
+
 def test_given_styles_keep_a_series_look_when_others_are_hidden():
     frame = chart_frame(_history(), "kl")
     spec = line_chart(frame[frame["series"] == "KL per token"], styles={"KL per token": 4})

@@ -204,6 +204,9 @@ def line_chart(frame: pd.DataFrame, *, styles: dict[str, int] | None = None, y_t
     }
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        # SVG rather than vega-embed's default canvas: sharp when a projector scales the page, and
+        # the legend is text in the page (found by a search, read by a screen reader, tested).
+        "usermeta": {"embedOptions": {"renderer": "svg", "actions": False}},
         "height": height,
         "autosize": {"type": "fit-x", "contains": "padding"},
         "data": {"values": records},
