@@ -197,3 +197,20 @@ def test_next_press_says_what_train_will_do():
     assert book.next_press(10, "zh") == "“训练”将继续 运行 1：再训练 10 步（第 5–14 步）。"
     book.close_current()
     assert book.next_press(6) == "Train starts run 2: 6 steps from the base model."
+
+
+def test_overlay_chart_styles_runs_by_number_and_puts_shares_on_a_percent_axis():
+    book = RunBook(start_settings=START)
+    for beta in (0.0, 0.5):
+        trained(book, {**KNOBS, "kl_coef": beta}, steps=2)
+        book.close_current()
+    spec = book.overlay_chart("success_rate", numbers=[2], lang="zh")
+    colour = spec["encoding"]["color"]["scale"]
+    assert colour["domain"] == ["运行 2 · KL 系数 β 0.5"]
+    from ppo_demo.ui.plots import PALETTE
+    assert colour["range"] == [PALETTE[1]]  # run 2's colour even when run 1 is hidden
+    assert spec["encoding"]["y"]["axis"]["format"] == ".0%"
+    assert spec["encoding"]["y"]["axis"]["title"] == "成功率"
+    assert book.run_options() == [("run 1 · KL coef β 0", 1), ("run 2 · KL coef β 0.5", 2)]
+    assert ("mean reward", "reward_mean") in book.metric_options()
+    assert ("平均奖励", "reward_mean") in book.metric_options("zh")

@@ -23,6 +23,7 @@ import pandas as pd
 from ..config import knob_fields
 from ..tasks import Task
 from .i18n import knob_label, t
+from .plots import PLOTTED_METRICS, SHARE_METRICS, line_chart, series_name
 
 # Knobs that change memory or time but not the numbers (same updates): never part of a name.
 SAME_RESULTS_KNOBS = frozenset({"micro_batch_tokens", "gradient_checkpointing", "max_bad_updates"})
@@ -311,11 +312,24 @@ class RunBook:
 
     def metric_choices(self) -> list[str]:
         """Metric keys any run measured as numbers, the plotted ones first."""
-        from .plots import PLOTTED_METRICS  # plots imports nothing from here; a late import keeps it so
-
         seen = {k for run in self.runs for m in run.history for k, v in m.items()
                 if _finite(v) and k != "step" and not k.startswith("task_reward/")}
         return [k for k in PLOTTED_METRICS if k in seen] + sorted(seen - set(PLOTTED_METRICS))
+
+
+    def metric_options(self, lang: str = "en") -> list[tuple[str, str]]:
+        """(name in ``lang``, metric key) for the overlay's metric picker."""
+        return [(series_name(metric, lang), metric) for metric in self.metric_choices() or PLOTTED_METRICS[:3]]
+
+    def run_options(self, lang: str = "en") -> list[tuple[str, int]]:
+        """(name, number) of every trained run, for the pickers (show, compare, delete)."""
+        return [(run.name(lang), run.number) for run in self.trained()]
+
+    def overlay_chart(self, metric: str, numbers: list[int] | None = None, lang: str = "en") -> dict:
+        """The overlay plot's spec: ``metric`` of each chosen run, one colour and marker per run."""
+        frame = self.overlay_frame(metric, numbers, lang)
+        return line_chart(frame, styles=self.run_styles(lang), y_title=series_name(metric, lang),
+                          share=metric in SHARE_METRICS, lang=lang, legend_columns=2)
 
 
 def kl_demo_plan(betas: tuple[float, ...] = KL_DEMO_BETAS) -> list[dict[str, Any]]:
