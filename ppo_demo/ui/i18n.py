@@ -579,11 +579,9 @@ def knob_label(name: str, lang: str = "en") -> str:
     """A knob's short label in ``lang``: from the config's metadata (English) or KNOBS_ZH."""
     if lang == "zh" and name in KNOBS_ZH:
         return KNOBS_ZH[name][0]
-    fields = {f.name: f for f in knob_fields()}
+    fields = {f.name: f for f in all_knob_fields()}
     if name in fields:
         return fields[name].metadata.get("label") or name
-    if name in ("match_mode", "length_penalty"):  # the reward's settings beside the task table
-        return (ZH if lang == "zh" else EN)[f"lab.{name}"]
     return name
 
 
@@ -625,8 +623,7 @@ def engine_message(message: str, lang: str = "en") -> str:
     """An engine error's English sentence in ``lang`` (unchanged if no pattern knows it)."""
     if lang != "zh":
         return message
-    english_labels = {f.metadata.get("label") or f.name: f.name for f in knob_fields()}
-    english_labels.update({EN["lab.match_mode"]: "match_mode", EN["lab.length_penalty"]: "length_penalty"})
+    english_labels = {f.metadata.get("label") or f.name: f.name for f in all_knob_fields()}
     for pattern, template in _ENGINE_COMPILED:
         match = pattern.fullmatch(message.strip())
         if match:

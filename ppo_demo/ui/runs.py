@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from ..config import knob_fields
+from ..config import all_knob_fields
 from ..tasks import Task
 from .i18n import knob_label, t
 from .plots import PLOTTED_METRICS, SHARE_METRICS, line_chart, series_name
@@ -57,7 +57,7 @@ def format_value(value: Any, lang: str = "en") -> str:
 def knob_differences(before: dict[str, Any], after: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """knob -> (before, after) for every setting that changes the numbers, in the knobs' order.
     A setting ``before`` does not know (e.g. a knob added since) is not a difference."""
-    known = [f.name for f in knob_fields()] + ["match_mode", "length_penalty", "tasks", "model"]
+    known = [f.name for f in all_knob_fields()] + ["tasks", "model"]
     order = known + sorted(set(after) - set(known))
     diffs = {}
     for name in order:
@@ -287,9 +287,8 @@ class RunBook:
                 rows.append({"run": run.name(lang), "run_number": run.number, "model": run.model_name,
                              **knobs, **run.reward, **metrics})
         frame = pd.DataFrame(rows)
-        knob_names = [f.name for f in knob_fields() if f.name in frame.columns]
-        reward_names = [k for k in ("match_mode", "length_penalty") if k in frame.columns]
-        first = ["run", "run_number", "model", *knob_names, *reward_names, "step"]
+        knob_names = [f.name for f in all_knob_fields() if f.name in frame.columns]
+        first = ["run", "run_number", "model", *knob_names, "step"]
         metric_names = sorted(c for c in frame.columns if c not in first)
         return frame[first + metric_names].to_csv(index=False)
 
