@@ -127,3 +127,27 @@ def test_the_engines_messages_are_translated_by_pattern():
     assert "第 2 行" not in engine_message(raised[8], "zh") and "第 1 行" in engine_message(raised[8], "zh")
     assert len(ENGINE_PATTERNS) >= 12
     assert engine_message("Something the patterns do not know.", "zh") == "Something the patterns do not know."
+
+
+def test_the_clip_cases_in_the_catalog_are_the_engines_cases():
+    """The heatmap's English legend must say what ppo.CLIP_CASES says (one source of meaning)."""
+    from ppo_demo.ppo import CLIP_CASES
+
+    for case in CLIP_CASES:
+        assert t(f"heat.case_why.{case['code']}") == case["why"]
+        assert t(f"heat.case.{case['code']}", "zh") != t(f"heat.case.{case['code']}")
+
+
+def test_the_estimator_errors_are_translated():
+    from ppo_demo.config import TrainConfig
+    from ppo_demo.ui.i18n import engine_message
+
+    raised = [
+        _raised(lambda: TrainConfig.from_dict({"advantage_estimator": "grpo", "group_size": 1})),
+        _raised(lambda: TrainConfig.from_dict({"advantage_estimator": "rloo", "batch_size": 10, "group_size": 4})),
+        _raised(lambda: TrainConfig.from_dict({"kl_target": "0"})),
+        _raised(lambda: TrainConfig.from_dict({"kl_target": "abc"})),
+    ]
+    for english in raised:
+        chinese = engine_message(english, "zh")
+        assert chinese != english and not re.search(r"\b(must|got)\b", chinese), english

@@ -61,8 +61,8 @@ def test_train_after_stop_continues_the_current_run_and_records_a_knob_change():
     assert "KL coef β 0.5 from step 4" in book.summary().iloc[0, 1]
 
 
-def test_memory_only_knobs_are_not_differences():
-    same = {**KNOBS, "micro_batch_tokens": 64, "gradient_checkpointing": True}
+def test_memory_only_knobs_and_the_steps_per_press_are_not_differences():
+    same = {**KNOBS, "micro_batch_tokens": 64, "gradient_checkpointing": True, "steps": 3}
     assert knob_differences(KNOBS, same) == {}
     assert list(knob_differences(KNOBS, {**KNOBS, "seed": 7, "lora_r": 4})) == ["lora_r", "seed"]  # knob order
 

@@ -28,6 +28,7 @@ class Limits:
     # PPO_DEMO_ALLOWED_MODELS: None = any name or path (fine locally; on a Space set a list).
     allowed_models: tuple[str, ...] | None = None
     queue_size: int = 32  # PPO_DEMO_QUEUE_SIZE: requests waiting for the model
+    max_runs: int = 6  # PPO_DEMO_MAX_RUNS: runs a tab keeps side by side (each holds its adapter in memory)
     start_model: str = DEFAULT_MODEL  # PPO_DEMO_MODEL: loaded at start, selected in the UI
 
     def knob_caps(self) -> dict[str, int]:
@@ -56,6 +57,7 @@ _INT_VARS = {
     "max_prompt_chars": "PPO_DEMO_MAX_PROMPT_CHARS",
     "max_eval_samples": "PPO_DEMO_MAX_EVAL_SAMPLES",
     "queue_size": "PPO_DEMO_QUEUE_SIZE",
+    "max_runs": "PPO_DEMO_MAX_RUNS",
 }
 
 

@@ -1,11 +1,12 @@
-"""Metrics history -> long pandas frames for ``gr.LinePlot`` (columns step, value, series).
+"""Metrics history -> charts (Vega-Lite specs for ``gr.Plot``), and the rollouts table.
 
-One frame per plot; each plot groups quantities a student reads together: the reward (overall
-and per task), the KL to the reference, the policy, the critic, and the PPO health
-gauges (clip fraction, approx KL). The policy's loss sits with its entropy and the critic's with
-its explained variance (entropy beside explained variance would flatten the latter). Non-finite values (a skipped update) are left out rather
-than drawn as zero; a run without a critic gets one legend entry saying so. The KL plot also
-draws β, which moves when the adaptive KL controller is on.
+One chart per group of quantities a student reads together: the reward (overall and per task),
+the success rate (a share, on its own 0-100 % axis), the KL to the reference, the policy (loss
+with entropy), the critic (value loss with explained variance: beside entropy it would be
+flattened) and the PPO health gauges (clip fraction, approx KL). Non-finite values (a skipped
+update) are left out rather than drawn as zero; a run without a critic gets one legend entry
+saying so. The KL chart also draws β, which moves when the adaptive KL controller is on. Names in
+the legends follow the page's language.
 """
 
 from __future__ import annotations
@@ -19,91 +20,23 @@ import pandas as pd
 from .i18n import MESSAGES, t
 
 COLUMNS = ["step", "value", "series"]
-NO_CRITIC = "n/a: no critic (grpo, rloo, reinforce)"
+NO_CRITIC = t("series.no_critic")  # the critic chart's one entry when the estimator trains no critic
 
-# plot key -> [(metric key, series name)]
-PLOT_SERIES = {
-    "reward": [("reward_mean", "mean reward"), ("success_rate", "success rate")],
-    "kl": [("kl_mean", "KL per token"), ("kl_sum_mean", "KL per response"), ("kl_coef", "β (KL coef)")],
-    "policy": [("policy_loss", "policy loss"), ("entropy", "entropy")],
-    "critic": [("value_loss", "value loss"), ("explained_variance", "explained variance")],
-    "health": [("clip_frac", "clip fraction"), ("approx_kl", "approx KL (old→new)")],
-}
-
-
-def task_label(index: int, expected: str, width: int = 12) -> str:
-    """'task 2 (Paris)': numbered as in the rollouts table, named by its answer, which is short
-    (a prompt would push the other tasks out of the legend)."""
-    short = expected if len(expected) <= width else expected[: width - 1] + "…"
-    return f"task {index + 1} ({short})"
+# Colour-blind-safe (Okabe-Ito), strong enough for a projector.
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+ROLLOUT_KEYS = ["rollout", "task", "response", "reward", "hit", "kl_sum", "tokens"]
+ROLLOUT_HEADERS = [t(f"header.{key}") for key in ROLLOUT_KEYS]
 
 
 def _finite(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def metric_frame(history: list[dict], plot: str, task_labels: list[str] | None = None) -> pd.DataFrame:
-    """Long frame for one plot. The reward plot also gets one series per task."""
-    rows = []
-    for metrics in history:
-        step = metrics.get("step")
-        for key, name in PLOT_SERIES[plot]:
-            if _finite(metrics.get(key)):
-                rows.append((step, float(metrics[key]), name))
-        if plot == "reward" and task_labels:
-            for index, label in enumerate(task_labels):
-                value = metrics.get(f"task_reward/{index}")
-                if _finite(value):
-                    rows.append((step, float(value), label))
-    if plot == "critic" and history and not rows:
-        # GRPO, RLOO and REINFORCE train no critic: their value metrics are NaN. Say so in the
-        # legend (one empty point) instead of leaving a blank chart or drawing a made-up 0.
-        rows.append((history[0].get("step"), math.nan, NO_CRITIC))
-    if plot == "reward" and task_labels and history:
-        # Every task's series is in the frame from the first update of a run, if need be as one
-        # empty (NaN) point: the chart then fixes its colour domain once. Adding a series later
-        # relies on a re-render that Gradio can drop while the previous one is still drawing
-        # (seen: per-task curves gone after the task table changed).
-        drawn = {series for _, _, series in rows}
-        rows += [(history[0].get("step"), math.nan, label) for label in task_labels if label not in drawn]
-    return pd.DataFrame(rows, columns=COLUMNS).astype({"step": "int64", "value": "float64", "series": "str"})
-
-
-# Colour-blind-safe (Okabe-Ito), strong enough for a projector.
-PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
-
-
-def colour_map(frame: pd.DataFrame) -> dict[str, str]:
-    """series -> colour, in order of appearance.
-
-    Also a workaround: Gradio's LinePlot fixes its colour domain when it first draws and
-    afterwards only swaps the data, so a series that appears later (a task first sampled at
-    step 3) would never be drawn. A changed ``color_map`` makes it rebuild the chart.
-    """
-    names = list(dict.fromkeys(frame["series"]))
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
-
-
-def all_frames(history: list[dict], task_labels: list[str] | None = None) -> dict[str, pd.DataFrame]:
-    return {plot: metric_frame(history, plot, task_labels) for plot in PLOT_SERIES}
-
-
-ROLLOUT_HEADERS = ["#", "task", "response", "reward", "hit", "KL (sum)", "tokens"]
-
-
-def rollouts_frame(rollouts: list) -> pd.DataFrame:
+def rollouts_frame(rollouts: list, lang: str = "en") -> pd.DataFrame:
     """The latest step's sampled responses, one row each."""
     rows = [(i, r.task_index + 1, r.response, round(r.score, 3), "✓" if r.hit else "✗",
              round(r.kl_sum, 4), len(r.tokens)) for i, r in enumerate(rollouts)]
-    return pd.DataFrame(rows, columns=ROLLOUT_HEADERS)
-
-
-def metrics_csv(history: list[dict]) -> str:
-    """Every metric of every step, one row per step (step first), as CSV text."""
-    if not history:
-        return "step\n"
-    keys = sorted({k for row in history for k in row}, key=lambda k: (k != "step", k))
-    return pd.DataFrame(history, columns=keys).to_csv(index=False)
+    return pd.DataFrame(rows, columns=[t(f"header.{key}", lang) for key in ROLLOUT_KEYS])
 
 
 # --- charts for a projector (Vega-Lite, drawn by gr.Plot) ----------------------------------
@@ -119,7 +52,7 @@ def metrics_csv(history: list[dict]) -> str:
 CHARTS: dict[str, list[str]] = {
     "reward": ["reward_mean"],
     "success": ["success_rate"],  # a share in [0, 1]: its own axis, not squeezed into the reward's
-    "kl": ["kl_mean", "kl_sum_mean"],
+    "kl": ["kl_mean", "kl_sum_mean", "kl_coef"],  # kl_coef: β, moved by the adaptive controller
     "policy": ["policy_loss", "entropy"],
     "critic": ["value_loss", "explained_variance"],
     "health": ["clip_frac", "approx_kl"],
@@ -158,11 +91,15 @@ def chart_frame(history: list[dict], chart: str, tasks_expected: list[str] | Non
                 value = metrics.get(f"task_reward/{index}")
                 if _finite(value):
                     rows.append((step, float(value), task_series(index, expected, lang)))
+    if chart == "critic" and history and not rows:
+        # GRPO, RLOO and REINFORCE train no critic: their value metrics are NaN. Say so in the
+        # legend (one empty point) instead of leaving a blank chart or drawing a made-up 0.
+        rows.append((history[0].get("step"), math.nan, t("series.no_critic", lang)))
     return pd.DataFrame(rows, columns=COLUMNS).astype({"step": "int64", "value": "float64", "series": "str"})
 
 
 def line_chart(frame: pd.DataFrame, *, styles: dict[str, int] | None = None, y_title: str = "",
-               share: bool = False, lang: str = "en", height: int = 240, legend_columns: int = 3) -> dict:
+               share: bool = False, lang: str = "en", height: int = 240, legend_columns: int = 2) -> dict:
     """A Vega-Lite spec: one line per series, each with its own colour, marker shape and dash.
 
     ``styles`` maps a series to its style index (a run keeps its look when other runs are hidden);
@@ -177,7 +114,8 @@ def line_chart(frame: pd.DataFrame, *, styles: dict[str, int] | None = None, y_t
         every = max(1, math.ceil(len(group) / MAX_MARKERS))
         for position, (step, value) in enumerate(zip(group["step"], group["value"])):
             marker = position % every == 0 or position == len(group) - 1
-            records.append({"step": int(step), "value": float(value), "series": name, "marker": marker})
+            records.append({"step": int(step), "value": float(value) if math.isfinite(value) else None,
+                            "series": name, "marker": marker})  # None: in the legend, not drawn
 
     def scale(values):
         return {"domain": names, "range": [values[index[n] % len(values)] for n in names]}
@@ -191,9 +129,13 @@ def line_chart(frame: pd.DataFrame, *, styles: dict[str, int] | None = None, y_t
     legend = {"orient": "bottom", "title": None, "columns": min(legend_columns, max(len(names), 1)),
               "labelLimit": 0, "labelFontSize": 15, "symbolSize": 150, "symbolStrokeWidth": 0,
               "columnPadding": 20, "rowPadding": 6}
+    steps = sorted({r["step"] for r in records})
+    x_axis: dict[str, Any] = {"tickMinStep": 1, "format": "d", "grid": False, **fonts}
+    if steps and steps[-1] - steps[0] <= 12:  # few steps: one tick each (tickMinStep alone still halves them)
+        x_axis["values"] = list(range(steps[0], steps[-1] + 1))
     encoding = {
         "x": {"field": "step", "type": "quantitative", "title": t("axis.step", lang),
-              "axis": {"tickMinStep": 1, "format": "d", "grid": False, **fonts},
+              "axis": x_axis,
               "scale": {"zero": False, "nice": False, "padding": 10}},
         "y": {"field": "value", "type": "quantitative", "axis": y_axis, "scale": y_scale},
         "color": {"field": "series", "type": "nominal", "scale": scale(PALETTE), "legend": legend},
@@ -209,6 +151,7 @@ def line_chart(frame: pd.DataFrame, *, styles: dict[str, int] | None = None, y_t
         "usermeta": {"embedOptions": {"renderer": "svg", "actions": False}},
         "height": height,
         "autosize": {"type": "fit-x", "contains": "padding"},
+        "padding": {"top": 44, "left": 6, "right": 14, "bottom": 6},  # the top is under gr.Plot's label
         "data": {"values": records},
         "encoding": encoding,
         "layer": [

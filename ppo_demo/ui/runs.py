@@ -25,8 +25,10 @@ from ..tasks import Task
 from .i18n import knob_label, t
 from .plots import PLOTTED_METRICS, SHARE_METRICS, line_chart, series_name
 
-# Knobs that change memory or time but not the numbers (same updates): never part of a name.
+# Knobs that change memory or time but not the numbers (same updates): never a difference.
 SAME_RESULTS_KNOBS = frozenset({"micro_batch_tokens", "gradient_checkpointing", "max_bad_updates"})
+# Steps is how long one Train press goes, not what a run is (the table shows each run's steps).
+NOT_IN_NAMES = SAME_RESULTS_KNOBS | {"steps"}
 NAME_DIFFS = 2  # a name lists at most this many differences, then "+N more"
 DEFAULT_MAX_RUNS = 6
 KL_DEMO_BETAS = (0.0, 0.05, 0.5)
@@ -61,7 +63,7 @@ def knob_differences(before: dict[str, Any], after: dict[str, Any]) -> dict[str,
     order = known + sorted(set(after) - set(known))
     diffs = {}
     for name in order:
-        if name in SAME_RESULTS_KNOBS or name not in after or name not in before:
+        if name in NOT_IN_NAMES or name not in after or name not in before:
             continue
         old, new = before.get(name), after[name]
         if isinstance(old, tuple) or isinstance(new, tuple):
