@@ -179,11 +179,16 @@ def pick(page, dropdown: str, option: str) -> None:
 
 def test_two_runs_overlaid_and_compare_against_a_chosen_run(page, tmp_path):
     """Reset keeps run 1; run 2 differs in β; both are overlaid on the Runs tab and Compare uses run 1."""
+    # The page's load event writes this line first; a knob changed before it answers would be overwritten.
+    wait_for(lambda: "Train starts run 1" in page.locator("#next-press").inner_text(), 20, "the page's load event")
     page.get_by_role("tab", name="2 · Knobs").click()
     set_number(page, "steps", RUN_STEPS)
-    assert page.locator("#next-press").inner_text().startswith("Train starts run 1")
+    wait_for(lambda: page.locator("#next-press").inner_text().startswith("Train starts run 1: 2 steps")
+             if RUN_STEPS == 2 else page.locator("#next-press").inner_text().startswith("Train starts run 1"),
+             10, "the next-press line")
     train_until_done(page, "run 1")
-    assert f"Train continues run 1: {RUN_STEPS} more steps" in page.locator("#next-press").inner_text()
+    wait_for(lambda: f"Train continues run 1: {RUN_STEPS} more steps" in page.locator("#next-press").inner_text(),
+             10, "the next-press line after the run")
     page.click("#reset-btn")
     wait_for(lambda: "run 1" in status(page) and "kept" in status(page), 20, "the reset status")
     page.get_by_role("tab", name="2 · Knobs").click()

@@ -310,7 +310,8 @@ def wire_training(c: Components, limits: Limits, registry: ModelRegistry, sessio
     def on_steps(steps, request: gr.Request):
         return handlers.next_press(session_of(request), steps, lang_of(request))
 
-    c["steps"].change(on_steps, c["steps"], c["next_press"], api_visibility="private", **LIGHT_JOB)
+    c["steps"].change(on_steps, c["steps"], c["next_press"], api_visibility="private", show_progress="hidden",
+                      **LIGHT_JOB)
 
 
 def wire_runs(c: Components, session_of) -> None:
