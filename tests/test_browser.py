@@ -202,7 +202,12 @@ def test_two_runs_overlaid_and_compare_against_a_chosen_run(page, tmp_path):
     assert "run 1" in legend and "run 2 · KL coef β 0.5" in legend
     table = page.locator("#runs-table").inner_text()
     assert "KL coef β 0.5" in table and "start settings" in table
-    time.sleep(1.0)
+    pick(page, "#runs-metric", "KL per token")  # what β acts on
+    wait_for(lambda: "KL per token" in page.locator("#runs-plot").inner_text(), 30, "the KL overlay")
+    time.sleep(1.5)
+    page.set_viewport_size({"width": 1400, "height": 1250})
+    time.sleep(1.5)
+    page.locator("#runs-plot").scroll_into_view_if_needed()
     page.screenshot(path=str(screenshot_path("runs_en.png", tmp_path)), full_page=False)
 
     page.get_by_role("tab", name="5 · Compare").click()
