@@ -314,7 +314,7 @@ KNOBS_ZH = {
     "dropout_in_ppo": ("PPO 更新时使用 dropout", "更新计算时保持 dropout 开启，同原教程（采样和打分始终不用 dropout）："
                        "此时更新前 ratio 就不等于 1"),
     "missing_eos_penalty": ("缺少 EOS 惩罚", "从没有输出 EOS 的回答得分中扣除"),
-    "match_mode": ("匹配方式", "contains：回答中包含答案（原教程）· exact：只能是答案 · regex：正则表达式"),
+    "match_mode": ("匹配方式", "包含：回答中出现答案（原教程）· 完全一致：回答只有答案 · 正则表达式：答案是一个模式"),
     "length_penalty": ("长度惩罚", "归一化回答每个字符扣除的奖励（原教程：0.002）"),
     "max_bad_updates": ("最多跳过更新数", "连续这么多次损失非有限值时停止训练"),
     "micro_batch_tokens": ("微批 token 数", "内存预算：前向/反向按约这么多 token 分块计算，梯度按 token 数加权累加，"
