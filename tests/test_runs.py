@@ -49,6 +49,15 @@ def test_reset_keeps_the_run_and_the_next_train_starts_a_new_one_named_by_its_di
     assert second.history[0]["step"] == 1  # a new run starts from the base model's step 1
 
 
+def test_the_estimator_knobs_name_a_run_and_an_empty_target_kl_reads_off():
+    book = RunBook(start_settings=START)
+    trained(book, {**KNOBS, "advantage_estimator": "grpo", "group_size": 4, "kl_target": 0.5})
+    assert book.runs[0].name() == "run 1 · Target KL 0.5, Advantage estimator grpo, +1 more"
+    book.close_current()
+    second = trained(book, {**KNOBS, "advantage_estimator": "grpo", "group_size": 4, "kl_target": None})
+    assert second.name() == "run 2 · Target KL off" and second.name("zh") == "运行 2 · 目标 KL 关"
+
+
 def test_train_after_stop_continues_the_current_run_and_records_a_knob_change():
     book = RunBook(start_settings=START)
     run = trained(book, steps=3)

@@ -46,7 +46,10 @@ class RunsError(ValueError):
 
 
 def format_value(value: Any, lang: str = "en") -> str:
-    """A knob value as a person writes it: 0.5, 1e-04, on, q_proj, v_proj."""
+    """A knob value as a person writes it: 0.5, 1e-04, on, q_proj, v_proj; an optional knob left
+    empty (None, e.g. no Target KL) is "off"."""
+    if value is None:
+        return t("run.off", lang)
     if isinstance(value, bool):
         return t("run.on" if value else "run.off", lang)
     if isinstance(value, float):
