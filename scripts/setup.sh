@@ -20,12 +20,13 @@ if [ "${1:-}" = "--dev" ]; then
   # own dependencies (ray, vllm, deepspeed, flash-attn...) are a GPU cluster's, gigabytes, and
   # would move torch; the tests need none of them.
   "${PIP[@]}" --no-deps verl==0.9.1 openrlhf==0.11.2
-  if [ ! -x /usr/bin/chromium ]; then
-    # The browser test drives Debian's chromium (playwright cannot download its own browsers here).
+  # The browser test drives Debian's chromium (playwright cannot download its own browsers here);
+  # fonts-noto-cjk draws the Chinese page in its screenshots (without it: empty boxes).
+  if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/opentype/noto ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
   fi
 fi
 echo "setup done: $(.venv/bin/python -c 'import torch, transformers, gradio; print("torch", torch.__version__, "| transformers", transformers.__version__, "| gradio", gradio.__version__)')"

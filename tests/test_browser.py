@@ -27,18 +27,34 @@ NEW_PROMPT = "What is 3+1? Reply with only the number."  # the first task expect
 STEPS_BEFORE_STOP = int(os.environ.get("PPO_DEMO_SCREENSHOT_STEPS", "3"))
 
 
-@pytest.fixture
-def page(app_url):
+def _browser_page(app_url, locale: str, lang_arg: str):
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (bash scripts/setup.sh --dev)")
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="en-US")
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, lang_arg])
+        page = browser.new_page(viewport={"width": 1400, "height": 900}, locale=locale)
         page.goto(app_url)
         page.wait_for_selector("#train-btn")
         yield page
         browser.close()
+
+
+@pytest.fixture
+def page(app_url):
+    yield from _browser_page(app_url, "en-US", "--lang=en-US")
+
+
+@pytest.fixture
+def page_zh(app_url):
+    yield from _browser_page(app_url, "zh-CN", "--lang=zh-CN")
+
+
+def screenshot_path(name: str, tmp_path: Path) -> Path:
+    """docs/<name> when PPO_DEMO_SCREENSHOT=1 (the README's pictures), else the test's tmp folder."""
+    target = Path("docs") / name if os.environ.get("PPO_DEMO_SCREENSHOT") == "1" else tmp_path / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
 
 
 def status(page) -> str:
@@ -69,7 +85,7 @@ def test_edit_train_stop_compare(page, tmp_path):
     page.locator("#knob-match-mode").click()  # leave the table, as a person would, so the edit is committed
     time.sleep(1.5)  # the table sends its new value to the server asynchronously
 
-    page.get_by_role("tab", name="5 · Save & load").click()
+    page.get_by_role("tab", name="6 · Save & load").click()
     assert page.locator("#download-adapter").is_disabled()  # nothing to download before training
 
     # 2. A long run: the status and the reward plot update while it trains.
@@ -80,7 +96,7 @@ def test_edit_train_stop_compare(page, tmp_path):
     page.click("#train-btn")
     wait_for(lambda: status(page).startswith(f"Step {STEPS_BEFORE_STOP}/200"), 60 + 15 * STEPS_BEFORE_STOP,
              f"step {STEPS_BEFORE_STOP} in the status line")
-    wait_for(lambda: page.locator("#reward-plot svg path").count() > 0, 30, "lines in the reward plot")
+    wait_for(lambda: page.locator("#reward-plot svg.marks path").count() > 0, 30, "lines in the reward plot")
     first = status(page)
     wait_for(lambda: status(page) != first, 30, "a second status update")
 
@@ -92,13 +108,13 @@ def test_edit_train_stop_compare(page, tmp_path):
     assert page.locator("#token-heatmap .tok").count() >= 1
     legend = page.locator("#reward-plot").inner_text()
     assert "mean reward" in legend and "task 1 (4)" in legend  # tasks are named by their answers
-    page.get_by_role("tab", name="5 · Save & load").click()
+    page.get_by_role("tab", name="6 · Save & load").click()
     adapter_button = page.locator("#download-adapter")
     wait_for(adapter_button.is_enabled, 10, "the adapter download")
     assert "Adapter" in adapter_button.inner_text()
 
     # 4. Compare base vs adapted for the edited task.
-    page.get_by_role("tab", name="4 · Compare").click()
+    page.get_by_role("tab", name="5 · Compare").click()
     page.fill("#compare-prompt textarea", NEW_PROMPT)
     page.click("#compare-btn")
     wait_for(lambda: page.input_value("#base-output textarea") and page.input_value("#adapted-output textarea"),
@@ -140,3 +156,80 @@ def test_bad_input_is_a_message_where_it_can_be_fixed(page):
     page.get_by_role("tab", name="3 · Train").click()
     for element in ("#reward-plot", "#rollouts-table", "#token-heatmap"):
         assert "Error" not in page.locator(element).inner_text(), element
+
+
+def set_number(page, knob: str, value) -> None:
+    box = page.locator(f"#knob-{knob} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def train_until_done(page, what: str) -> None:
+    page.click("#train-btn")
+    wait_for(lambda: status(page).startswith("Done"), 120 + 20 * RUN_STEPS, what)
+
+
+RUN_STEPS = int(os.environ.get("PPO_DEMO_SCREENSHOT_RUN_STEPS", "2"))
+
+
+def pick(page, dropdown: str, option: str) -> None:
+    page.locator(f"{dropdown} input").click()
+    page.get_by_role("option", name=option).click()
+
+
+def test_two_runs_overlaid_and_compare_against_a_chosen_run(page, tmp_path):
+    """Reset keeps run 1; run 2 differs in β; both are overlaid on the Runs tab and Compare uses run 1."""
+    # The page's load event writes this line first; a knob changed before it answers would be overwritten.
+    wait_for(lambda: "Train starts run 1" in page.locator("#next-press").inner_text(), 20, "the page's load event")
+    page.get_by_role("tab", name="2 · Knobs").click()
+    set_number(page, "steps", RUN_STEPS)
+    wait_for(lambda: page.locator("#next-press").inner_text().startswith("Train starts run 1: 2 steps")
+             if RUN_STEPS == 2 else page.locator("#next-press").inner_text().startswith("Train starts run 1"),
+             10, "the next-press line")
+    train_until_done(page, "run 1")
+    wait_for(lambda: f"Train continues run 1: {RUN_STEPS} more steps" in page.locator("#next-press").inner_text(),
+             10, "the next-press line after the run")
+    page.click("#reset-btn")
+    wait_for(lambda: "run 1" in status(page) and "kept" in status(page), 20, "the reset status")
+    page.get_by_role("tab", name="2 · Knobs").click()
+    set_number(page, "kl-coef", 0.5)
+    wait_for(lambda: "Train starts run 2" in page.locator("#next-press").inner_text(), 10, "the next-press line")
+    train_until_done(page, "run 2")
+
+    page.get_by_role("tab", name="4 · Runs").click()
+    wait_for(lambda: page.locator("#runs-plot svg.marks").count() > 0, 30, "the overlay plot")
+    legend = page.locator("#runs-plot").inner_text()
+    assert "run 1" in legend and "run 2 · KL coef β 0.5" in legend
+    table = page.locator("#runs-table").inner_text()
+    assert "KL coef β 0.5" in table and "start settings" in table
+    pick(page, "#runs-metric", "KL per token")  # what β acts on
+    wait_for(lambda: "KL per token" in page.locator("#runs-plot").inner_text(), 30, "the KL overlay")
+    time.sleep(1.5)
+    page.set_viewport_size({"width": 1400, "height": 1250})
+    time.sleep(1.5)
+    page.locator("#runs-plot").scroll_into_view_if_needed()
+    page.screenshot(path=str(screenshot_path("runs_en.png", tmp_path)), full_page=False)
+
+    page.get_by_role("tab", name="5 · Compare").click()
+    pick(page, "#compare-run", "run 1")
+    page.fill("#compare-prompt textarea", "What is 2+2? Reply with only the number.")
+    page.click("#compare-btn")
+    wait_for(lambda: page.input_value("#base-output textarea") and page.input_value("#adapted-output textarea"),
+             60, "both answers")
+
+    page.get_by_role("tab", name="4 · Runs").click()
+    pick(page, "#runs-pick", "run 1")
+    page.click("#runs-delete")
+    wait_for(lambda: "start settings" not in page.locator("#runs-table").inner_text(), 20, "run 1 deleted")
+
+
+def test_the_page_in_chinese_says_everything_in_chinese(page_zh, tmp_path):
+    """Labels (gr.I18n) and what the server writes (status, next press, match-mode names) follow the page."""
+    page = page_zh
+    wait_for(lambda: "基座模型" in status(page), 20, "the Chinese status line")
+    assert "训练" in page.locator("#next-press").inner_text()
+    assert page.get_by_role("tab", name="4 · 运行").count() == 1
+    assert "包含" in page.locator("#knob-match-mode").inner_text()
+    assert page.get_by_role("link", name="Runs").count() == 0  # Gradio's run-history link is gone
+    time.sleep(1.0)
+    page.screenshot(path=str(screenshot_path("page_zh.png", tmp_path)), full_page=True)

@@ -61,23 +61,43 @@ def test_unknown_quantity_is_an_error():
 # --- plots -------------------------------------------------------------------------------------
 
 def test_critic_plot_says_there_is_no_critic_instead_of_drawing_a_number():
-    from ppo_demo.ui.plots import NO_CRITIC, metric_frame
+    import json
+
+    from ppo_demo.ui.plots import NO_CRITIC, chart_frame, line_chart, plot_value
 
     nan = float("nan")
-    frame = metric_frame([{"step": 1, "value_loss": nan, "explained_variance": nan},
-                          {"step": 2, "value_loss": nan, "explained_variance": nan}], "critic")
+    history = [{"step": 1, "value_loss": nan, "explained_variance": nan},
+               {"step": 2, "value_loss": nan, "explained_variance": nan}]
+    frame = chart_frame(history, "critic")
     assert list(frame["series"]) == [NO_CRITIC] and frame["value"].isna().all()
-    with_critic = metric_frame([{"step": 1, "value_loss": 0.3, "explained_variance": 0.1}], "critic")
+    # the chart names it in the legend and draws no point (a null value; the spec stays valid JSON)
+    spec = json.loads(plot_value(line_chart(frame)).plot)
+    assert spec["encoding"]["color"]["scale"]["domain"] == [NO_CRITIC]
+    assert [r["value"] for r in spec["data"]["values"]] == [None]
+    chinese = chart_frame(history, "critic", lang="zh")
+    assert list(chinese["series"]) == ["无：没有价值网络（grpo、rloo、reinforce）"]
+    with_critic = chart_frame([{"step": 1, "value_loss": 0.3, "explained_variance": 0.1}], "critic")
     assert NO_CRITIC not in set(with_critic["series"]) and len(with_critic) == 2
 
 
 def test_kl_plot_draws_beta_over_the_steps():
-    from ppo_demo.ui.plots import metric_frame
+    from ppo_demo.ui.plots import chart_frame
 
-    frame = metric_frame([{"step": 1, "kl_mean": 0.01, "kl_sum_mean": 0.1, "kl_coef": 0.05},
-                          {"step": 2, "kl_mean": 0.02, "kl_sum_mean": 0.2, "kl_coef": 0.051}], "kl")
+    history = [{"step": 1, "kl_mean": 0.01, "kl_sum_mean": 0.1, "kl_coef": 0.05},
+               {"step": 2, "kl_mean": 0.02, "kl_sum_mean": 0.2, "kl_coef": 0.051}]
+    frame = chart_frame(history, "kl")
     beta = frame[frame["series"] == "β (KL coef)"]
     assert beta["value"].tolist() == [0.05, 0.051] and beta["step"].tolist() == [1, 2]
+    assert (chart_frame(history, "kl", lang="zh")["series"] == "β（KL 系数）").sum() == 2
+
+
+def test_the_clip_case_view_speaks_the_pages_language():
+    page = heatmap_html(record(), "clip_case", "zh")
+    legend = page[page.index("clip-legend"):]
+    assert "③ A&gt;0，ρ&gt;1+ε：被裁剪，无梯度" in legend and "坏 token 变得更可能" in legend
+    assert "clipped" not in legend and "pushed" not in legend
+    assert "这一步没有进行更新" in heatmap_html(record(ratios=(), cases=()), "clip_case", "zh")
+    assert "PPO 的 ρ_t" in heatmap_html(record(), "ppo_ratio", "zh")
 
 
 # --- CLI ---------------------------------------------------------------------------------------
@@ -101,7 +121,7 @@ def test_cli_rejects_bad_estimator_settings_in_one_line(args, message, capsys):
 def test_app_trains_grpo_with_adaptive_kl_and_shows_no_critic_and_the_clip_cases():
     from ppo_demo.ui import handlers as h
     from ppo_demo.ui.limits import limits_from_env
-    from ppo_demo.ui.plots import NO_CRITIC, all_frames
+    from ppo_demo.ui.plots import NO_CRITIC, chart_frame
     from ppo_demo.ui.session import ModelRegistry, Session
 
     limits = limits_from_env({"PPO_DEMO_MODEL": "tiny-random"})
@@ -112,9 +132,8 @@ def test_app_trains_grpo_with_adaptive_kl_and_shows_no_critic_and_the_clip_cases
         views = list(h.train(session, "tiny-random", knobs, [["Say yes.", "yes"], ["Say no.", "no"]], "contains",
                              0.002, registry=ModelRegistry(), limits=limits))
         assert views[-1].error is None and len(session.history) == 2
-        frames = all_frames(session.history)
-        assert list(frames["critic"]["series"]) == [NO_CRITIC]
-        assert (frames["kl"]["series"] == "β (KL coef)").sum() == 2
+        assert list(chart_frame(session.history, "critic")["series"]) == [NO_CRITIC]
+        assert (chart_frame(session.history, "kl")["series"] == "β (KL coef)").sum() == 2
         record = views[-1].rollouts[0]
         assert "data-case=" in heatmap_html(record, "clip_case")
     finally:

@@ -242,7 +242,7 @@ def test_a_run_over_its_budget_stops_after_the_step_keeps_its_adapter_and_says_w
     assert session.policy_state.steps_trained == 1 and len(session.history) == 1
     last = views[-1]
     assert last.finished and last.error is None
-    assert last.status.startswith("Stopped after 1 of 5 steps: this server's compute budget per Train press")
+    assert last.status.startswith("Stopped after 1 of 5 steps (run 1): this server's compute budget per Train press")
     assert warnings and "compute budget" in warnings[0]
     # Without a budget the same run goes all the way (so the check above can fail).
     unlimited = sessions("unlimited")

@@ -25,3 +25,129 @@ def test_every_knob_has_a_chinese_label_and_help():
     for f in all_knob_fields():
         label, help_text = KNOBS_ZH[f.name]
         assert label.strip() and help_text.strip() and help_text != f.metadata["help"], f.name
+
+
+# --- what the server writes: status lines, toasts, headers, legends ---------------------------
+import string  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from ppo_demo.ui.i18n import MESSAGES, knob_label, lang_of, t  # noqa: E402
+
+UNCHANGED_OK = {"eta.unknown", "header.rollout"}  # '?' and '#' read the same in both languages
+
+
+def _placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def test_every_server_message_exists_in_both_languages_with_the_same_placeholders():
+    for key, (english, chinese) in MESSAGES.items():
+        assert english.strip() and chinese.strip(), key
+        assert _placeholders(english) == _placeholders(chinese), key
+        if key not in UNCHANGED_OK:
+            assert chinese != english, f"{key} is not translated"
+
+
+def test_every_message_key_the_ui_uses_is_in_the_catalog():
+    """A t('...') with a misspelt key would raise in the middle of an event."""
+    used = set()
+    for path in Path("ppo_demo/ui").glob("*.py"):
+        used |= set(re.findall(r"""\bt\(\s*["']([a-z_]+\.[a-z_.]+)["']""", path.read_text(encoding="utf-8")))
+        used |= set(re.findall(r"""RunsError\(\s*["']([a-z_]+\.[a-z_.]+)["']""", path.read_text(encoding="utf-8")))
+    assert used, "the scan found no keys: the pattern no longer matches the code"
+    assert sorted(used - set(MESSAGES)) == []
+
+
+class FakeRequest:
+    def __init__(self, accept_language=None):
+        self.headers = {} if accept_language is None else {"accept-language": accept_language}
+
+
+def test_language_comes_from_the_browsers_accept_language():
+    assert lang_of(FakeRequest("zh-CN,zh;q=0.9,en;q=0.8")) == "zh"
+    assert lang_of(FakeRequest("en-US,en;q=0.9,zh-CN;q=0.8")) == "en"
+    assert lang_of(FakeRequest("fr-FR,fr;q=0.9,zh;q=0.7,en;q=0.5")) == "zh"  # the best one we have
+    assert lang_of(FakeRequest("de-DE")) == "en"
+    assert lang_of(FakeRequest()) == "en" and lang_of(None) == "en"
+
+
+def test_t_fills_in_values_and_falls_back_to_english():
+    assert t("error.max_tasks", "zh", limit=32) == "最多 32 个任务。"
+    assert t("error.max_tasks", "fr", limit=32) == "The limit is 32 tasks."
+    assert t("match.exact", "zh") == "完全一致"
+    assert knob_label("kl_coef") == "KL coef β" and knob_label("kl_coef", "zh") == "KL 系数 β"
+    assert knob_label("match_mode", "zh") == "匹配方式"
+
+
+def test_gradios_own_strings_missing_from_its_chinese_dictionary_are_supplied():
+    """Gradio 6.31's zh-CN lacks these: without them the page shows 'common.complete' raw."""
+    from ppo_demo.ui.i18n import I18N
+
+    for locale in ("zh-CN", "zh"):
+        translations = I18N.translations_dict[locale] if isinstance(I18N.translations_dict, dict) else \
+            I18N.translations_dict()[locale]
+        assert translations["common.complete"] == "完成"
+        assert "{position}" in translations["status.queue_position"]
+
+
+def _raised(fn) -> str:
+    try:
+        fn()
+    except ValueError as exc:
+        return str(exc)
+    raise AssertionError("expected an error")
+
+
+def test_the_engines_messages_are_translated_by_pattern():
+    from ppo_demo.config import TrainConfig
+    from ppo_demo.reward import RewardConfig, compile_expected
+    from ppo_demo.tasks import tasks_from_rows
+    from ppo_demo.ui.i18n import ENGINE_PATTERNS, engine_message
+
+    raised = [
+        _raised(lambda: TrainConfig.from_dict({"kl_estimator": "k2"})),
+        _raised(lambda: TrainConfig.from_dict({"learning_rate": 5.0})),
+        _raised(lambda: TrainConfig.from_dict({"steps": "2.5"})),
+        _raised(lambda: TrainConfig.from_dict({"kl_coef": "abc"})),
+        _raised(lambda: TrainConfig.from_dict({"dropout_in_ppo": "maybe"})),
+        _raised(lambda: TrainConfig.from_dict({"batch_size": 2, "num_minibatches": 4})),
+        _raised(lambda: TrainConfig.from_dict({"lora_targets": ""})),
+        _raised(lambda: tasks_from_rows([["", "4"]])),
+        _raised(lambda: tasks_from_rows([["What is 2+2?", ""]])),
+        _raised(lambda: tasks_from_rows([["x" * 50, "4"]], max_prompt_chars=10)),
+        _raised(lambda: tasks_from_rows([])),
+        _raised(lambda: tasks_from_rows([["a", "b"]] * 3, max_tasks=2)),
+        _raised(lambda: compile_expected("(", RewardConfig(match_mode="regex"))),
+    ]
+    for english in raised:
+        chinese = engine_message(english, "zh")
+        assert chinese != english and not re.search(r"\b(must|got|limit)\b", chinese), english
+        assert engine_message(english, "en") == english
+    assert engine_message(raised[1], "zh").startswith("学习率 必须在")  # the knob's label is translated too
+    assert "第 2 行" not in engine_message(raised[8], "zh") and "第 1 行" in engine_message(raised[8], "zh")
+    assert len(ENGINE_PATTERNS) >= 12
+    assert engine_message("Something the patterns do not know.", "zh") == "Something the patterns do not know."
+
+
+def test_the_clip_cases_in_the_catalog_are_the_engines_cases():
+    """The heatmap's English legend must say what ppo.CLIP_CASES says (one source of meaning)."""
+    from ppo_demo.ppo import CLIP_CASES
+
+    for case in CLIP_CASES:
+        assert t(f"heat.case_why.{case['code']}") == case["why"]
+        assert t(f"heat.case.{case['code']}", "zh") != t(f"heat.case.{case['code']}")
+
+
+def test_the_estimator_errors_are_translated():
+    from ppo_demo.config import TrainConfig
+    from ppo_demo.ui.i18n import engine_message
+
+    raised = [
+        _raised(lambda: TrainConfig.from_dict({"advantage_estimator": "grpo", "group_size": 1})),
+        _raised(lambda: TrainConfig.from_dict({"advantage_estimator": "rloo", "batch_size": 10, "group_size": 4})),
+        _raised(lambda: TrainConfig.from_dict({"kl_target": "0"})),
+        _raised(lambda: TrainConfig.from_dict({"kl_target": "abc"})),
+    ]
+    for english in raised:
+        chinese = engine_message(english, "zh")
+        assert chinese != english and not re.search(r"\b(must|got)\b", chinese), english

@@ -20,7 +20,7 @@ from ppo_demo.policy import save_policy_state
 from ppo_demo.ui import handlers as h
 from ppo_demo.ui.heatmap import QUANTITIES, heatmap_html
 from ppo_demo.ui.limits import Limits, LimitsError, limits_from_env
-from ppo_demo.ui.plots import all_frames, metrics_csv, rollouts_frame
+from ppo_demo.ui.plots import CHARTS, chart_frame, rollouts_frame
 from ppo_demo.ui.model_gate import MODEL_GATE
 from ppo_demo.ui.session import ModelRegistry, Session, SessionStore
 
@@ -81,7 +81,7 @@ def test_train_streams_one_update_per_step_and_history_grows(session, registry):
     assert "Done: 3 steps" in views[-1].status
     assert session.policy_state is not None and session.policy_state.steps_trained == 3
     assert len(session.last_rollouts) == 4
-    frames = all_frames(views[-1].history, views[-1].task_labels)
+    frames = {chart: chart_frame(views[-1].history, chart, views[-1].tasks_expected) for chart in CHARTS}
     assert sorted(frames["reward"]["step"].unique()) == [1, 2, 3]
     assert {"mean reward", "task 1 (yes)", "task 2 (no)"} <= set(frames["reward"]["series"])
     assert not frames["kl"].empty and len(rollouts_frame(views[-1].rollouts)) == 4
@@ -194,7 +194,7 @@ def test_export_import_adapter_round_trip(session, registry, tmp_path):
         assert sorted(zf.namelist()) == DOWNLOAD_FILES
         assert json.loads(zf.read("adapter_config.json"))["peft_type"] == "LORA"
     metrics = Path(h.export_metrics(session)).read_text()
-    assert metrics.splitlines()[0].startswith("step,") and len(metrics.splitlines()) == 4
+    assert metrics.splitlines()[0].startswith("run,") and len(metrics.splitlines()) == 4
     expected = snapshot(session)[0]
 
     other = Session("other")
@@ -488,6 +488,103 @@ def test_heatmap_colours_every_token(session, registry):
 
 
 def test_metrics_csv_has_a_row_per_step():
-    csv_text = metrics_csv([{"step": 1, "reward_mean": 0.5}, {"step": 2, "reward_mean": 0.7, "kl_mean": 0.1}])
-    lines = csv_text.strip().splitlines()
-    assert lines[0].split(",")[0] == "step" and len(lines) == 3
+    from ppo_demo.ui.runs import RunBook
+
+    book = RunBook()
+    run = book.begin({"kl_coef": 0.05}, {}, [], TINY)
+    book.record_step(run, {"step": 1, "reward_mean": 0.5}, None)
+    book.record_step(run, {"step": 2, "reward_mean": 0.7, "kl_mean": 0.1}, None)
+    lines = book.metrics_csv().strip().splitlines()
+    header = lines[0].split(",")
+    assert header[:2] == ["run", "run_number"] and "step" in header and len(lines) == 3
+
+
+# --- runs -------------------------------------------------------------------------------
+
+def test_reset_keeps_the_run_and_compare_can_use_any_kept_runs_adapter(session, registry):
+    run(session, registry, steps=2)
+    prompt = "Say yes."
+    first_base, first_adapted = h.compare(session, TINY, knobs(), prompt, registry=registry, limits=LIMITS)
+    view = h.reset(session)
+    assert "run 1" in view.status and "kept" in view.status and session.policy_state is None
+    run(session, registry, steps=2, kl_coef=0.5, seed=7)
+    assert [r.name() for r in session.runs.runs] == ["run 1", "run 2 · Seed 7, KL coef β 0.5"]
+    assert session.history[0]["step"] == 1  # run 2 started from the base model
+    # Compare against run 1 (not the current run 2): the same answers as when run 1 was current.
+    assert h.compare(session, TINY, knobs(), prompt, registry=registry, limits=LIMITS,
+                     run_number=1) == (first_base, first_adapted)
+    table = h.evaluate(session, TINY, knobs(), TASKS, "contains", 0.002, 1, registry=registry, limits=LIMITS,
+                       run_number=1, lang="zh")
+    assert list(table.columns)[:2] == ["任务", "期望答案"] and table.iloc[-1, 0] == "全部任务"
+
+
+def test_train_after_stop_continues_the_current_run_and_says_what_a_press_will_do(session, registry):
+    run(session, registry, steps=2)
+    assert h.next_press(session, 3) == "Train continues run 1: 3 more steps (steps 3–5)."
+    run(session, registry, steps=3)
+    assert len(session.runs.runs) == 1 and [m["step"] for m in session.history] == [1, 2, 3, 4, 5]
+
+
+def test_the_cap_on_kept_runs_is_a_message_before_anything_starts(registry):
+    from ppo_demo.ui.runs import RunBook
+
+    session = Session("capped", runs=RunBook(max_runs=1))
+    try:
+        run(session, registry, steps=1)
+        h.reset(session)
+        with pytest.raises(gr.Error, match="at most 1 runs"):
+            h.check_train(session, TINY, knobs(), TASKS, "contains", 0.002, limits=LIMITS)
+        h.delete_run(session, 1)
+        assert session.runs.runs == []
+        run(session, registry, steps=1)
+        assert [r.number for r in session.runs.runs] == [2]
+    finally:
+        session.close()
+
+
+def test_kl_demo_trains_three_runs_that_differ_only_in_beta(session, registry):
+    h.queue_kl_demo(session, 1)
+    views = run(session, registry, steps=1)
+    assert [r.knobs["kl_coef"] for r in session.runs.runs] == [0.0, 0.05, 0.5]
+    assert [r.name() for r in session.runs.runs][1:] == ["run 2 · KL coef β 0.05", "run 3 · KL coef β 0.5"]
+    assert len({r.knobs["seed"] for r in session.runs.runs}) == 1
+    assert all(r.steps == 1 for r in session.runs.runs) and session.runs.planned == []
+    assert views[-1].finished
+    assert h.export_runs_csv(session).endswith("metrics-all-runs.csv")
+
+
+def test_status_and_messages_follow_the_pages_language(session, registry):
+    views = list(h.train(session, TINY, knobs(steps=1), TASKS, "contains", 0.002, registry=registry,
+                         limits=LIMITS, lang="zh"))
+    assert views[-1].status.startswith("完成：1 步") and "运行 1" in views[-1].status
+    with pytest.raises(gr.Error, match="没有期望答案"):
+        h.check_train(session, TINY, knobs(), [["Say yes.", ""]], "contains", 0.002, limits=LIMITS, lang="zh")
+    with pytest.raises(gr.Error, match="学习率 必须在"):
+        h.check_train(session, TINY, knobs(learning_rate=5.0), TASKS, "contains", 0.002, limits=LIMITS, lang="zh")
+
+
+def test_registry_says_when_a_model_is_loading():
+    started, release = threading.Event(), threading.Event()
+
+    def slow_loader(name):
+        started.set()
+        release.wait(10)
+        return object()
+
+    registry = ModelRegistry(slow_loader)
+    assert registry.load_state(TINY) == ("not loaded", "")
+    thread = registry.preload(TINY)
+    started.wait(10)
+    assert registry.load_state(TINY)[0] == "loading"
+    release.set()
+    thread.join(10)
+    assert registry.load_state(TINY) == ("ready", "")
+
+
+def test_a_kept_run_drops_its_optimizer_moments_the_current_run_keeps_them(session, registry):
+    run(session, registry, steps=2)
+    assert session.policy_state.optimizer is not None  # Train after Stop continues exactly
+    h.reset(session)
+    kept = session.runs.runs[0]
+    assert kept.training_state is not None and kept.training_state.optimizer is None
+    assert kept.training_state.tensors  # the adapter stays for Compare / Evaluate

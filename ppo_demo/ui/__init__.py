@@ -3,15 +3,17 @@
 Modules, one job each:
 
 * ``limits``   deployment limits read from environment variables
-* ``session``  per-browser-session state and the shared model registry
+* ``session``  per-browser-session state and the shared model registry (and its loading state)
+* ``runs``     a session's runs side by side: names, table, combined CSV, overlays, KL demo
 * ``model_gate`` whose turn it is on the shared model (the one place a job waits for it)
 * ``jobs``     a training run in its own thread: holds the model's turn, releases the policy
                runtime, streams each step to the screen; Stop and a closed tab end it at once
 * ``errors``   the one way an engine error becomes a message in the browser
 * ``handlers`` the event functions: plain values in, plain values out (tested directly)
-* ``plots``    metrics history -> pandas frames for ``gr.LinePlot``; rollouts table
+* ``plots``    metrics history -> Vega-Lite charts for ``gr.Plot``; rollouts table
 * ``heatmap``  one rollout's tokens coloured by advantage, KL or ratio (HTML)
-* ``i18n``     English and Simplified Chinese strings
+* ``i18n``     English and Simplified Chinese: page labels (gr.I18n) and what the server writes
+               (``t(key, lang)``, the language from the request's Accept-Language)
 * ``tabs``     one builder per part of the page, filing components by name (``Components``)
 * ``layout``   ``build_demo()``: calls the builders and wires the events, nothing else
 """

@@ -19,7 +19,9 @@ from ..models import ModelLoadError
 from ..policy import AdapterError
 from ..reward import RewardError
 from ..tasks import TaskError
+from .i18n import engine_message
 from .limits import LimitsError
+from .runs import RunsError
 
 # Errors the engine raises for bad input; each message is already written for the user.
 USER_ERRORS = (ConfigError, TaskError, RewardError, LoRAError, AdapterError, ModelLoadError, LimitsError)
@@ -36,15 +38,18 @@ def unexpected_error_text(exc: BaseException) -> str:
 
 
 @contextmanager
-def user_errors(unexpected: str | None = None):
-    """Inside this block an engine error becomes a :func:`user_error` with its own message;
-    with ``unexpected`` (e.g. "Could not set up the policy"), so does any other exception."""
+def user_errors(unexpected: str | None = None, lang: str = "en"):
+    """Inside this block an engine error becomes a :func:`user_error` with its own message (in
+    ``lang`` where :func:`~ppo_demo.ui.i18n.engine_message` knows it); with ``unexpected`` (e.g.
+    "Could not set up the policy"), so does any other exception."""
     try:
         yield
     except gr.Error:
         raise
+    except RunsError as exc:
+        raise user_error(exc.message(lang)) from None
     except USER_ERRORS as exc:
-        raise user_error(str(exc)) from None
+        raise user_error(engine_message(str(exc), lang)) from None
     except Exception as exc:
         if unexpected is None:
             raise

@@ -32,6 +32,7 @@ class Limits:
     # PPO_DEMO_ALLOWED_MODELS: None = any name or path (fine locally; a Space defaults to a list).
     allowed_models: tuple[str, ...] | None = None
     queue_size: int = 32  # PPO_DEMO_QUEUE_SIZE: requests waiting for the model
+    max_runs: int = 6  # PPO_DEMO_MAX_RUNS: runs a tab keeps side by side (each holds its adapter in memory)
     start_model: str = DEFAULT_MODEL  # PPO_DEMO_MODEL: loaded at start, selected in the UI
     # PPO_DEMO_MAX_RUN_SECONDS: compute budget of one Train press; the run stops cleanly after the
     # step that reaches it. None = no budget ("0" or "none" in the variable).
@@ -98,6 +99,7 @@ _INT_VARS = {
     "max_eval_samples": "PPO_DEMO_MAX_EVAL_SAMPLES",
     "queue_size": "PPO_DEMO_QUEUE_SIZE",
     "max_upload_mb": "PPO_DEMO_MAX_UPLOAD_MB",
+    "max_runs": "PPO_DEMO_MAX_RUNS",
 }
 
 

@@ -3,7 +3,8 @@
 The base model's weights are large and read-only for LoRA, so every session shares one copy
 (loaded once by :class:`ModelRegistry`). What a session trains is a :class:`PolicyState` of CPU
 tensors; a model job puts it onto the shared model, runs, and takes it off again, during its
-turn at :data:`~ppo_demo.ui.model_gate.MODEL_GATE`.
+turn at :data:`~ppo_demo.ui.model_gate.MODEL_GATE`. A session keeps its runs side by side
+(:class:`~ppo_demo.ui.runs.RunBook`); what it trains and shows is the current run's.
 """
 
 from __future__ import annotations
@@ -12,12 +13,19 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..models import LoadedModel, ModelLoadError, load_model, resolve_model_name
 from ..policy import PolicyState
 from ..tasks import Task
+from .runs import RunBook
+
+
+def without_optimizer(state: PolicyState | None) -> PolicyState | None:
+    """A kept run can be compared but not continued, so its AdamW moments (twice the trained
+    weights: 2.2 GB per run for a full fine-tune of SmolLM2) are dropped when it stops being current."""
+    return replace(state, optimizer=None) if state is not None else None
 
 
 class ModelRegistry:
@@ -27,17 +35,39 @@ class ModelRegistry:
         self._loader = loader
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()  # one load at a time; a second caller waits for the first
+        self._loading: set[str] = set()  # names being loaded now, so the page can say so
+        self._failed: dict[str, str] = {}  # name -> why its last load failed (a later get() retries)
 
     def is_loaded(self, name: str) -> bool:
         return resolve_model_name(name) in self._models
 
+    def load_state(self, name: str) -> tuple[str, str]:
+        """("ready" | "loading" | "failed" | "not loaded", error message) for the status line:
+        a page opened during a cold start says the model is loading, not "press Train"."""
+        name = resolve_model_name(name)
+        if name in self._models:
+            return "ready", ""
+        if name in self._loading:
+            return "loading", ""
+        if name in self._failed:
+            return "failed", self._failed[name]
+        return "not loaded", ""
+
     def get(self, name: str) -> LoadedModel:
         """The loaded model, loading it on first use. Raises ModelLoadError."""
         name = resolve_model_name(name)
-        with self._lock:
-            if name not in self._models:
-                self._models[name] = self._loader(name)
-            return self._models[name]
+        self._loading.add(name)
+        try:
+            with self._lock:
+                if name not in self._models:
+                    self._models[name] = self._loader(name)
+                    self._failed.pop(name, None)
+                return self._models[name]
+        except ModelLoadError as exc:
+            self._failed[name] = str(exc)
+            raise
+        finally:
+            self._loading.discard(name)
 
     def preload(self, name: str) -> threading.Thread:
         """Start loading in the background, so the page is usable while weights load."""
@@ -53,18 +83,66 @@ class ModelRegistry:
 
 @dataclass
 class Session:
-    """Everything one browser tab owns. Reset empties it; closing the tab drops it."""
+    """Everything one browser tab owns: its runs, the one training now, its files. Reset keeps
+    the runs and makes the next Train start a new one; closing the tab drops everything."""
 
     session_id: str
-    policy_state: PolicyState | None = None  # None = the base model (no adapter yet)
-    model_name: str | None = None  # the base model the policy_state belongs to
-    history: list[dict] = field(default_factory=list)  # one metrics dict per trained step
-    last_rollouts: list = field(default_factory=list)  # RolloutRecords of the latest step
-    tasks: list[Task] = field(default_factory=list)  # the tasks of the latest run
+    runs: RunBook = field(default_factory=lambda: RunBook(keep_for_comparison=without_optimizer))
     stop_event: threading.Event = field(default_factory=threading.Event)
     job: object | None = None  # the running TrainingJob, if any
     last_active: float = field(default_factory=time.monotonic)
     _files_dir: Path | None = None
+
+    # What is trained and shown is the current run's; without one (before the first Train, after
+    # Reset) the session is the base model with nothing trained and nothing to plot.
+    @property
+    def policy_state(self) -> PolicyState | None:
+        """The current run's training state; None = the base model (no adapter yet)."""
+        return self.runs.current.training_state if self.runs.current else None
+
+    @policy_state.setter
+    def policy_state(self, state) -> None:
+        self._current_run().training_state = state
+
+    @property
+    def model_name(self) -> str | None:
+        """The base model the current run trains."""
+        return self.runs.current.model_name if self.runs.current else None
+
+    @model_name.setter
+    def model_name(self, name: str) -> None:
+        self._current_run().model_name = name
+
+    @property
+    def history(self) -> list[dict]:
+        """One metrics dict per step of the current run."""
+        return self.runs.current.history if self.runs.current else []
+
+    @history.setter
+    def history(self, history: list[dict]) -> None:
+        self._current_run().history = history
+
+    @property
+    def last_rollouts(self) -> list:
+        """The RolloutRecords of the current run's latest step."""
+        return self.runs.current.last_rollouts if self.runs.current else []
+
+    @last_rollouts.setter
+    def last_rollouts(self, rollouts: list) -> None:
+        self._current_run().last_rollouts = rollouts
+
+    @property
+    def tasks(self) -> list[Task]:
+        return self.runs.current.tasks if self.runs.current else []
+
+    @tasks.setter
+    def tasks(self, tasks: list[Task]) -> None:
+        self._current_run().tasks = list(tasks)
+
+    def _current_run(self):
+        if self.runs.current is None:
+            raise RuntimeError("no current run: RunBook.begin() starts one before anything is trained")
+        return self.runs.current
 
     @property
     def running(self) -> bool:
@@ -77,15 +155,13 @@ class Session:
         return self._files_dir
 
     def reset(self) -> None:
-        self.policy_state = None
-        self.model_name = None
-        self.history = []
-        self.last_rollouts = []
+        """Back to the base model: the current run is kept, the next Train starts a new one."""
+        self.runs.close_current()
 
     def close(self) -> None:
-        """Stop any run (its thread ends after the current step) and free the state."""
+        """Stop any run (its thread ends after the current step) and free every run's state."""
         self.stop_event.set()
-        self.reset()
+        self.runs.clear()
         if self._files_dir is not None:
             shutil.rmtree(self._files_dir, ignore_errors=True)
 
@@ -94,10 +170,11 @@ class SessionStore:
     """session_hash -> Session. Closed tabs are dropped on unload; API clients never unload,
     so sessions idle for longer than ``idle_seconds`` are dropped as well."""
 
-    def __init__(self, idle_seconds: float = 6 * 3600):
+    def __init__(self, idle_seconds: float = 6 * 3600, new_runbook=RunBook):
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self.idle_seconds = idle_seconds
+        self.new_runbook = new_runbook  # each session's RunBook (the app passes its cap and start settings)
 
     def get(self, session_id: str) -> Session:
         now = time.monotonic()
@@ -105,7 +182,7 @@ class SessionStore:
             self._drop_idle(now)
             session = self._sessions.get(session_id)
             if session is None:
-                session = self._sessions[session_id] = Session(session_id)
+                session = self._sessions[session_id] = Session(session_id, runs=self.new_runbook())
             session.last_active = now
             return session
 

@@ -16,16 +16,17 @@ from ..config import knob_fields
 from ..reward import RewardConfig
 from ..tasks import TASK_PRESETS
 from . import handlers
-from .heatmap import QUANTITIES, heatmap_html
-from .i18n import I18N, knob_key, text
+from .heatmap import heatmap_html, quantity_choices
+from .i18n import I18N, knob_key, t, text
 from .limits import Limits
-from .plots import PLOT_SERIES, ROLLOUT_HEADERS
+from .plots import CHARTS, ROLLOUT_HEADERS
+from .runs import RunBook
 
 TASK_HEADERS = ["prompt", "expected"]
 KNOB_GROUPS = ("lora", "rollout", "ppo")  # "reward" knobs sit next to the task table
 KNOB_NAMES = [f.name for f in knob_fields()]
 REWARD_NAMES = [f.name for f in knob_fields(RewardConfig)]
-PLOT_NAMES = [f"plot_{name}" for name in PLOT_SERIES]
+PLOT_NAMES = [f"plot_{name}" for name in CHARTS]
 
 
 class Components(dict):
@@ -97,8 +98,12 @@ def header(c: Components, limits: Limits, model_choices: list[str]) -> None:
         c["train_btn"] = gr.Button(text("train"), variant="primary", elem_id="train-btn", scale=1)
         c["stop_btn"] = gr.Button(text("stop"), variant="stop", elem_id="stop-btn", scale=1)
         c["reset_btn"] = gr.Button(text("reset"), variant="secondary", elem_id="reset-btn", scale=1)
-        c["status"] = gr.Textbox("Base model, no adapter yet. Press Train.", label=text("status"),
+        c["status"] = gr.Textbox(t("status.base"), label=text("status"),
                                  elem_id="status", interactive=False, scale=5, lines=1, max_lines=3)
+    # What the next Train press will do (continue which run, how many steps), always in view.
+    c["next_press"] = gr.Markdown(elem_id="next-press")
+    # Ticks while the model loads, so a page opened during a cold start says so; stops when ready.
+    c["load_timer"] = gr.Timer(1.0, active=False)
 
 
 def tasks_tab(c: Components, limits: Limits, knob_defaults: dict, start_tasks: list, start_match: str) -> None:
@@ -111,8 +116,10 @@ def tasks_tab(c: Components, limits: Limits, knob_defaults: dict, start_tasks: l
                     datatype=["str", "str"], column_count=2, interactive=True, wrap=True,
                     label=text("tasks_table"), elem_id="tasks-table", column_widths=["72%", "28%"])
                 with gr.Row():
-                    c["add_row"] = gr.Button(text("add_row"), size="sm")
-                    c["remove_row"] = gr.Button(text("remove_row"), size="sm")
+                    c["add_row"] = gr.Button(text("add_row"), size="sm", elem_id="add-row")
+                    c["remove_row"] = gr.Button(text("remove_row"), size="sm", elem_id="remove-row")
+                c["selected_row"] = gr.State(None)  # the row of the cell last clicked (Remove takes it)
+                gr.Markdown(text("remove_row_info"), elem_classes=["hint"])
                 with gr.Row():
                     c["task_preset"] = gr.Dropdown(list(TASK_PRESETS), value="english", label=text("task_preset"),
                                                    scale=2)
@@ -150,18 +157,22 @@ def knobs_tab(c: Components, limits: Limits, knob_defaults: dict) -> None:
                 {"left": "$", "right": "$", "display": False}])
 
 
+def _chart(c: Components, name: str, label_key: str) -> None:
+    c[f"plot_{name}"] = gr.Plot(label=text(label_key), elem_id=f"{name}-plot", show_label=True)
+
+
 def train_tab(c: Components) -> None:
     """3. The curves, the rollouts table and one rollout's token heatmap."""
     with gr.Tab(text("tab_train"), id="train"):
-        # No fixed height: Gradio then sizes the chart so its legend (below it) is not cut off.
-        plot_kw = dict(x="step", y="value", color="series", x_title="step", y_title=" ", color_title=" ")
+        # gr.Plot with Vega-Lite specs (see plots.line_chart): markers, whole-number steps, legends below.
         with gr.Row():
-            c["plot_reward"] = gr.LinePlot(label=text("plot_reward"), elem_id="reward-plot", **plot_kw)
-            c["plot_kl"] = gr.LinePlot(label=text("plot_kl"), elem_id="kl-plot", **plot_kw)
+            _chart(c, "reward", "plot_reward")
+            _chart(c, "success", "plot_success")
+            _chart(c, "kl", "plot_kl")
         with gr.Row():
-            c["plot_policy"] = gr.LinePlot(label=text("plot_policy"), elem_id="policy-plot", **plot_kw)
-            c["plot_critic"] = gr.LinePlot(label=text("plot_critic"), elem_id="critic-plot", **plot_kw)
-            c["plot_health"] = gr.LinePlot(label=text("plot_health"), elem_id="health-plot", **plot_kw)
+            _chart(c, "policy", "plot_policy")
+            _chart(c, "critic", "plot_critic")
+            _chart(c, "health", "plot_health")
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 c["rollouts_table"] = gr.Dataframe(
@@ -171,10 +182,35 @@ def train_tab(c: Components) -> None:
             with gr.Column(scale=2):
                 with gr.Row():
                     c["heat_index"] = gr.Slider(0, 1, value=0, step=1, label=text("heat_index"), elem_id="heat-index")
-                    c["heat_quantity"] = gr.Dropdown([(label, key) for key, label in QUANTITIES.items()],
-                                                     value="advantage", label=text("heat_quantity"),
+                    c["heat_quantity"] = gr.Dropdown(quantity_choices(), value="advantage", label=text("heat_quantity"),
                                                      elem_id="heat-quantity")
                 c["heatmap"] = gr.HTML(heatmap_html(None), label=text("heatmap"), elem_id="token-heatmap")
+
+
+def runs_tab(c: Components) -> None:
+    """4. Every kept run: a table, the runs overlaid on one metric, the CSV, delete, the KL demo."""
+    with gr.Tab(text("tab_runs"), id="runs"):
+        gr.Markdown(text("runs_note"))
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                c["runs_plot"] = gr.Plot(label=text("runs_plot"), elem_id="runs-plot", show_label=True)
+            with gr.Column(scale=1, min_width=260):
+                # A value from the start: an API client that leaves it out gets the reward, not an error.
+                c["runs_metric"] = gr.Dropdown(RunBook().metric_options(), value="reward_mean",
+                                               label=text("runs_metric"), elem_id="runs-metric")
+                c["runs_show"] = gr.CheckboxGroup([], label=text("runs_show"), elem_id="runs-show")
+                c["kl_demo"] = gr.Button(text("kl_demo"), elem_id="kl-demo", variant="primary")
+        c["runs_table"] = gr.Dataframe(pd.DataFrame(columns=[t(f"header.{h}") for h in RUNS_COLUMNS]),
+                                       label=text("runs_table"), interactive=False, wrap=True, elem_id="runs-table",
+                                       column_widths=["30%", "30%", "8%", "9%", "9%", "8%", "6%"])
+        with gr.Row():
+            c["runs_pick"] = gr.Dropdown([], label=text("runs_pick"), elem_id="runs-pick", scale=2)
+            c["runs_delete"] = gr.Button(text("runs_delete"), variant="stop", elem_id="runs-delete", scale=1)
+            c["runs_download"] = gr.DownloadButton(text("runs_download"), elem_id="runs-download", interactive=False,
+                                                   scale=1)
+
+
+RUNS_COLUMNS = ("run", "differs", "steps", "final_reward", "final_success", "final_kl", "seconds")
 
 
 def compare_tab(c: Components, limits: Limits, start_tasks: list) -> None:
@@ -186,7 +222,11 @@ def compare_tab(c: Components, limits: Limits, start_tasks: list) -> None:
             c["prompt"] = gr.Textbox(start_tasks[0][0], label=text("compare_prompt"), elem_id="compare-prompt",
                                      scale=3)
             c["compare_btn"] = gr.Button(text("compare_btn"), variant="primary", elem_id="compare-btn", scale=1)
-        gr.Markdown(text("compare_note"))
+        with gr.Row():
+            # 0 = the current run, a value from the start: an API client may leave the argument out.
+            c["compare_run"] = gr.Dropdown([(t("choice.current_run"), 0)], value=0, label=text("compare_run"),
+                                           info=text("compare_run_info"), elem_id="compare-run", scale=2)
+            gr.Markdown(text("compare_note"))
         with gr.Row():
             c["base_output"] = gr.Textbox(label=text("base_output"), elem_id="base-output", lines=4,
                                           interactive=False)
@@ -196,7 +236,7 @@ def compare_tab(c: Components, limits: Limits, start_tasks: list) -> None:
             c["samples_per_task"] = gr.Slider(1, limits.max_eval_samples, value=min(4, limits.max_eval_samples),
                                               step=1, label=text("eval_samples"), elem_id="eval-samples", scale=2)
             c["eval_btn"] = gr.Button(text("eval_btn"), elem_id="eval-btn", scale=1)
-        c["eval_table"] = gr.Dataframe(pd.DataFrame(columns=handlers.EVAL_HEADERS), label=text("eval_table"),
+        c["eval_table"] = gr.Dataframe(pd.DataFrame(columns=handlers.eval_headers()), label=text("eval_table"),
                                        interactive=False, wrap=True, elem_id="eval-table")
 
 
