@@ -70,6 +70,8 @@ def child_project(args) -> dict:
     loaded, load_s = _load(args)
     rss_loaded = peak_rss_mb()
     memory_knobs = {"gradient_checkpointing": args.gradient_checkpointing}
+    if args.no_share_prompts:  # only passed when asked: older checkouts have no such knob
+        memory_knobs["share_prompts"] = False
     if args.micro_batch_tokens is not None:
         memory_knobs["micro_batch_tokens"] = args.micro_batch_tokens
     if args.preset:
@@ -285,6 +287,9 @@ def main(argv=None) -> int:
     parser.add_argument("--code-root", default=None, help=argparse.SUPPRESS)  # the child imports ppo_demo here
     parser.add_argument("--micro-batch-tokens", type=int, default=None,
                         help="the project's token budget per forward/backward chunk (default: the config's)")
+    parser.add_argument("--no-share-prompts", action="store_true",
+                        help="the project computes every row's prompt itself (share_prompts off), to measure "
+                             "what sharing saves")
     parser.add_argument("--gradient-checkpointing", action="store_true",
                         help="the project recomputes layer activations in backward (less memory)")
     parser.add_argument("--lean", action="store_true",
