@@ -327,17 +327,7 @@ def _train_run(session: Session, run: Run, request: TrainRequest, changes: dict,
     session.stop_event.clear()
     job = TrainingJob(session, request, max_seconds=max_seconds, on_ready=start_over_task_curves)
     session.job = job.start()
-    set_up = None
-    try:
-        while set_up is None:  # the first turn sets the policy up (or finds why it cannot)
-            event = job.next_event()
-            if event is not None and event.kind == "waiting":
-                yield _view(session, waiting_status(event.ahead, 0, steps, lang), running=True)
-            elif event is not None:
-                set_up = _set_up_outcome(event, session)
-    finally:
-        if set_up is None and job.is_alive():  # our reader went away while waiting: leave the queue
-            session.stop_event.set()
+    set_up = yield from _wait_for_set_up(session, job, steps, lang)
     if set_up.kind != "ready":
         # Nothing in the run changed, so this error leaves it as it was.
         job.join()
@@ -376,19 +366,40 @@ def _train_run(session: Session, run: Run, request: TrainRequest, changes: dict,
         if job.is_alive():  # our reader went away (Gradio closed the generator): end the run
             session.stop_event.set()
     stopped = session.stop_event.is_set() and done < steps
-    if error:
-        gr.Warning(error)
-        status, outcome = t("status.error_end", lang, done=done, error=error), "error"
-    elif budget:
-        reason = t("status.budget", lang, run=name, done=done, total=steps, budget=budget)
-        gr.Warning(reason)
-        status, outcome = reason, "budget"
-    elif stopped:
-        status, outcome = t("status.stopped", lang, run=name, done=done, total=steps), "stopped"
-    else:
-        status, outcome = t("status.done", lang, run=name, done=done), "done"
+    status, outcome = _how_the_run_ended(name, done, steps, error, budget, stopped, lang)
     yield _view(session, f"{status} {idle_status(session, lang)}", finished=True, error=error)
     return outcome, job.compute_seconds
+
+
+def _wait_for_set_up(session: Session, job: TrainingJob, steps: int, lang: str):
+    """Yield "waiting" views until the job's first turn has set the policy up; return that event."""
+    set_up = None
+    try:
+        while set_up is None:  # the first turn sets the policy up (or finds why it cannot)
+            event = job.next_event()
+            if event is not None and event.kind == "waiting":
+                yield _view(session, waiting_status(event.ahead, 0, steps, lang), running=True)
+            elif event is not None:
+                set_up = _set_up_outcome(event, session)
+    finally:
+        if set_up is None and job.is_alive():  # our reader went away while waiting: leave the queue
+            session.stop_event.set()
+    return set_up
+
+
+def _how_the_run_ended(name: str, done: int, steps: int, error: str | None, budget: str | None, stopped: bool,
+                       lang: str) -> tuple[str, str]:
+    """(status line, outcome) at the end of a run; an error or a used-up budget is also a toast."""
+    if error:
+        gr.Warning(error)
+        return t("status.error_end", lang, done=done, error=error), "error"
+    if budget:
+        reason = t("status.budget", lang, run=name, done=done, total=steps, budget=budget)
+        gr.Warning(reason)
+        return reason, "budget"
+    if stopped:
+        return t("status.stopped", lang, run=name, done=done, total=steps), "stopped"
+    return t("status.done", lang, run=name, done=done), "done"
 
 
 def stop(session: Session, lang: str = "en") -> str:
