@@ -125,6 +125,9 @@ def test_edit_train_stop_compare(page, tmp_path):
     wait_for(lambda: "all tasks" in page.locator("#eval-table").inner_text(), 60, "the evaluation table")
 
     page.get_by_role("tab", name="3 · Train").click()
+    # Charts drawn while their tab was hidden are 0 px wide until the tab redraws them on show.
+    wait_for(lambda: page.evaluate("() => Number(document.querySelector('#reward-plot svg.marks')"
+                                   "?.getAttribute('width') || 0)") > 100, 20, "the reward chart drawn at full width")
     time.sleep(1.0)  # let the plots lay out after the tab switch
     target = Path("docs/screenshot.png") if os.environ.get("PPO_DEMO_SCREENSHOT") == "1" else tmp_path / "shot.png"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -197,7 +200,9 @@ def test_two_runs_overlaid_and_compare_against_a_chosen_run(page, tmp_path):
     train_until_done(page, "run 2")
 
     page.get_by_role("tab", name="4 · Runs").click()
-    wait_for(lambda: page.locator("#runs-plot svg.marks").count() > 0, 30, "the overlay plot")
+    # Drawn while its tab was hidden, the overlay is 0 px wide until the tab redraws it on show.
+    wait_for(lambda: page.evaluate("() => Number(document.querySelector('#runs-plot svg.marks')"
+                                   "?.getAttribute('width') || 0)") > 100, 30, "the overlay plot at full width")
     legend = page.locator("#runs-plot").inner_text()
     assert "run 1" in legend and "run 2 · KL coef β 0.5" in legend
     table = page.locator("#runs-table").inner_text()

@@ -15,6 +15,7 @@ them and shows their position. Stop and the light events never wait behind them.
 from __future__ import annotations
 
 import inspect
+import time
 from typing import Any
 
 import gradio as gr
@@ -125,19 +126,23 @@ def view_updates(view: handlers.TrainView, session, heat_index, heat_quantity, f
     return (view.status, *charts, rollouts_frame(view.rollouts, lang), heat, slider, *downloads)
 
 
-def train_chart(history: list[dict], chart: str, tasks_expected: list[str], lang: str):
-    """One Train-tab chart (None while there is nothing to draw: an empty plot box)."""
+def train_chart(history: list[dict], chart: str, tasks_expected: list[str], lang: str, redraw: int = 0):
+    """One Train-tab chart (None while there is nothing to draw: an empty plot box). A new
+    ``redraw`` number makes the browser draw an unchanged chart again (it skips equal values)."""
     frame = chart_frame(history, chart, tasks_expected, lang)
     if not len(frame):
         return None
-    return plot_value(line_chart(frame, share=chart == "success", lang=lang))
+    spec = line_chart(frame, share=chart == "success", lang=lang)
+    if redraw:
+        spec["usermeta"] = {**spec.get("usermeta", {}), "redraw": redraw}
+    return plot_value(spec)
 
 
 RUNS_OUTPUTS = ["runs_table", "runs_plot", "runs_show", "runs_metric", "runs_pick", "runs_download", "compare_run",
                 "next_press"]
 
 
-def runs_updates(session, steps, metric, shown, lang: str, *, all_shown: bool = False) -> tuple:
+def runs_updates(session, steps, metric, shown, lang: str, *, all_shown: bool = False, redraw: int = 0) -> tuple:
     """The Runs tab (table, overlay, pickers, CSV), Compare's run picker and the next-press line."""
     runs: RunBook = session.runs
     options = runs.run_options(lang)
@@ -150,6 +155,8 @@ def runs_updates(session, steps, metric, shown, lang: str, *, all_shown: bool = 
     table = runs.summary(lang)
     table.columns = [t(f"header.{h}", lang) for h in RUNS_COLUMNS]
     spec = runs.overlay_chart(metric, picked, lang)
+    if redraw:  # see train_chart: the browser skips an unchanged chart, even one drawn while hidden
+        spec["usermeta"] = {**spec.get("usermeta", {}), "redraw": redraw}
     plot = plot_value(spec) if spec["data"]["values"] else None
     default_run = runs.current.number if runs.current and runs.current.steps else (numbers[-1] if numbers else None)
     return (table, plot, gr.CheckboxGroup(choices=options, value=picked),
@@ -289,6 +296,17 @@ def wire_training(c: Components, limits: Limits, registry: ModelRegistry, sessio
                       c.inputs(*TRAIN_OUTPUTS, *RUNS_OUTPUTS),
                       api_name="train", generator=True, before=(lambda: gr.Tabs(selected="train"), None, c["tabs"]))
 
+    def on_show_train_tab(request: gr.Request):
+        # A chart drawn while its tab was hidden measured a width of 0 and stays blank when the tab
+        # shows again (gr.Plot does not re-measure), so the Train tab redraws its charts on show.
+        session, lang = session_of(request), lang_of(request)
+        expected = [task.expected for task in session.tasks]
+        redraw = time.monotonic_ns()
+        return [train_chart(session.history, chart, expected, lang, redraw) for chart in CHARTS]
+
+    c["tab_train"].select(on_show_train_tab, None, c.inputs(*PLOT_NAMES), api_visibility="private",
+                          show_progress="hidden", **LIGHT_JOB)
+
     def on_stop(request: gr.Request):
         return handlers.stop(session_of(request), lang=lang_of(request))
 
@@ -327,9 +345,12 @@ def wire_runs(c: Components, session_of) -> None:
     def on_view(steps, metric, shown, request: gr.Request):
         return runs_updates(session_of(request), steps, metric, shown, lang_of(request))
 
+    def on_show_tab(steps, metric, shown, request: gr.Request):  # the overlay may have been drawn while hidden
+        return runs_updates(session_of(request), steps, metric, shown, lang_of(request), redraw=time.monotonic_ns())
+
     for name in ("runs_metric", "runs_show"):
         c[name].input(on_view, c.inputs(*RUNS_INPUTS), c.inputs(*RUNS_OUTPUTS), **quiet)
-    c["tabs"].select(on_view, c.inputs(*RUNS_INPUTS), c.inputs(*RUNS_OUTPUTS), **quiet)
+    c["tabs"].select(on_show_tab, c.inputs(*RUNS_INPUTS), c.inputs(*RUNS_OUTPUTS), **quiet)
 
     def on_delete(number, steps, metric, shown, request: gr.Request):
         session, lang = session_of(request), lang_of(request)

@@ -163,7 +163,8 @@ def _chart(c: Components, name: str, label_key: str) -> None:
 
 def train_tab(c: Components) -> None:
     """3. The curves, the rollouts table and one rollout's token heatmap."""
-    with gr.Tab(text("tab_train"), id="train"):
+    with gr.Tab(text("tab_train"), id="train") as tab:
+        c["tab_train"] = tab
         # gr.Plot with Vega-Lite specs (see plots.line_chart): markers, whole-number steps, legends below.
         with gr.Row():
             _chart(c, "reward", "plot_reward")
