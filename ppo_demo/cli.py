@@ -78,6 +78,7 @@ def _add_knob_option(parser, f: dataclasses.Field, default_text: str) -> None:
     meta = f.metadata
     help_text = meta["help"] + (f" [{meta['low']}..{meta['high']}]" if meta.get("low") is not None else "")
     help_text += f" ({default_text})"
+    help_text = help_text.replace("%", "%%")  # argparse %-formats help: a knob's "20%" broke --help
     option = "--" + f.name.replace("_", "-")
     if meta.get("choices"):
         parser.add_argument(option, dest=f.name, choices=meta["choices"], help=help_text)

@@ -92,3 +92,12 @@ def test_cli_without_preset_starts_from_the_apps_knobs():
 def test_reward_flags_come_from_the_reward_knobs(capsys):
     assert main(["train", "--model", "tiny-random", "--length-penalty", "5"]) == 2
     assert "Length penalty must be between 0 and 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["export"]])
+def test_help_prints_for_every_command(command, capsys):
+    # A knob's help with a literal % ("about 20%") once made argparse's --help raise ValueError.
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out
