@@ -289,3 +289,18 @@ def test_one_step_per_model_job_call_equals_one_call_for_the_whole_run(registry)
     assert_bitwise_equal(whole.tensors, state.tensors)
     assert_bitwise_equal({f"{i}.{k}": v for i, s in whole.optimizer["state"].items() for k, v in s.items()},
                          {f"{i}.{k}": v for i, s in state.optimizer["state"].items() for k, v in s.items()})
+
+
+def test_a_used_up_budget_ends_the_whole_kl_demo_press(registry, sessions, monkeypatch):
+    monkeypatch.setattr(h.gr, "Warning", lambda *a, **k: None)
+    session = sessions("kl-demo-budget")
+    h.queue_kl_demo(session, 3)
+    views = train(session, registry, limits=replace(LIMITS, max_run_seconds=1e-6), steps=3)
+    # The first queued run used the press's budget in its first step: the other two never started.
+    assert [run.steps for run in session.runs.runs] == [1]
+    assert "compute budget" in views[-1].status and session.runs.planned == []
+    # Without a budget the same press trains all three runs.
+    unlimited = sessions("kl-demo-unlimited")
+    h.queue_kl_demo(unlimited, 3)
+    train(unlimited, registry, steps=3)
+    assert [run.steps for run in unlimited.runs.runs] == [3, 3, 3]
