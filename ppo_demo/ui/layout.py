@@ -127,23 +127,22 @@ def view_updates(view: handlers.TrainView, session, heat_index, heat_quantity, f
 
 
 def train_chart(history: list[dict], chart: str, tasks_expected: list[str], lang: str, redraw: int = 0):
-    """One Train-tab chart (None while there is nothing to draw: an empty plot box). A new
-    ``redraw`` number makes the browser draw an unchanged chart again (it skips equal values)."""
+    """One Train-tab chart (None while there is nothing to draw: an empty plot box)."""
     frame = chart_frame(history, chart, tasks_expected, lang)
     if not len(frame):
         return None
-    spec = line_chart(frame, share=chart == "success", lang=lang)
-    if redraw:
-        spec["usermeta"] = {**spec.get("usermeta", {}), "redraw": redraw}
-    return plot_value(spec)
+    return plot_value(line_chart(frame, share=chart == "success", lang=lang), redraw)
 
 
 RUNS_OUTPUTS = ["runs_table", "runs_plot", "runs_show", "runs_metric", "runs_pick", "runs_download", "compare_run",
                 "next_press"]
 
 
-def runs_updates(session, steps, metric, shown, lang: str, *, all_shown: bool = False, redraw: int = 0) -> tuple:
-    """The Runs tab (table, overlay, pickers, CSV), Compare's run picker and the next-press line."""
+def runs_updates(session, steps, metric, shown, lang: str, *, all_shown: bool = False, files: bool = True,
+                 redraw: int = 0) -> tuple:
+    """The Runs tab (table, overlay, pickers, CSV), Compare's run picker and the next-press line.
+    ``files=False`` keeps the CSV download as it is (nothing it holds changed, or a run is still
+    streaming: it is written once at the end, as the Train tab's downloads are)."""
     runs: RunBook = session.runs
     options = runs.run_options(lang)
     numbers = [number for _, number in options]
@@ -155,14 +154,12 @@ def runs_updates(session, steps, metric, shown, lang: str, *, all_shown: bool = 
     table = runs.summary(lang)
     table.columns = [t(f"header.{h}", lang) for h in RUNS_COLUMNS]
     spec = runs.overlay_chart(metric, picked, lang)
-    if redraw:  # see train_chart: the browser skips an unchanged chart, even one drawn while hidden
-        spec["usermeta"] = {**spec.get("usermeta", {}), "redraw": redraw}
-    plot = plot_value(spec) if spec["data"]["values"] else None
+    plot = plot_value(spec, redraw) if spec["data"]["values"] else None
     default_run = runs.current.number if runs.current and runs.current.steps else (numbers[-1] if numbers else None)
     return (table, plot, gr.CheckboxGroup(choices=options, value=picked),
             gr.Dropdown(choices=metric_options, value=metric),
             gr.Dropdown(choices=options, value=numbers[-1] if numbers else None),
-            _download(handlers.export_runs_csv(session, lang)),
+            _download(handlers.export_runs_csv(session, lang)) if files else gr.skip(),
             gr.Dropdown(choices=[(t("choice.current_run", lang), 0), *options], value=default_run or 0),
             handlers.next_press(session, steps, lang))
 
@@ -283,7 +280,7 @@ def wire_training(c: Components, limits: Limits, registry: ModelRegistry, sessio
             # The Runs tab follows every step (a run's curve grows beside the others), cheaply.
             yield (*view_updates(view, session, v["heat_index"], v["heat_quantity"], files=view.finished, lang=lang),
                    *runs_updates(session, v["steps"], v["runs_metric"], v["runs_show"], lang,
-                                 all_shown=view.finished))
+                                 all_shown=view.finished, files=view.finished))
 
     def on_check_train(v, request):
         lang = lang_of(request)
@@ -343,10 +340,11 @@ def wire_runs(c: Components, session_of) -> None:
     quiet = dict(api_visibility="private", **LIGHT_JOB)
 
     def on_view(steps, metric, shown, request: gr.Request):
-        return runs_updates(session_of(request), steps, metric, shown, lang_of(request))
+        return runs_updates(session_of(request), steps, metric, shown, lang_of(request), files=False)
 
     def on_show_tab(steps, metric, shown, request: gr.Request):  # the overlay may have been drawn while hidden
-        return runs_updates(session_of(request), steps, metric, shown, lang_of(request), redraw=time.monotonic_ns())
+        return runs_updates(session_of(request), steps, metric, shown, lang_of(request), files=False,
+                            redraw=time.monotonic_ns())
 
     for name in ("runs_metric", "runs_show"):
         c[name].input(on_view, c.inputs(*RUNS_INPUTS), c.inputs(*RUNS_OUTPUTS), **quiet)

@@ -165,8 +165,12 @@ def line_chart(frame: pd.DataFrame, *, styles: dict[str, int] | None = None, y_t
     }
 
 
-def plot_value(spec: dict):
-    """What a gr.Plot shows for a Vega-Lite spec (see the note above CHARTS)."""
+def plot_value(spec: dict, redraw: int = 0):
+    """What a gr.Plot shows for a Vega-Lite spec (see the note above CHARTS). A new ``redraw``
+    number makes the browser draw an unchanged chart again: it skips a value equal to the last,
+    even one drawn while its tab was hidden (0 px wide, blank)."""
     from gradio.components.plot import AltairPlotData
 
+    if redraw:
+        spec = {**spec, "usermeta": {**spec.get("usermeta", {}), "redraw": redraw}}
     return AltairPlotData(chart="line", plot=json.dumps(spec, allow_nan=False))

@@ -81,6 +81,23 @@ class ModelRegistry:
         return thread
 
 
+class _OfCurrentRun:
+    """A Session attribute that is its current run's ``attr``: ``empty()`` without a current run;
+    setting it needs one (RunBook.begin() starts one before anything is trained)."""
+
+    def __init__(self, attr: str, empty, doc: str, store=lambda value: value):
+        self.attr, self.empty, self.store, self.__doc__ = attr, empty, store, doc
+
+    def __get__(self, session, owner=None):
+        if session is None:
+            return self
+        run = session.runs.current
+        return getattr(run, self.attr) if run is not None else self.empty()
+
+    def __set__(self, session, value) -> None:
+        setattr(session._current_run(), self.attr, self.store(value))
+
+
 @dataclass
 class Session:
     """Everything one browser tab owns: its runs, the one training now, its files. Reset keeps
@@ -95,49 +112,12 @@ class Session:
 
     # What is trained and shown is the current run's; without one (before the first Train, after
     # Reset) the session is the base model with nothing trained and nothing to plot.
-    @property
-    def policy_state(self) -> PolicyState | None:
-        """The current run's training state; None = the base model (no adapter yet)."""
-        return self.runs.current.training_state if self.runs.current else None
-
-    @policy_state.setter
-    def policy_state(self, state) -> None:
-        self._current_run().training_state = state
-
-    @property
-    def model_name(self) -> str | None:
-        """The base model the current run trains."""
-        return self.runs.current.model_name if self.runs.current else None
-
-    @model_name.setter
-    def model_name(self, name: str) -> None:
-        self._current_run().model_name = name
-
-    @property
-    def history(self) -> list[dict]:
-        """One metrics dict per step of the current run."""
-        return self.runs.current.history if self.runs.current else []
-
-    @history.setter
-    def history(self, history: list[dict]) -> None:
-        self._current_run().history = history
-
-    @property
-    def last_rollouts(self) -> list:
-        """The RolloutRecords of the current run's latest step."""
-        return self.runs.current.last_rollouts if self.runs.current else []
-
-    @last_rollouts.setter
-    def last_rollouts(self, rollouts: list) -> None:
-        self._current_run().last_rollouts = rollouts
-
-    @property
-    def tasks(self) -> list[Task]:
-        return self.runs.current.tasks if self.runs.current else []
-
-    @tasks.setter
-    def tasks(self, tasks: list[Task]) -> None:
-        self._current_run().tasks = list(tasks)
+    policy_state = _OfCurrentRun("training_state", lambda: None, "the current run's training state; "
+                                 "None = the base model (no adapter yet)")
+    model_name = _OfCurrentRun("model_name", lambda: None, "the base model the current run trains")
+    history = _OfCurrentRun("history", list, "one metrics dict per step of the current run")
+    last_rollouts = _OfCurrentRun("last_rollouts", list, "the RolloutRecords of the current run's latest step")
+    tasks = _OfCurrentRun("tasks", list, "the current run's tasks", store=list)
 
     def _current_run(self):
         if self.runs.current is None:
