@@ -145,7 +145,7 @@ class ProjectStepProfiler:
     """Wall-clock per stage of ``PPOTrainer.step`` by wrapping the methods it calls.
 
     Wrappers only read the clock and call through: the trainer computes exactly what it would
-    unwrapped. ``response_logits_and_hidden`` is wrapped where the trainer module looks it up;
+    unwrapped. The scoring/update pass (``response_scores``) is wrapped where the trainer module looks it up;
     calls with gradients off are the scoring passes (policy, or reference when the adapters are
     disabled), calls with gradients on are the update's forwards.
     """
@@ -159,7 +159,9 @@ class ProjectStepProfiler:
         self.trainer = trainer
         self.current: dict[str, float] = {}
         self._module = trainer_module
-        self._orig_rlh = trainer_module.response_logits_and_hidden
+        # The pass the trainer calls: response_scores here, response_logits_and_hidden in older checkouts
+        self._pass_name = next(n for n in ("response_scores", "response_logits_and_hidden") if hasattr(trainer_module, n))
+        self._orig_rlh = getattr(trainer_module, self._pass_name)
         model = trainer.actor_critic.model
         layers = [m for _, m in lora_layers(model)]
 
@@ -185,7 +187,7 @@ class ProjectStepProfiler:
                 name = "score_ref" if layers and not layers[0].enabled else "score_policy"
             return timed(name, orig_rlh)(*a, **kw)
 
-        trainer_module.response_logits_and_hidden = rlh
+        setattr(trainer_module, self._pass_name, rlh)
         # Only the methods this checkout has (another checkout, e.g. today's main, may be timed
         # too): the trainer's own stages, and sampling on the policy runtime or the trainer.
         for owner, method, stage in self.METHOD_STAGES:
@@ -199,7 +201,7 @@ class ProjectStepProfiler:
                      ("trainer", "_metrics", "bookkeeping"), ("trainer", "_records", "bookkeeping"))
 
     def remove(self) -> None:
-        self._module.response_logits_and_hidden = self._orig_rlh
+        setattr(self._module, self._pass_name, self._orig_rlh)
         for owner, name, _ in self.METHOD_STAGES:
             target = self.trainer if owner == "trainer" else getattr(self.trainer, "runtime", None)
             if target is not None:

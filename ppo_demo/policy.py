@@ -28,7 +28,8 @@ import torch.utils.checkpoint
 
 from .lora import (LoRAError, adapters_disabled, inject_lora, load_lora_state_dict, lora_layers,
                    lora_signature, lora_state_dict, remove_lora)
-from .prefix_sharing import prompt_groups, shared_prompt_logits_and_hidden
+from .ppo import logprobs_and_entropy_from_logits, logprobs_from_logits
+from .prefix_sharing import can_pack, packed_response_hidden, prompt_groups, shared_prompt_logits_and_hidden
 from .rollout import (DEFAULT_SYSTEM_PROMPT, RolloutBatch, chat_prompt_ids, eos_token_ids, has_plain_lm_head,
                       sample_and_score, sample_responses)
 
@@ -76,6 +77,43 @@ def response_logits_and_hidden(model, batch: RolloutBatch, temperature: float,
         hidden = trunk_out.last_hidden_state[:, P - 1:-1].contiguous()  # (B, T, H)
         logits = model.get_output_embeddings()(hidden)  # (B, T, V): response positions only
     return logits.float() / temperature, hidden
+
+
+@dataclass
+class ResponseScores:
+    """What a scoring or update pass yields for each response token, (B, T) or (B, T, H)."""
+
+    logprobs: torch.Tensor  # (B, T) log softmax(logits / temperature)[y_t]
+    entropy: torch.Tensor | None  # (B, T) entropy of that distribution, when asked for
+    hidden: torch.Tensor  # (B, T, H) last hidden state at the position predicting y_t (the critic's input)
+
+
+def response_scores(model, batch: RolloutBatch, temperature: float, *, share_prompts: bool = False,
+                    entropy: bool = False, entropy_grad: bool = True) -> ResponseScores:
+    """Log-probs (and entropy) of each response token under ``model`` at ``temperature``, with
+    the hidden states the critic reads. Callers mask past EOS; the packed pass leaves 0 there.
+
+    ``share_prompts`` (no dropout, no checkpointing: see :func:`response_logits_and_hidden`):
+    each distinct prompt runs once, and where the model allows it
+    (:func:`ppo_demo.prefix_sharing.can_pack`) the responses run packed, real tokens only, so
+    neither the trunk nor the LM head and its log-softmax over the vocabulary spends anything
+    on padding past EOS. Same numbers up to float rounding, gradients included."""
+    if share_prompts and can_pack(model):
+        hidden, rows, cols = packed_response_hidden(model, batch)  # (N, H), (N,), (N,)
+        logits = model.get_output_embeddings()(hidden).float() / temperature  # (N, V)
+        tokens = batch.response_ids[rows, cols]
+        logprobs, ent = (logprobs_and_entropy_from_logits(logits, tokens, entropy_grad) if entropy
+                         else (logprobs_from_logits(logits, tokens), None))
+        B, T = batch.response_mask.shape
+
+        def unpack(x):  # (N, ...) -> (B, T, ...), 0 at padding; differentiable
+            return x.new_zeros(B, T, *x.shape[1:]).index_put((rows, cols), x)
+        return ResponseScores(unpack(logprobs), unpack(ent) if ent is not None else None, unpack(hidden))
+    logits, hidden = response_logits_and_hidden(model, batch, temperature, share_prompts=share_prompts)
+    if entropy:
+        logprobs, ent = logprobs_and_entropy_from_logits(logits, batch.response_ids, entropy_grad)
+        return ResponseScores(logprobs, ent, hidden)
+    return ResponseScores(logprobs_from_logits(logits, batch.response_ids), None, hidden)
 
 
 def decoder_layers(model) -> list[torch.nn.Module]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from .rollout import RolloutBatch, distinct_rows
+from .rollout import RolloutBatch, distinct_rows, has_plain_lm_head
 
 
 def prompt_groups(batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -73,3 +73,103 @@ def rows_grouped_by_prompt(batch: RolloutBatch, rows: torch.Tensor) -> torch.Ten
     _, index = distinct_rows(key.tolist())
     order = sorted(range(len(index)), key=lambda i: index[i])  # by first appearance of the prompt
     return rows[torch.tensor(order, dtype=torch.long, device=rows.device)]
+
+
+# --- packed pass: one sequence, each token once -----------------------------------------------
+# The shared pass above still runs the responses as a (B, T) rectangle: at natural length
+# (answers ending anywhere between 2 and 48 tokens) most of it is padding past EOS, computed
+# through every layer and the LM head for nothing; and every distinct prompt repeats the chat
+# template's system turn. The packed pass lays out one sequence (1, N) holding each token once:
+#
+#     [ common prefix | prompt 0's rest | prompt 1's rest | ... | row 0's answer | row 1's ... ]
+#       (the system       each distinct prompt after        each row's real response tokens
+#        turn, shared)    the common prefix                 (not its last: it predicts nothing)
+#
+# and a block mask lets a token attend exactly the keys it has in its own padded row: the common
+# prefix, its prompt's rest, its own earlier answer tokens, at the same positions. So the numbers
+# are the same up to float rounding, and gradients reaching a shared token are summed over every
+# row that attends to it, as in the unshared pass.
+
+def can_pack(model) -> bool:
+    """Whether the packed pass applies: a plain LM head, an attention implementation that takes
+    a custom 4-D mask (sdpa, eager; not flash-attention-2), and no sliding-window layers (the
+    block mask would not apply the window)."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    if getattr(config, "_attn_implementation", None) not in ("sdpa", "eager"):
+        return False
+    layer_types = getattr(config, "layer_types", None) or []
+    if any(kind != "full_attention" for kind in layer_types):
+        return False
+    if getattr(config, "use_sliding_window", False) and getattr(config, "sliding_window", None):
+        return False
+    return has_plain_lm_head(model)
+
+
+def common_prefix_length(sequences: list[list[int]]) -> int:
+    """Length of the longest prefix every sequence starts with: ``[[1, 2, 3], [1, 2, 4]] -> 2``."""
+    shortest = min(len(s) for s in sequences)
+    for i in range(shortest):
+        if any(s[i] != sequences[0][i] for s in sequences[1:]):
+            return i
+    return shortest
+
+
+def packed_block_mask(prompt_of: torch.Tensor, row_of: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """The attention mask (1, 1, N, N) of a packed sequence, True where attending is allowed.
+
+    Per packed token (N,) each: ``prompt_of`` its distinct prompt (-1: the common prefix),
+    ``row_of`` its response row (-1: a prompt token), ``positions`` its position id. Query i
+    may attend key j iff j is in i's lineage (the common prefix; i's prompt; i's own response)
+    and not later (position j <= position i)."""
+    same_prompt = (prompt_of.unsqueeze(0) == -1) | (prompt_of.unsqueeze(0) == prompt_of.unsqueeze(1))  # (N, N)
+    same_row = (row_of.unsqueeze(0) == -1) | (row_of.unsqueeze(0) == row_of.unsqueeze(1))
+    return (same_prompt & same_row & (positions.unsqueeze(0) <= positions.unsqueeze(1)))[None, None]
+
+
+def packed_response_hidden(model, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The last hidden state at the position predicting each REAL response token, from one
+    packed pass (see above): (N, H) in row-major order of the response mask, with those
+    tokens' rows and columns (N,) each. Nothing is computed for padding, a shared prompt runs
+    once, and the prefix common to all prompts (the system turn) runs once."""
+    P = batch.prompt_len
+    B, T = batch.response_mask.shape
+    device = batch.input_ids.device
+    groups = prompt_groups(batch)
+    firsts, row_prompt = groups if groups is not None else (torch.arange(B, device=device),) * 2
+    prompt_real = batch.attention_mask[firsts, :P].bool()  # (U, P)
+    prompts = [ids[real].tolist() for ids, real in zip(batch.input_ids[firsts, :P], prompt_real)]
+    shared = common_prefix_length(prompts)
+    # The packed layout, part by part: ids, position ids, owning prompt, owning row.
+    ids, positions, prompt_of, row_of = [prompts[0][:shared]], [list(range(shared))], [[-1] * shared], [[-1] * shared]
+    prompt_end = []  # packed index of each prompt's last token (it predicts the first answer token)
+    length = shared
+    for u, prompt in enumerate(prompts):
+        rest = prompt[shared:]
+        ids.append(rest)
+        positions.append(list(range(shared, len(prompt))))
+        prompt_of.append([u] * len(rest))
+        row_of.append([-1] * len(rest))
+        length += len(rest)
+        prompt_end.append(length - 1)
+    real = batch.response_mask.bool()  # (B, T)
+    rows, cols = real.nonzero(as_tuple=True)  # (N,) the tokens to predict
+    is_input = torch.cat([real[:, 1:], real.new_zeros(B, 1)], dim=1)  # token t is an input iff t+1 is real
+    in_rows, in_cols = is_input.nonzero(as_tuple=True)
+    to_tensor = lambda parts: torch.tensor([x for part in parts for x in part], dtype=torch.long, device=device)  # noqa: E731
+    ids = torch.cat([to_tensor(ids), batch.input_ids[in_rows, P + in_cols]])
+    positions = torch.cat([to_tensor(positions), batch.position_ids[in_rows, P + in_cols]])
+    prompt_of = torch.cat([to_tensor(prompt_of), row_prompt[in_rows]])
+    row_of = torch.cat([to_tensor(row_of), in_rows])
+    mask = packed_block_mask(prompt_of, row_of, positions)
+    if model.config._attn_implementation == "eager":  # eager attention adds the mask to its scores
+        dtype = model.get_output_embeddings().weight.dtype
+        mask = torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill_(~mask, torch.finfo(dtype).min)
+    out = model.get_decoder()(input_ids=ids.unsqueeze(0), position_ids=positions.unsqueeze(0), attention_mask=mask,
+                              use_cache=False)
+    hidden = out.last_hidden_state[0]  # (length + N_in, H)
+    # Row b's token t is predicted by its prompt's last token (t = 0), else by its own token t-1.
+    input_index = torch.full((B, T), -1, dtype=torch.long, device=device)
+    input_index[in_rows, in_cols] = length + torch.arange(len(in_rows), device=device)
+    prompt_end = torch.tensor(prompt_end, dtype=torch.long, device=device)
+    source = torch.where(cols == 0, prompt_end[row_prompt[rows]], input_index[rows, (cols - 1).clamp_min(0)])
+    return hidden[source], rows, cols

@@ -36,7 +36,7 @@ from . import ppo
 from .config import TrainConfig
 from .models import LoadedModel
 from .policy import (PolicyRuntime, PolicyState, autocast_context, layer_checkpointing, load_optimizer_state,
-                     optimizer_state_on_cpu, response_logits_and_hidden)
+                     optimizer_state_on_cpu, response_scores)
 from .prefix_sharing import rows_grouped_by_prompt
 from .reward import RewardConfig, compile_expected, is_hit, rule_reward
 from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch
@@ -277,18 +277,15 @@ class PPOTrainer:
                 old_logprobs, old_values = (torch.zeros(size, T, device=self.device) for _ in range(2))
                 for rows, mb in chunks:
                     t = mb.response_mask.shape[1]
-                    logits, hidden = response_logits_and_hidden(self.actor_critic.model, mb, cfg.temperature,
-                                                                share_prompts=cfg.share_prompts)
-                    old_logprobs[rows, :t] = ppo.logprobs_from_logits(logits, mb.response_ids) * mb.response_mask
-                    old_values[rows, :t] = self.actor_critic.values(hidden) * mb.response_mask
-                    del logits, hidden
+                    policy = response_scores(self.actor_critic.model, mb, cfg.temperature,
+                                             share_prompts=cfg.share_prompts)
+                    old_logprobs[rows, :t] = policy.logprobs * mb.response_mask
+                    old_values[rows, :t] = self.actor_critic.values(policy.hidden) * mb.response_mask
             with self.runtime.reference() as ref_model:  # adapters switched off once for all chunks
                 for rows, mb in chunks:
                     t = mb.response_mask.shape[1]
-                    ref_logits, _ = response_logits_and_hidden(ref_model, mb, cfg.temperature,
-                                                               share_prompts=cfg.share_prompts)
-                    ref_logprobs[rows, :t] = ppo.logprobs_from_logits(ref_logits, mb.response_ids) * mb.response_mask
-                    del ref_logits
+                    ref = response_scores(ref_model, mb, cfg.temperature, share_prompts=cfg.share_prompts)
+                    ref_logprobs[rows, :t] = ref.logprobs * mb.response_mask
         return old_logprobs, old_values, ref_logprobs
 
     def _advantages(self, rewards: torch.Tensor, values: torch.Tensor,
@@ -373,10 +370,9 @@ class PPOTrainer:
             mask = mb.response_mask
             weight = mask.sum() / total_tokens
             with autocast_context(self.device):
-                logits, hidden = response_logits_and_hidden(self.actor_critic.model, mb.batch, cfg.temperature,
-                                                            share_prompts=share)
-                logprobs, entropy = ppo.logprobs_and_entropy_from_logits(
-                    logits, mb.batch.response_ids, entropy_grad=cfg.ent_coef > 0)  # (b, t) each
+                scores = response_scores(self.actor_critic.model, mb.batch, cfg.temperature, share_prompts=share,
+                                         entropy=True, entropy_grad=cfg.ent_coef > 0)
+                logprobs, entropy, hidden = scores.logprobs, scores.entropy, scores.hidden  # (b, t), (b, t), (b, t, H)
                 policy_loss, pstats = ppo.ppo_policy_loss(logprobs, mb.old_logprobs, mb.train_advantages, mask,
                                                           cfg.clip_eps)
                 entropy_mean = ppo.masked_mean(entropy, mask)
@@ -396,7 +392,7 @@ class PPOTrainer:
                 return None
             self.scaler.scale(loss * weight).backward()
             ratios[chunk, :mask.shape[1]] = torch.exp(logprobs.detach() - mb.old_logprobs) * mask
-            del logits, hidden, logprobs, entropy
+            del scores, hidden, logprobs, entropy
             for key, value in dict(loss=loss, **terms).items():
                 sums[key] = sums.get(key, 0.0) + value.detach() * weight
         return sums

@@ -106,22 +106,27 @@ def test_micro_batch_knob_is_validated():
         TrainConfig(micro_batch_tokens=-1).validate()
 
 
+@pytest.mark.parametrize("packed", [True, False])  # real tokens only / the (B, T) response rectangle
 @pytest.mark.parametrize("budget", [0, 250])  # whole mini-batches; chunks of two rows (byte-level prompts are ~110 tokens)
-def test_shared_prompts_give_the_same_update(budget, monkeypatch):
+def test_shared_prompts_give_the_same_update(budget, packed, monkeypatch):
     """Each distinct prompt computed once per pass (reference scoring and every update forward,
-    gradients flowing through the shared prefix): the same losses and trained weights as every
-    row running its own prompt."""
+    gradients flowing through the shared prefix), the responses packed without their padding
+    or as a padded rectangle (models that cannot take a block mask): the same losses and
+    trained weights as every row running its own prompt."""
     from ppo_demo import policy
 
     unshared = run_two_steps(share_prompts=False, micro_batch_tokens=budget)
     calls = {True: 0, False: 0}  # by torch.is_grad_enabled(): update forwards / scoring passes
-    original = policy.shared_prompt_logits_and_hidden
+    name = "packed_response_hidden" if packed else "shared_prompt_logits_and_hidden"
+    original = getattr(policy, name)
 
     def counting(*args, **kwargs):
         calls[torch.is_grad_enabled()] += 1
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(policy, "shared_prompt_logits_and_hidden", counting)
+    monkeypatch.setattr(policy, name, counting)
+    if not packed:
+        monkeypatch.setattr(policy, "can_pack", lambda model: False)
     shared = run_two_steps(share_prompts=True, micro_batch_tokens=budget)
-    assert calls[True] > 0 and calls[False] > 0  # guard: the shared path really ran, both ways
+    assert calls[True] > 0 and calls[False] > 0  # guard: the path under test really ran, both ways
     assert_same_run(unshared, shared)

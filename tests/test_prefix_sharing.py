@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from ppo_demo.lora import inject_lora, lora_layers
-from ppo_demo.policy import ActorCritic, response_logits_and_hidden
+from ppo_demo.policy import ActorCritic, response_logits_and_hidden, response_scores
 from ppo_demo.ppo import logprobs_and_entropy_from_logits, masked_mean
-from ppo_demo.prefix_sharing import prompt_groups, rows_grouped_by_prompt, shared_prompt_logits_and_hidden
+from ppo_demo.prefix_sharing import (can_pack, common_prefix_length, packed_block_mask, packed_response_hidden, prompt_groups,
+                                    rows_grouped_by_prompt, shared_prompt_logits_and_hidden)
 from ppo_demo.rollout import RolloutBatch, chat_prompt_ids, eos_token_ids, sample_responses
 from varied_lengths import tiny_with_varied_lengths
 
@@ -97,3 +98,116 @@ def test_the_prompt_part_runs_each_distinct_prompt_once():
         handle.remove()
     P, T = batch.prompt_len, batch.response_mask.shape[1]
     assert rows == [(3, P), (6, T)]
+
+
+# --- packed responses: real tokens only -------------------------------------------------------
+
+def _scores_and_grads(actor, batch, share):
+    params = actor.trainable_parameters()
+    actor.zero_grad(set_to_none=True)
+    scores = response_scores(actor.model, batch, 0.7, share_prompts=share, entropy=True)
+    mask = batch.response_mask
+    values = actor.values(scores.hidden)
+    weights = torch.linspace(-1.0, 2.0, mask.numel()).view_as(mask)  # distinct per token: a sum would hide swaps
+    loss = (masked_mean(scores.logprobs * weights, mask) + 0.5 * masked_mean((values - weights) ** 2, mask)
+            + 0.1 * masked_mean(scores.entropy, mask))
+    loss.backward()
+    return ([(scores.logprobs * mask).detach(), (values * mask).detach(), (scores.entropy * mask).detach(),
+             loss.detach()], [p.grad.clone() for p in params])
+
+
+@pytest.mark.parametrize("repeated_prompts", [True, False])
+def test_packed_responses_give_the_same_logprobs_values_entropy_losses_and_lora_gradients(repeated_prompts):
+    actor, batch = _setup()
+    if not repeated_prompts:  # one answer per prompt: nothing shared, the packing alone
+        batch = batch.rows(torch.tensor([0, 1, 3]))
+    assert can_pack(actor.model)  # guard: the packed path is the one under test
+    plain, plain_grads = _scores_and_grads(actor, batch, share=False)
+    packed, packed_grads = _scores_and_grads(actor, batch, share=True)
+    for name, a, b in zip(("logprobs", "values", "entropy", "loss"), plain, packed):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=name)
+    assert any(g.abs().sum() > 0 for g in plain_grads)
+    for g_plain, g_packed in zip(plain_grads, packed_grads):
+        torch.testing.assert_close(g_packed, g_plain, rtol=1e-4, atol=1e-6)
+
+
+def test_the_packed_pass_runs_every_token_once_and_no_padding():
+    actor, batch = _setup()
+    shapes = []
+    trunk = actor.model.get_decoder()
+    handle = trunk.register_forward_pre_hook(lambda m, a, kw: shapes.append(tuple(kw["input_ids"].shape)),
+                                             with_kwargs=True)
+    try:
+        with torch.no_grad():
+            hidden, rows, cols = packed_response_hidden(actor.model, batch)
+    finally:
+        handle.remove()
+    P = batch.prompt_len
+    prompts = {tuple(ids[real.bool()].tolist()) for ids, real in zip(batch.input_ids[:, :P], batch.attention_mask[:, :P])}
+    assert len(prompts) == 3  # six rows, three distinct prompts
+    shared = common_prefix_length(sorted(prompts))
+    assert shared > 5  # the chat template's system turn
+    prompt_tokens = shared + sum(len(p) - shared for p in prompts)
+    lengths = batch.response_lengths.tolist()  # e.g. [6, 3, 1, 5, 6, 4]: T = 6, so 36 cells hold 25 tokens
+    answer_inputs = sum(n - 1 for n in lengths)  # each answer's last token predicts nothing
+    assert shapes == [(1, prompt_tokens + answer_inputs)]
+    assert hidden.shape[0] == len(rows) == sum(lengths)
+    assert sum(lengths) < batch.response_mask.numel()  # guard: there was padding to skip
+
+
+def test_one_token_answers_need_no_response_pass():
+    actor, batch = _setup()
+    one = batch.trimmed()
+    one = type(one)(one.input_ids[:, :one.prompt_len + 1], one.attention_mask[:, :one.prompt_len + 1], one.prompt_len,
+                    one.response_mask[:, :1], one.ended_with_eos)
+    plain, _ = _scores_and_grads(actor, one, share=False)
+    packed, _ = _scores_and_grads(actor, one, share=True)
+    for a, b in zip(plain, packed):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_common_prefix_length():
+    assert common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2, 3, 5]]) == 2
+    assert common_prefix_length([[1, 2, 3]]) == 3
+    assert common_prefix_length([[7, 2], [1, 2]]) == 0
+    assert common_prefix_length([[1, 2], [1, 2, 3]]) == 2
+
+
+def test_block_mask_by_hand():
+    # Packed: common prefix [c0 c1] | prompt 0's rest [a] | prompt 1's rest [b0 b1] | row 0 (prompt 1)
+    # answer inputs [r0 r1] | row 1 (prompt 0) answer input [s0].
+    prompt_of = torch.tensor([-1, -1, 0, 1, 1, 1, 1, 0])
+    row_of = torch.tensor([-1, -1, -1, -1, -1, 0, 0, 1])
+    positions = torch.tensor([0, 1, 2, 2, 3, 4, 5, 3])
+    allowed = packed_block_mask(prompt_of, row_of, positions)
+    assert allowed.shape == (1, 1, 8, 8)
+    #                               c0 c1  a b0 b1 r0 r1 s0
+    assert allowed[0, 0].int().tolist() == [[1, 0, 0, 0, 0, 0, 0, 0],   # c0
+                                            [1, 1, 0, 0, 0, 0, 0, 0],   # c1
+                                            [1, 1, 1, 0, 0, 0, 0, 0],   # a
+                                            [1, 1, 0, 1, 0, 0, 0, 0],   # b0: not a (another prompt, same position)
+                                            [1, 1, 0, 1, 1, 0, 0, 0],   # b1
+                                            [1, 1, 0, 1, 1, 1, 0, 0],   # r0
+                                            [1, 1, 0, 1, 1, 1, 1, 0],   # r1
+                                            [1, 1, 1, 0, 0, 0, 0, 1]]   # s0: its prompt (a), not b or row 0
+
+
+def test_models_that_cannot_take_a_block_mask_are_not_packed():
+    actor, _ = _setup()
+    config = actor.model.config
+    saved = config._attn_implementation
+    try:
+        config._attn_implementation = "flash_attention_2"
+        assert not can_pack(actor.model)
+    finally:
+        config._attn_implementation = saved
+    had, saved_types = hasattr(config, "layer_types"), getattr(config, "layer_types", None)
+    config.layer_types = ["full_attention", "sliding_attention"]
+    try:
+        assert not can_pack(actor.model)
+    finally:
+        if had:
+            config.layer_types = saved_types
+        else:
+            del config.layer_types
+    assert can_pack(actor.model)
