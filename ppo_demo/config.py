@@ -121,7 +121,8 @@ class TrainConfig:
                                       "emits EOS", low=0.0, high=100.0, group="reward",
                                       label="Missing-EOS penalty")
     micro_batch_tokens: int = knob(512, "memory budget: forward/backward passes are split into "
-                                   "chunks of about this many tokens (prompt + response) and the "
+                                   "chunks of about this many computed tokens (prompt + response; "
+                                   "shared prompts and packed answers count once) and the "
                                    "gradients summed, token-weighted, so the update is the same; "
                                    "0 = a whole mini-batch at once", low=0, high=1_000_000,
                                    label="Micro-batch tokens")
@@ -130,7 +131,8 @@ class TrainConfig:
                                         "about a third more update time, same gradients",
                                         label="Gradient checkpointing")
     share_prompts: bool = knob(True, "compute each distinct prompt once per pass (scoring and update) "
-                               "and let every answer to it reuse its keys and values; the same numbers "
+                               "and let every answer to it reuse its keys and values, and pack the "
+                               "answers without their padding past EOS; the same numbers "
                                "up to float rounding, gradients included. Not used with gradient "
                                "checkpointing or dropout in PPO updates", label="Share prompts")
     max_bad_updates: int = knob(3, "stop the run after this many non-finite losses in a row",

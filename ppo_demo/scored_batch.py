@@ -57,9 +57,30 @@ class ScoredBatch:
                            **{name: getattr(self, name)[:, :t] for name in self._PER_TOKEN})
 
 
-def micro_batch_rows(batch: RolloutBatch, rows: torch.Tensor, token_budget: int) -> list[torch.Tensor]:
-    """Split ``rows`` into chunks of about ``token_budget`` tokens each (at least one row), the
-    width being that of ``rows`` trimmed to its longest prompt and response; 0 = one chunk."""
-    width = batch.rows(rows).trimmed().input_ids.shape[1]
-    per_chunk = len(rows) if token_budget <= 0 else max(1, token_budget // width)
-    return list(torch.split(rows, per_chunk))
+def micro_batch_rows(batch: RolloutBatch, rows: torch.Tensor, token_budget: int,
+                     packed: bool = False) -> list[torch.Tensor]:
+    """Split ``rows`` into chunks of about ``token_budget`` tokens each (at least one row); 0 =
+    one chunk. A chunk's tokens are what its pass computes: padded, rows x the width of ``rows``
+    trimmed to its longest prompt and response; ``packed`` (see
+    :func:`ppo_demo.prefix_sharing.packed_response_hidden`), each distinct prompt's real tokens
+    once plus each answer's real tokens but its last, consecutive rows greedily."""
+    if token_budget <= 0:
+        return [rows]
+    if not packed:
+        width = batch.rows(rows).trimmed().input_ids.shape[1]
+        return list(torch.split(rows, max(1, token_budget // width)))
+    P = batch.prompt_len
+    chunks, current, seen, tokens = [], [], set(), 0
+    for row in rows.tolist():
+        prompt = tuple(batch.input_ids[row, :P][batch.attention_mask[row, :P].bool()].tolist())
+        answer_inputs = max(int(batch.response_mask[row].sum()) - 1, 0)
+        cost = answer_inputs + (0 if prompt in seen else len(prompt))
+        if current and tokens + cost > token_budget:  # start a new chunk: its prompt is not computed yet
+            chunks.append(current)
+            current, seen, tokens = [], set(), 0
+            cost = answer_inputs + len(prompt)
+        current.append(row)
+        seen.add(prompt)
+        tokens += cost
+    chunks.append(current)
+    return [torch.tensor(chunk, dtype=rows.dtype, device=rows.device) for chunk in chunks]

@@ -37,7 +37,7 @@ from .config import TrainConfig
 from .models import LoadedModel
 from .policy import (PolicyRuntime, PolicyState, autocast_context, layer_checkpointing, load_optimizer_state,
                      optimizer_state_on_cpu, response_scores)
-from .prefix_sharing import rows_grouped_by_prompt
+from .prefix_sharing import can_pack, rows_grouped_by_prompt
 from .reward import RewardConfig, compile_expected, is_hit, rule_reward
 from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch
 from .scored_batch import ScoredBatch, micro_batch_rows
@@ -267,7 +267,9 @@ class PPOTrainer:
         all_rows = torch.arange(size, device=self.device)
         if cfg.share_prompts:  # answers to one prompt in one chunk, so they can share it
             all_rows = rows_grouped_by_prompt(batch, all_rows)
-        chunks = [(rows, batch.rows(rows).trimmed()) for rows in micro_batch_rows(batch, all_rows, cfg.micro_batch_tokens)]
+        packed = cfg.share_prompts and can_pack(self.actor_critic.model)
+        chunks = [(rows, batch.rows(rows).trimmed())
+                  for rows in micro_batch_rows(batch, all_rows, cfg.micro_batch_tokens, packed=packed)]
         ref_logprobs = torch.zeros(size, T, device=self.device)
         self.actor_critic.eval()
         with autocast_context(self.device):
@@ -365,7 +367,8 @@ class PPOTrainer:
         share = self._share_prompts_in_update
         if share:  # answers to one prompt in one chunk (the sum over rows does not depend on order)
             rows = rows_grouped_by_prompt(scored.batch, rows)
-        for chunk in micro_batch_rows(scored.batch, rows, cfg.micro_batch_tokens):
+        packed = share and can_pack(self.actor_critic.model)
+        for chunk in micro_batch_rows(scored.batch, rows, cfg.micro_batch_tokens, packed=packed):
             mb = scored.rows(chunk).trimmed()  # (b, t), t <= T: columns past every row's EOS dropped
             mask = mb.response_mask
             weight = mask.sum() / total_tokens

@@ -47,3 +47,15 @@ def test_micro_batch_rows_split_by_the_token_budget():
     # trimmed width is 2 prompt + 2 response = 4 tokens a row: a budget of 8 fits two rows
     assert [c.tolist() for c in micro_batch_rows(batch, rows, 8)] == [[0, 1], [2]]
     assert [c.tolist() for c in micro_batch_rows(batch, rows, 1)] == [[0], [1], [2]]
+
+
+def test_packed_micro_batches_count_the_tokens_a_packed_pass_computes():
+    batch = _scored().batch  # prompts: [5 6] (rows 0, 1) and [6] (row 2); answers of 1, 2, 2 tokens
+    rows = torch.arange(3)
+    # packed cost: row 0 = 2 prompt + 0 answer inputs, row 1 = 0 (same prompt) + 1, row 2 = 1 + 1
+    assert [c.tolist() for c in micro_batch_rows(batch, rows, 4, packed=True)] == [[0, 1], [2]]
+    assert [c.tolist() for c in micro_batch_rows(batch, rows, 5, packed=True)] == [[0, 1, 2]]
+    # a new chunk pays for its prompt again: row 1 alone costs 2 + 1
+    assert [c.tolist() for c in micro_batch_rows(batch, torch.tensor([0, 2, 1]), 4, packed=True)] == [[0, 2], [1]]
+    assert [c.tolist() for c in micro_batch_rows(batch, rows, 1, packed=True)] == [[0], [1], [2]]
+    assert [c.tolist() for c in micro_batch_rows(batch, rows, 0, packed=True)] == [[0, 1, 2]]
