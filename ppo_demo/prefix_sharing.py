@@ -150,7 +150,7 @@ def packed_response_hidden(model, batch: RolloutBatch) -> tuple[torch.Tensor, to
         prompt_of.append([u] * len(rest))
         row_of.append([-1] * len(rest))
         length += len(rest)
-        prompt_end.append(length - 1)
+        prompt_end.append(length - 1 if rest else shared - 1)  # a prompt may be the common prefix itself
     real = batch.response_mask.bool()  # (B, T)
     rows, cols = real.nonzero(as_tuple=True)  # (N,) the tokens to predict
     is_input = torch.cat([real[:, 1:], real.new_zeros(B, 1)], dim=1)  # token t is an input iff t+1 is real

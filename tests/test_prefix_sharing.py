@@ -166,6 +166,24 @@ def test_one_token_answers_need_no_response_pass():
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
 
 
+def test_a_prompt_that_is_the_common_prefix_of_the_others():
+    """Prompt 1 is prompt 0 cut short, and comes second: it has no tokens of its own past the
+    common prefix, so its first answer token is predicted by the prefix's last token."""
+    actor, _ = _setup()
+    model = actor.model
+    long_prompt, short_prompt = [5, 9, 4, 7, 3], [5, 9, 4]
+    P, T = 5, 3
+    ids = torch.tensor([long_prompt + [11, 12, 13], [0, 0] + short_prompt + [21, 22, 0]])
+    mask = torch.tensor([[1] * 8, [0, 0, 1, 1, 1, 1, 1, 0]])
+    batch = RolloutBatch(ids, mask, P, torch.tensor([[1., 1., 1.], [1., 1., 0.]]), torch.zeros(2, dtype=torch.bool))
+    plain, plain_grads = _scores_and_grads(actor, batch, share=False)
+    packed, packed_grads = _scores_and_grads(actor, batch, share=True)
+    for a, b in zip(plain, packed):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+    for g_plain, g_packed in zip(plain_grads, packed_grads):
+        torch.testing.assert_close(g_packed, g_plain, rtol=1e-4, atol=1e-6)
+
+
 def test_common_prefix_length():
     assert common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2, 3, 5]]) == 2
     assert common_prefix_length([[1, 2, 3]]) == 3
