@@ -10,6 +10,7 @@ import torch
 from ppo_demo.config import TrainConfig
 from ppo_demo.lora import LoRALinear, adapters_disabled, adapters_merged, inject_lora, lora_layers
 from ppo_demo.packed_linears import packed_linears, packing_applies
+from ppo_demo.policy import PolicyRuntime, lora_settings
 from ppo_demo.rollout import chat_prompt_ids, eos_token_ids, sample_and_score, sample_responses
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
@@ -156,3 +157,43 @@ def test_sampling_packed_draws_the_same_tokens_and_log_probs(temperature, top_p)
     torch.testing.assert_close(packed_scores.logprobs, scores.logprobs, rtol=0, atol=ATOL)
     torch.testing.assert_close(packed_scores.hidden, scores.hidden, rtol=0, atol=ATOL)
 
+
+def test_runtime_packs_for_batches_only_and_the_ratio_stays_one(tiny, monkeypatch):
+    """PolicyRuntime.sample / sample_and_score pack (from 2 rows on); the trainer's old
+    log-probs come from that packed pass, and its first update still sees rho = 1."""
+    from ppo_demo import policy as policy_module
+    from ppo_demo.tasks import Task
+    from ppo_demo.reward import RewardConfig
+    from ppo_demo.trainer import PPOTrainer
+
+    counts = []
+    original = policy_module.packed_linears
+
+    def spy(model, enabled=True):
+        cm = original(model, enabled)
+
+        class Recorded:
+            def __enter__(self):
+                counts.append(cm.__enter__())
+                return counts[-1]
+
+            def __exit__(self, *exc):
+                return cm.__exit__(*exc)
+        return Recorded()
+
+    monkeypatch.setattr(policy_module, "packed_linears", spy)
+    trainer = PPOTrainer(tiny, TrainConfig(batch_size=4, max_new_tokens=6, ppo_epochs=1, num_minibatches=1,
+                                           seed=7).validate(), [Task("say hi", "h"), Task("count", "1")],
+                         RewardConfig(match_mode="contains"))
+    metrics = trainer.step().metrics
+    assert counts == [15]  # the sampling call, packed
+    assert metrics["ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+    assert metrics["clip_frac"] == 0.0
+
+    runtime = PolicyRuntime(tiny.model, "lora", lora_settings(TrainConfig()), tokenizer=tiny.tokenizer)
+    sampling = dict(max_new_tokens=3, temperature=1.0, top_p=1.0, seed=0)
+    runtime.sample([[5, 6]], **sampling)  # one row: not worth packing
+    runtime.sample([[5, 6], [7]], adapters=False, **sampling)
+    runtime.pack_for_sampling = False
+    runtime.sample_and_score([[5, 6], [7]], **sampling)
+    assert counts[1:] == [0, 15, 0]
