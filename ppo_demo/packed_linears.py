@@ -40,20 +40,16 @@ def packing_applies(model: torch.nn.Module) -> bool:
 def _weight_to_pack(module: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None] | None:
     """(weight (d_out, d_in), bias (d_out,) or None) that one oneDNN call must apply in place of
     ``module``'s forward, or None to leave the module as it is."""
-    if isinstance(module, LoRALinear):
-        base = module.base
-        if module.enabled and not module.merged:
-            if module.dropout.training and not isinstance(module.dropout, torch.nn.Identity):
-                return None  # dropout active on the adapter's input: no single weight computes that
-            weight = base.weight + module.delta_weight()  # a new tensor: W + (alpha/r)·B·A
-        else:
-            weight = base.weight  # adapter off (pi_ref), or ΔW already folded into W
-    elif type(module) is torch.nn.Linear:  # a subclass may compute something else
-        base, weight = module, module.weight
-    else:
-        return None
-    if weight.dtype != torch.float32 or weight.device.type != "cpu":
-        return None
+    base = module.base if isinstance(module, LoRALinear) else module
+    if type(base) is not torch.nn.Linear or base.weight.dtype != torch.float32 or base.weight.device.type != "cpu":
+        return None  # a Linear subclass may compute something else; oneDNN here is for fp32 on CPU
+    weight = base.weight
+    if isinstance(module, LoRALinear) and module.enabled and not module.merged:
+        if module.dropout.training and not isinstance(module.dropout, torch.nn.Identity):
+            return None  # dropout active on the adapter's input: no single weight computes that
+        # W + (alpha/r)·B·A into a new tensor, in one pass (half the time of forming ΔW first)
+        weight = torch.addmm(weight, module.lora_B, module.lora_A, alpha=module.scaling)
+    # else: a plain Linear, an adapter off (pi_ref), or ΔW already folded into W
     bias = base.bias.detach() if base.bias is not None else None
     return weight.detach(), bias
 
