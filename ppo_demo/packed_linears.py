@@ -6,7 +6,9 @@ app runs on: x (8, 576) @ Wᵀ (576 -> 1536) took ~300 us with ``F.linear`` agai
 oneDNN on a weight reordered once into its blocked layout; the LM head (V x H = 49152 x 576,
 applied to one position per row) ~54 ms against ~16 ms. Reordering all of SmolLM2-135M's
 weights costs a few hundred ms, so it is paid once per sampling call and the copies are freed
-when the call ends: nothing is kept between calls (a permanent copy would add ~0.5 GB).
+when the call ends: nothing is kept between calls (a permanent copy would add ~0.5 GB). The
+transient copies still raise the peak: ~0.7 GB more during the call, and +~230 MB (16 %) on
+the peak RSS of a quick-cpu training step (benchmarks/results/decode_packed_epyc.md).
 
 A LoRA layer with its adapter on is packed as ONE weight, W + (alpha/r)·B·A, computed into a
 new tensor (the base weight is never touched, so pi_ref stays bit-exact): the decode step then
