@@ -13,8 +13,16 @@ machine hits every variant alike), wall and CPU milliseconds of:
 
 Then torch.profiler over a few decode steps: operations per step and the top ops.
 
+With ``--packing``, instead: every Linear through oneDNN with weights packed once per sampling
+call (ppo_demo.packed_linears) against the plain path, interleaved in one process: a decode
+step at several batch sizes, the LM head left unpacked, the prefill, the packing itself, and
+whole sampling calls (PolicyRuntime.sample_and_score) at the seed's knobs (batch 8, 48 new
+tokens, top-p 0.9) and quick-cpu's (batch 12 = 4 tasks x 3, 16 new tokens, top-p 1). With
+``--rss``, also the peak RSS of training steps with and without packing, each in its own process.
+
     python benchmarks/profile_decode.py --model tiny-random --rounds 1 --steps 2   # smoke test
     python benchmarks/profile_decode.py --md benchmarks/results/profile_decode.md
+    python benchmarks/profile_decode.py --packing --rss --threads 2 --md benchmarks/results/decode_packed_epyc.md
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import os
 import statistics
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,7 +49,15 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--top-ops", type=int, default=15)
     parser.add_argument("--md", default=None)
+    parser.add_argument("--packing", action="store_true", help="measure oneDNN weight packing instead (see above)")
+    parser.add_argument("--batches", default="1,4,8,12", help="--packing: decode step batch sizes")
+    parser.add_argument("--rss", action="store_true", help="--packing: also peak RSS of training steps, packed or not")
+    parser.add_argument("--rss-child", choices=("packed", "plain"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rss_child:
+        return rss_child(args)
+    if args.packing:
+        return packing_main(args)
 
     import torch
     import torch.nn.functional as F
@@ -177,6 +194,199 @@ def main(argv=None) -> int:
         Path(args.md).parent.mkdir(parents=True, exist_ok=True)
         Path(args.md).write_text(text + "\n")
         print(f"wrote {args.md}")
+    return 0
+
+
+
+def packing_main(args) -> int:
+    import torch
+
+    from ppo_demo import lora as lora_module
+    from ppo_demo.config import TrainConfig
+    from ppo_demo.cpu_tuning import configure_cpu_runtime, usable_cpus
+    from ppo_demo.models import load_model
+    from ppo_demo.packed_linears import packed_linears
+    from ppo_demo.policy import PolicyRuntime, lora_settings
+    from ppo_demo.rollout import chat_prompt_ids, left_pad, position_ids_from_mask
+    from ppo_demo.tasks import ENGLISH_TASKS
+
+    configure_cpu_runtime()  # as the app does: freed packed copies stay in the heap for reuse
+    torch.set_num_threads(args.threads or usable_cpus())
+    load_before = os.getloadavg()
+    loaded = load_model(args.model, device="cpu")
+    tok = loaded.tokenizer
+    runtime = PolicyRuntime(loaded.model, "lora", lora_settings(TrainConfig()), tokenizer=tok)
+    model = runtime.policy_model.eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for _, layer in lora_module.lora_layers(model):
+            torch.nn.init.normal_(layer.lora_B, std=0.01)
+    task_prompts = [chat_prompt_ids(tok, t.prompt) for t in ENGLISH_TASKS]
+
+    def packing(kind):
+        """The context a variant runs under: everything packed, the trunk only, or nothing."""
+        target = model.get_decoder() if kind == "trunk only" else model
+        return packed_linears(target, enabled=kind != "plain")
+
+    @torch.no_grad()
+    def decode_ms(batch, kind, steps=args.steps):
+        prompts = [task_prompts[i % len(task_prompts)] for i in range(batch)]
+        ids, mask = left_pad(prompts, tok.pad_token_id, "cpu")
+        P = ids.shape[1]
+        with packing(kind):  # packing cost not counted here (see "pack" below)
+            out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask),
+                        use_cache=True, logits_to_keep=1)
+            past, token = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+            full_mask = torch.cat([mask, mask.new_ones(batch, steps + 1)], dim=-1)
+            positions = position_ids_from_mask(mask)[:, -1:]
+            wall = time.perf_counter()
+            for t in range(steps):
+                positions = positions + 1
+                out = model(input_ids=token, attention_mask=full_mask[:, :P + t + 1], position_ids=positions,
+                            past_key_values=past, use_cache=True, logits_to_keep=1)
+                past, token = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+            return 1000 * (time.perf_counter() - wall) / steps
+
+    @torch.no_grad()
+    def prefill_ms(distinct, kind):
+        """The prompt pass of a sampling call: ``distinct`` prompts (sharing runs each once)."""
+        ids, mask = left_pad([task_prompts[i % len(task_prompts)] for i in range(distinct)], tok.pad_token_id, "cpu")
+        with packing(kind):
+            wall = time.perf_counter()
+            model(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask), use_cache=True,
+                  logits_to_keep=1)
+            return 1000 * (time.perf_counter() - wall)
+
+    @torch.no_grad()
+    def pack_ms(adapters):
+        wall = time.perf_counter()
+        with (nullcontext() if adapters else lora_module.adapters_disabled(model)), packed_linears(model):
+            entered = time.perf_counter()
+        return 1000 * (entered - wall), 1000 * (time.perf_counter() - entered)
+
+    knobs = {"seed knobs (8 rows, 48 tokens, top-p 0.9)": (8, 48, 0.9),
+             "quick-cpu knobs (12 rows, 16 tokens, top-p 1)": (12, 16, 1.0)}
+    lengths = {}
+
+    def sampling_s(name, pack):
+        rows, max_new, top_p = knobs[name]
+        prompts = [task_prompts[i % len(task_prompts)] for i in range(rows)]  # 4 distinct prompts
+        runtime.pack_for_sampling = pack
+        wall = time.perf_counter()
+        batch, _, _ = runtime.sample_and_score(prompts, max_new_tokens=max_new, temperature=1.0, top_p=top_p, seed=1)
+        lengths[name] = batch.response_lengths.tolist()
+        return time.perf_counter() - wall
+
+    batches = [int(b) for b in args.batches.split(",")]
+    variants = {}
+    for b in batches:
+        kinds = ("plain", "packed", "trunk only") if b in (1, 8) else ("plain", "packed")
+        for kind in kinds:
+            variants[("decode step [ms]", f"batch {b}", kind)] = lambda b=b, kind=kind: decode_ms(b, kind)
+    for distinct in (1, 4):
+        for kind in ("plain", "packed"):
+            variants[("prefill [ms]", f"{distinct} prompt(s)", kind)] = lambda d=distinct, kind=kind: prefill_ms(d, kind)
+    variants[("pack + unpack [ms]", "adapters on (W + ΔW)", "packed")] = lambda: sum(pack_ms(True))
+    variants[("pack + unpack [ms]", "adapters off (W)", "packed")] = lambda: sum(pack_ms(False))
+    for name in knobs:
+        for kind, pack in (("plain", False), ("packed", True)):
+            variants[("sampling call [s]", name, kind)] = lambda name=name, pack=pack: sampling_s(name, pack)
+
+    for fn in variants.values():  # warm-up: first-touch page faults, oneDNN kernel creation
+        fn()
+    measured = {key: [] for key in variants}
+    for round_index in range(args.rounds):
+        for key, fn in variants.items():
+            measured[key].append(fn())
+        print(f"round {round_index + 1}/{args.rounds} done, load {os.getloadavg()}", flush=True)
+    runtime.pack_for_sampling = True
+    load_after = os.getloadavg()
+
+    median = {key: statistics.median(v) for key, v in measured.items()}
+    rows = []
+    for (what, where, kind), value in median.items():
+        plain = median.get((what, where, "plain"))
+        ratio = plain / value if plain and kind != "plain" else float("nan")
+        fmt = (lambda v: f"{v:.2f}") if what.endswith("[s]") else (lambda v: f"{v:.1f}")
+        rows.append([what, where, kind, fmt(value), "" if ratio != ratio else f"{ratio:.2f}x",
+                     " ".join(fmt(v) for v in measured[(what, where, kind)])])
+    lines = [f"model={args.model} threads={torch.get_num_threads()} rounds={args.rounds} (medians; variants "
+             f"interleaved in each round) decode steps per measurement={args.steps}",
+             f"machine: {cpu_model()}, {machine_info()['platform']}; torch {torch.__version__}",
+             f"load average before {tuple(round(x, 2) for x in load_before)}, after "
+             f"{tuple(round(x, 2) for x in load_after)}", "",
+             markdown_table(["measure", "case", "variant", "median", "speed-up vs plain", "per round"], rows), ""]
+    for name, lens in lengths.items():
+        lines.append(f"{name}: response lengths (last round) {lens}")
+    if args.rss:
+        lines += ["", rss_report(args)]
+    text = "\n".join(lines)
+    print(text)
+    if args.md:
+        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.md).write_text(text + "\n")
+        print(f"wrote {args.md}")
+    return 0
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def rss_report(args) -> str:
+    """Each side in a fresh process: peak RSS after loading, after the first sampling call, and
+    after whole training steps (the update is where a step's peak is)."""
+    import json
+    import subprocess
+    import tempfile
+
+    rows = []
+    for side in ("plain", "packed"):
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            cmd = [sys.executable, __file__, "--model", args.model, "--rss-child", side, "--md", out.name]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            subprocess.run(cmd, check=True)
+            result = json.loads(Path(out.name).read_text())
+        rows.append([side, *(f"{result[k]:.0f}" for k in ("loaded", "sampled", "steps")), f"{result['step_s']:.1f}"])
+    return ("Peak RSS (MB, ru_maxrss) of 2 quick-cpu training steps (batch 12), each side in its own process:\n\n"
+            + markdown_table(["sampling", "after load", "after one sampling call", "after 2 steps", "s/step"], rows))
+
+
+def rss_child(args) -> int:
+    import json
+
+    import torch
+
+    from _common import peak_rss_mb
+    from ppo_demo.config import preset_config
+    from ppo_demo.cpu_tuning import configure_cpu_runtime, usable_cpus
+    from ppo_demo.models import load_model
+    from ppo_demo.policy import PolicyRuntime
+    from ppo_demo.reward import RewardConfig
+    from ppo_demo.tasks import ENGLISH_TASKS
+    from ppo_demo.trainer import PPOTrainer
+
+    configure_cpu_runtime()
+    torch.set_num_threads(args.threads or usable_cpus())
+    PolicyRuntime.pack_for_sampling = args.rss_child == "packed"
+    loaded = load_model(args.model, device="cpu")
+    result = {"loaded": peak_rss_mb()}
+    trainer = PPOTrainer(loaded, preset_config("quick-cpu").validate(), ENGLISH_TASKS, RewardConfig())
+    trainer.runtime.sample_and_score([[1, 2, 3]] * 12, max_new_tokens=16, temperature=1.0, top_p=1.0, seed=0)
+    result["sampled"] = peak_rss_mb()
+    wall = time.perf_counter()
+    for _ in range(2):
+        trainer.step()
+    result["step_s"] = (time.perf_counter() - wall) / 2
+    result["steps"] = peak_rss_mb()
+    Path(args.md).write_text(json.dumps(result))
     return 0
 
 

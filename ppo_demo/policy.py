@@ -28,6 +28,7 @@ import torch.utils.checkpoint
 
 from .lora import (LoRAError, adapters_disabled, inject_lora, load_lora_state_dict, lora_layers,
                    lora_signature, lora_state_dict, remove_lora)
+from .packed_linears import packed_linears
 from .ppo import logprobs_and_entropy_from_logits, logprobs_from_logits
 from .prefix_sharing import can_pack, packed_response_hidden, prompt_groups, shared_prompt_logits_and_hidden
 from .rollout import (DEFAULT_SYSTEM_PROMPT, RolloutBatch, chat_prompt_ids, eos_token_ids, has_plain_lm_head,
@@ -298,6 +299,16 @@ class PolicyRuntime:
             yield self.base_model
 
     # --- sampling ------------------------------------------------------------------------------
+    # Sampling on CPU in fp32 runs every Linear through oneDNN with weights packed once per call
+    # (ppo_demo.packed_linears; measured in benchmarks/results/decode_packed_epyc.md). A single
+    # row (the UI's one-prompt answers) is not packed: there MKL is about as fast, so the
+    # packing would be pure cost. False: never pack (the benchmark compares both).
+    pack_for_sampling: bool = True
+    PACK_MIN_ROWS = 2
+
+    def _pack_for(self, prompt_ids: list[list[int]]) -> bool:
+        return self.pack_for_sampling and len(prompt_ids) >= self.PACK_MIN_ROWS
+
     def sample(self, prompt_ids: list[list[int]], *, max_new_tokens: int, temperature: float, top_p: float,
                seed: int, greedy: bool = False, adapters: bool = True) -> RolloutBatch:
         """One response per prompt from the policy (``adapters=True``) or from pi_ref, dropout
@@ -305,7 +316,8 @@ class PolicyRuntime:
         generator = torch.Generator(device=self.device).manual_seed(seed)
         self.actor_critic.eval()
         with torch.no_grad(), autocast_context(self.device):
-            with (nullcontext(self.policy_model) if adapters else self.reference()) as model:
+            with (nullcontext(self.policy_model) if adapters else self.reference()) as model, \
+                    packed_linears(model, self._pack_for(prompt_ids)):
                 return sample_responses(model, prompt_ids, pad_id=self.tokenizer.pad_token_id, eos_ids=self.eos_ids,
                                         max_new_tokens=max_new_tokens, temperature=temperature,
                                         top_p=top_p, greedy=greedy, generator=generator)
@@ -318,7 +330,8 @@ class PolicyRuntime:
         float rounding, see :func:`ppo_demo.rollout.sample_and_score`)."""
         generator = torch.Generator(device=self.device).manual_seed(seed)
         self.actor_critic.eval()
-        with torch.no_grad(), autocast_context(self.device):
+        with torch.no_grad(), autocast_context(self.device), \
+                packed_linears(self.policy_model, self._pack_for(prompt_ids)):
             batch, sampled = sample_and_score(self.policy_model, prompt_ids, pad_id=self.tokenizer.pad_token_id,
                                               eos_ids=self.eos_ids, max_new_tokens=max_new_tokens,
                                               temperature=temperature, top_p=top_p, generator=generator)
