@@ -128,7 +128,8 @@ class TrainConfig:
                                    label="Micro-batch tokens")
     gradient_checkpointing: bool = knob(False, "keep only each layer's input during the update and "
                                         "recompute the rest in the backward pass: far less memory, "
-                                        "about a third more update time, same gradients",
+                                        "about a third more update time, same gradients; sampling "
+                                        "also goes without its packed weight copies",
                                         label="Gradient checkpointing")
     share_prompts: bool = knob(True, "compute each distinct prompt once per pass (scoring and update) "
                                "and let every answer to it reuse its keys and values, and pack the "

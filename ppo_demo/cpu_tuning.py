@@ -45,6 +45,20 @@ def tune_glibc_malloc() -> bool:
     return bool(ok)
 
 
+def release_freed_memory() -> bool:
+    """Hand the heap's free memory back to the OS (glibc ``malloc_trim``). Why: with the
+    settings above, half a gigabyte freed after one phase (the packed weights of a sampling
+    call) would stay resident while the next phase (the update) allocates elsewhere, and the
+    two would add up in the peak. Returns False where it does not apply."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def configure_cpu_runtime() -> None:
     """Apply the settings once per process (idempotent); no-op for the allocator off Linux."""
     global _applied

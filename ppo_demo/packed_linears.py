@@ -7,8 +7,9 @@ oneDNN on a weight reordered once into its blocked layout; the LM head (V x H = 
 applied to one position per row) ~54 ms against ~16 ms. Reordering all of SmolLM2-135M's
 weights costs a few hundred ms, so it is paid once per sampling call and the copies are freed
 when the call ends: nothing is kept between calls (a permanent copy would add ~0.5 GB). The
-transient copies still raise the peak: ~0.7 GB more during the call, and +~230 MB (16 %) on
-the peak RSS of a quick-cpu training step (benchmarks/results/decode_packed_epyc.md).
+transient copies still raise the peak: ~0.7 GB more during the call (on exit the freed memory is
+handed back to the OS, or it would stay resident and add to the update's peak). Gradient
+checkpointing (the lean mode) turns packing off (see the trainer).
 
 A LoRA layer with its adapter on is packed as ONE weight, W + (alpha/r)·B·A, computed into a
 new tensor (the base weight is never touched, so pi_ref stays bit-exact): the decode step then
@@ -27,6 +28,7 @@ from typing import Iterator
 
 import torch
 
+from .cpu_tuning import release_freed_memory
 from .lora import LoRALinear
 
 
@@ -97,3 +99,6 @@ def packed_linears(model: torch.nn.Module, enabled: bool = True) -> Iterator[int
                 del module.forward
             else:
                 module.forward = previous
+        if patched:
+            patched.clear()  # the last references to the packed copies
+            release_freed_memory()  # or they stay resident and add to the update's peak

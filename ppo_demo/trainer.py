@@ -107,6 +107,9 @@ class PPOTrainer:
         self.device = loaded.device
         self.tokenizer = loaded.tokenizer
         self.runtime = PolicyRuntime.for_config(loaded, config, state)
+        # The lean mode (gradient checkpointing) trades speed for memory: no transient packed
+        # weight copies (~0.5 GB) for sampling either.
+        self.runtime.pack_for_sampling = not config.gradient_checkpointing
         self.actor_critic = self.runtime.actor_critic
         self.optimizer = torch.optim.AdamW(self.actor_critic.trainable_parameters(), lr=config.learning_rate)
         if state is not None and state.optimizer is not None:
