@@ -1,8 +1,10 @@
 """Scoring and training on a batch whose rows share prompts, computing each prompt once.
 
 A PPO step samples several answers to the same prompt, and every later pass (old log-probs,
-reference log-probs, each PPO epoch) used to run the whole prompt again for every answer. Here
-a pass runs in two parts over one KV cache:
+reference log-probs, each PPO epoch) used to run the whole prompt again for every answer. Two
+ways to avoid that live here. The packed pass (bottom of this module; used wherever the model
+takes a custom attention mask, see :func:`can_pack`) runs each token once in one sequence, the
+answers without their padding. The two-part pass (the fallback) runs over one KV cache:
 
     prompt part     each DISTINCT prompt once              (U, P)  -> keys/values (U, ..., P, ...)
     expand          copy the cache rows to every answer    index_select -> (B, ..., P, ...)
