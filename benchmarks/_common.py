@@ -42,6 +42,26 @@ def machine_info() -> dict:
             "loadavg_at_start": load, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), so every report says which machine it came from."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def write_report(text: str, md: str | Path | None) -> None:
+    """Print a markdown report, and write it to ``md`` when given."""
+    print(text)
+    if md:
+        Path(md).parent.mkdir(parents=True, exist_ok=True)
+        Path(md).write_text(text + "\n")
+        print(f"wrote {md}")
+
+
 def run_child(script: Path, args: list[str], env_extra: dict | None = None, label: str = "") -> dict:
     """Run ``python script args --child-out FILE`` and return the JSON the child wrote there.
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (PROJECT_STAGES, STAGE_HELP, ProjectStepProfiler, add_child_options,  # noqa: E402
+from _common import (PROJECT_STAGES, STAGE_HELP, ProjectStepProfiler, add_child_options, cpu_name,  # noqa: E402
                      finish_as_child, machine_info, markdown_table, mean, peak_rss_mb, run_child, stdev,
                      strip_options, torch_profile, write_json)
 
@@ -369,7 +369,7 @@ def main(argv=None) -> int:
         print(report_scenario(scenario["sides"]), flush=True)
 
     text = (f"model={args.model} tasks={args.tasks} threads={args.threads or 'all'} seed={args.seed}, "
-            f"machine: {results['machine']['cpus']} CPUs, {_cpu_name()}\n" + report(results))
+            f"machine: {results['machine']['cpus']} CPUs, {cpu_name()}\n" + report(results))
     print()
     print(text)
     if args.json:
@@ -383,16 +383,6 @@ def main(argv=None) -> int:
 
 def _load_average() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":

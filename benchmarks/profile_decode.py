@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info, markdown_table  # noqa: E402
+from _common import cpu_name, machine_info, markdown_table, write_report  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -188,12 +188,7 @@ def main(argv=None) -> int:
     top_level = sum(e.count for e in events if e.key.startswith("aten::")) / (steps + 1)
     lines += ["", f"aten operator calls per decode step (nested calls included, prefill averaged in): {top_level:.0f}",
               "", events.table(sort_by="self_cpu_time_total", row_limit=args.top_ops)]
-    text = "\n".join(lines)
-    print(text)
-    if args.md:
-        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.md).write_text(text + "\n")
-        print(f"wrote {args.md}")
+    write_report("\n".join(lines), args.md)
     return 0
 
 
@@ -312,7 +307,7 @@ def packing_main(args) -> int:
                      " ".join(fmt(v) for v in measured[(what, where, kind)])])
     lines = [f"model={args.model} threads={torch.get_num_threads()} rounds={args.rounds} (medians; variants "
              f"interleaved in each round) decode steps per measurement={args.steps}",
-             f"machine: {cpu_model()}, {machine_info()['platform']}; torch {torch.__version__}",
+             f"machine: {cpu_name()}, {machine_info()['platform']}; torch {torch.__version__}",
              f"load average before {tuple(round(x, 2) for x in load_before)}, after "
              f"{tuple(round(x, 2) for x in load_after)}", "",
              markdown_table(["measure", "case", "variant", "median", "speed-up vs plain", "per round"], rows), ""]
@@ -320,23 +315,8 @@ def packing_main(args) -> int:
         lines.append(f"{name}: response lengths (last round) {lens}")
     if args.rss:
         lines += ["", rss_report(args)]
-    text = "\n".join(lines)
-    print(text)
-    if args.md:
-        Path(args.md).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.md).write_text(text + "\n")
-        print(f"wrote {args.md}")
+    write_report("\n".join(lines), args.md)
     return 0
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def rss_report(args) -> str:

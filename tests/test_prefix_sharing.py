@@ -47,6 +47,29 @@ def _loss(actor, logits, hidden, batch):
     return logprobs * mask, values * mask, entropy * mask, loss
 
 
+def assert_same_scores_and_gradients(plain, plain_grads, other, other_grads):
+    """(log-probs, values, entropy, loss) and the LoRA gradients equal to fp32 rounding; the
+    gradients must not all be zero, or equality would prove nothing."""
+    for name, a, b in zip(("logprobs", "values", "entropy", "loss"), plain, other):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=name)
+    assert any(g.abs().sum() > 0 for g in plain_grads)
+    for g_plain, g_other in zip(plain_grads, other_grads):
+        torch.testing.assert_close(g_other, g_plain, rtol=1e-4, atol=1e-6)
+
+
+def trunk_input_shapes(model, run):
+    """The input_ids shape of every trunk call made by ``run()`` (no grad), and its result."""
+    shapes = []
+    handle = model.get_decoder().register_forward_pre_hook(
+        lambda m, a, kw: shapes.append(tuple(kw["input_ids"].shape)), with_kwargs=True)
+    try:
+        with torch.no_grad():
+            result = run()
+    finally:
+        handle.remove()
+    return shapes, result
+
+
 def test_groups_are_found_by_prompt_ids_and_padding():
     ids = torch.tensor([[0, 7, 8, 1], [0, 7, 8, 2], [5, 9, 3, 3], [0, 7, 8, 1], [0, 0, 8, 1]])
     mask = torch.tensor([[0, 1, 1, 1], [0, 1, 1, 1], [1, 1, 1, 1], [0, 1, 1, 1], [0, 0, 1, 1]])
@@ -78,24 +101,14 @@ def test_shared_prompts_give_the_same_logprobs_values_losses_and_lora_gradients(
         return logprobs.detach(), values.detach(), entropy.detach(), loss.detach(), [p.grad.clone() for p in params]
 
     plain, shared = run(False), run(True)
-    for name, a, b in zip(("logprobs", "values", "entropy", "loss"), plain[:4], shared[:4]):
-        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=name)
-    assert len(plain[4]) > 2 and any(g.abs().sum() > 0 for g in plain[4])
-    for p_plain, p_shared in zip(plain[4], shared[4]):
-        torch.testing.assert_close(p_shared, p_plain, rtol=1e-4, atol=1e-6)
+    assert len(plain[4]) > 2
+    assert_same_scores_and_gradients(plain[:4], plain[4], shared[:4], shared[4])
 
 
 def test_the_prompt_part_runs_each_distinct_prompt_once():
     actor, batch = _setup()
-    rows = []
-    trunk = actor.model.get_decoder()
-    handle = trunk.register_forward_pre_hook(lambda m, a, kw: rows.append(tuple(kw["input_ids"].shape)),
-                                             with_kwargs=True)
-    try:
-        with torch.no_grad():
-            shared_prompt_logits_and_hidden(actor.model, batch, 1.0, prompt_groups(batch))
-    finally:
-        handle.remove()
+    rows, _ = trunk_input_shapes(actor.model, lambda: shared_prompt_logits_and_hidden(actor.model, batch, 1.0,
+                                                                                      prompt_groups(batch)))
     P, T = batch.prompt_len, batch.response_mask.shape[1]
     assert rows == [(3, P), (6, T)]
 
@@ -124,24 +137,12 @@ def test_packed_responses_give_the_same_logprobs_values_entropy_losses_and_lora_
     assert can_pack(actor.model)  # guard: the packed path is the one under test
     plain, plain_grads = _scores_and_grads(actor, batch, share=False)
     packed, packed_grads = _scores_and_grads(actor, batch, share=True)
-    for name, a, b in zip(("logprobs", "values", "entropy", "loss"), plain, packed):
-        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5, msg=name)
-    assert any(g.abs().sum() > 0 for g in plain_grads)
-    for g_plain, g_packed in zip(plain_grads, packed_grads):
-        torch.testing.assert_close(g_packed, g_plain, rtol=1e-4, atol=1e-6)
+    assert_same_scores_and_gradients(plain, plain_grads, packed, packed_grads)
 
 
 def test_the_packed_pass_runs_every_token_once_and_no_padding():
     actor, batch = _setup()
-    shapes = []
-    trunk = actor.model.get_decoder()
-    handle = trunk.register_forward_pre_hook(lambda m, a, kw: shapes.append(tuple(kw["input_ids"].shape)),
-                                             with_kwargs=True)
-    try:
-        with torch.no_grad():
-            hidden, rows, cols = packed_response_hidden(actor.model, batch)
-    finally:
-        handle.remove()
+    shapes, (hidden, rows, cols) = trunk_input_shapes(actor.model, lambda: packed_response_hidden(actor.model, batch))
     P = batch.prompt_len
     prompts = {tuple(ids[real.bool()].tolist()) for ids, real in zip(batch.input_ids[:, :P], batch.attention_mask[:, :P])}
     assert len(prompts) == 3  # six rows, three distinct prompts
@@ -178,10 +179,7 @@ def test_a_prompt_that_is_the_common_prefix_of_the_others():
     batch = RolloutBatch(ids, mask, P, torch.tensor([[1., 1., 1.], [1., 1., 0.]]), torch.zeros(2, dtype=torch.bool))
     plain, plain_grads = _scores_and_grads(actor, batch, share=False)
     packed, packed_grads = _scores_and_grads(actor, batch, share=True)
-    for a, b in zip(plain, packed):
-        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
-    for g_plain, g_packed in zip(plain_grads, packed_grads):
-        torch.testing.assert_close(g_packed, g_plain, rtol=1e-4, atol=1e-6)
+    assert_same_scores_and_gradients(plain, plain_grads, packed, packed_grads)
 
 
 def test_common_prefix_length():
