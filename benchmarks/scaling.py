@@ -42,12 +42,13 @@ def ints(text: str) -> list[int]:
 def start_point_memory() -> None:
     """Give freed heap back to the OS and reset the kernel's peak-RSS mark (VmHWM), so each
     point's peak is its own rather than the largest point's so far."""
-    import ctypes
     import gc
 
+    from ppo_demo.cpu_tuning import release_freed_memory
+
     gc.collect()
+    release_freed_memory()
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
         pass

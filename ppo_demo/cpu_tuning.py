@@ -30,18 +30,25 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def tune_glibc_malloc() -> bool:
-    """Ask glibc to keep freed memory for reuse. Returns False where it does not apply."""
+def _glibc():
+    """glibc loaded through ctypes, or None (not Linux, or musl or another libc)."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl or another libc: nothing to tune
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+def tune_glibc_malloc() -> bool:
+    """Ask glibc to keep freed memory for reuse. Returns False where it does not apply."""
+    libc = _glibc()
+    if libc is None:
         return False
-    ok = mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)  # glibc's maximum on 64-bit
-    ok &= mallopt(_M_TRIM_THRESHOLD, 1024 * 1024 * 1024)
-    ok &= mallopt(_M_TOP_PAD, 64 * 1024 * 1024)
+    ok = libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)  # glibc's maximum on 64-bit
+    ok &= libc.mallopt(_M_TRIM_THRESHOLD, 1024 * 1024 * 1024)
+    ok &= libc.mallopt(_M_TOP_PAD, 64 * 1024 * 1024)
     return bool(ok)
 
 
@@ -50,13 +57,8 @@ def release_freed_memory() -> bool:
     settings above, half a gigabyte freed after one phase (the packed weights of a sampling
     call) would stay resident while the next phase (the update) allocates elsewhere, and the
     two would add up in the peak. Returns False where it does not apply."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
+    libc = _glibc()
+    return bool(libc.malloc_trim(0)) if libc is not None else False
 
 
 def configure_cpu_runtime() -> None:

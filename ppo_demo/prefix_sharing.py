@@ -138,8 +138,7 @@ def packed_response_hidden(model, batch: RolloutBatch) -> tuple[torch.Tensor, to
     device = batch.input_ids.device
     groups = prompt_groups(batch)
     firsts, row_prompt = groups if groups is not None else (torch.arange(B, device=device),) * 2
-    prompt_real = batch.attention_mask[firsts, :P].bool()  # (U, P)
-    prompts = [ids[real].tolist() for ids, real in zip(batch.input_ids[firsts, :P], prompt_real)]
+    prompts = [batch.prompt_tokens(row) for row in firsts.tolist()]  # each distinct prompt, unpadded
     shared = common_prefix_length(prompts)
     # The packed layout, part by part: ids, position ids, owning prompt, owning row.
     ids, positions, prompt_of, row_of = [prompts[0][:shared]], [list(range(shared))], [[-1] * shared], [[-1] * shared]

@@ -49,6 +49,11 @@ class RolloutBatch:
     def response_lengths(self) -> torch.Tensor:  # (B,)
         return self.response_mask.sum(-1).long()
 
+    def prompt_tokens(self, row: int) -> list[int]:
+        """Row ``row``'s prompt token ids without its left padding."""
+        P = self.prompt_len
+        return self.input_ids[row, :P][self.attention_mask[row, :P].bool()].tolist()
+
     def trimmed(self) -> "RolloutBatch":
         """Drop columns that are padding in every row (left of the longest prompt, right of the
         longest response): less compute for a mini-batch, same numbers for every real token.

@@ -69,10 +69,9 @@ def micro_batch_rows(batch: RolloutBatch, rows: torch.Tensor, token_budget: int,
     if not packed:
         width = batch.rows(rows).trimmed().input_ids.shape[1]
         return list(torch.split(rows, max(1, token_budget // width)))
-    P = batch.prompt_len
     chunks, current, seen, tokens = [], [], set(), 0
     for row in rows.tolist():
-        prompt = tuple(batch.input_ids[row, :P][batch.attention_mask[row, :P].bool()].tolist())
+        prompt = tuple(batch.prompt_tokens(row))
         answer_inputs = max(int(batch.response_mask[row].sum()) - 1, 0)
         cost = answer_inputs + (0 if prompt in seen else len(prompt))
         if current and tokens + cost > token_budget:  # start a new chunk: its prompt is not computed yet

@@ -6,13 +6,13 @@ Run: .venv/bin/python -m pytest tests/test_leaks.py -q -s   (-s prints the RSS n
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import threading
 
 import psutil
 import pytest
 
+from ppo_demo.cpu_tuning import release_freed_memory
 from ppo_demo.ui import handlers as h
 from ppo_demo.ui.model_gate import MODEL_GATE
 from ppo_demo.ui.session import ModelRegistry, SessionStore
@@ -26,10 +26,7 @@ TASKS = [["Say yes.", "yes"], ["Say no.", "no"]]
 
 def rss_mb() -> float:
     gc.collect()
-    try:  # hand freed heap pages back to the OS so RSS reflects live memory, not fragmentation
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    release_freed_memory()  # freed heap pages back to the OS: RSS reflects live memory, not fragmentation
     return psutil.Process().memory_info().rss / 2**20
 
 
