@@ -1,0 +1,97 @@
+"""Every sentence a person reads, in English and Simplified Chinese, looked up by key.
+
+One way to translate, for the engine, the CLI and the page alike:
+
+* short sentences live in catalogue modules, ``ppo_demo/text/catalog/<area>.py``, each with a
+  ``MESSAGES = {key: (english, chinese)}`` dict (the two side by side, so a stale translation
+  shows in review; placeholders are ``str.format`` names and must be the same in both);
+* long texts (formulas, lesson explanations) are Markdown files,
+  ``ppo_demo/text/en/<name>.md`` and ``ppo_demo/text/zh/<name>.md``;
+* errors meant for a person subclass :class:`LocalizedError`: they carry a key and values,
+  print in English (the CLI) and render in any language (the page), with no pattern matching.
+
+Nothing here imports Gradio: the engine and the CLI use it too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import string
+from functools import lru_cache
+from pathlib import Path
+
+LANGS = ("en", "zh")
+_TEXT_DIR = Path(__file__).resolve().parent
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> dict[str, tuple[str, str]]:
+    """All catalogue modules merged into one {key: (english, chinese)} dict.
+
+    A key defined in two modules is a programming error: it would make one of them dead.
+    """
+    from . import catalog
+
+    merged: dict[str, tuple[str, str]] = {}
+    origin: dict[str, str] = {}
+    for info in sorted(pkgutil.iter_modules(catalog.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{catalog.__name__}.{info.name}")
+        for key, pair in getattr(module, "MESSAGES", {}).items():
+            if key in merged:
+                raise RuntimeError(f"message key {key!r} is defined in both {origin[key]} and {info.name}")
+            merged[key], origin[key] = pair, info.name
+    return merged
+
+
+def has(key: str) -> bool:
+    return key in catalogue()
+
+
+def t(key: str, lang: str = "en", **values) -> str:
+    """The sentence ``key`` in ``lang`` ('en' or 'zh'), with ``values`` filled in.
+
+    An unknown key is a programming error (KeyError; a test checks every key used exists); an
+    unknown language falls back to English.
+    """
+    english, chinese = catalogue()[key]
+    template = chinese if lang == "zh" else english
+    return template.format(**values) if values else template
+
+
+def tn(key: str, count: int, lang: str = "en", **values) -> str:
+    """A sentence with a count in it, plural right in both languages.
+
+    English picks ``key.one`` when ``count`` is 1 and ``key.other`` otherwise; Chinese has no
+    plural forms and always uses ``key.other``. ``count`` is passed to the template as ``{n}``.
+    """
+    form = "one" if (lang != "zh" and count == 1) else "other"
+    return t(f"{key}.{form}", lang, n=count, **values)
+
+
+def long_text(name: str, lang: str = "en") -> str:
+    """The Markdown text ``text/<lang>/<name>.md`` (English when that language has none)."""
+    path = _TEXT_DIR / (lang if lang in LANGS else "en") / f"{name}.md"
+    if not path.exists():
+        path = _TEXT_DIR / "en" / f"{name}.md"
+    return path.read_text(encoding="utf-8")
+
+
+def placeholders(template: str) -> set[str]:
+    """The ``str.format`` field names in a template: '{n} of {total:.0%}' -> {'n', 'total'}."""
+    return {name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+class LocalizedError(ValueError):
+    """An error a person reads: a catalogue key and its values.
+
+    ``str(error)`` is the English sentence (CLI, logs); :meth:`in_lang` renders it in another
+    language (the page). Subclasses say where the error comes from (a task, a knob, ...).
+    """
+
+    def __init__(self, key: str, **values):
+        self.key, self.values = key, values
+        super().__init__(self.in_lang("en"))
+
+    def in_lang(self, lang: str) -> str:
+        return t(self.key, lang, **self.values)
