@@ -36,3 +36,13 @@ def test_markdown_texts_exist_in_both_languages():
     english = {p.stem for p in (text._TEXT_DIR / "en").glob("*.md")}
     chinese = {p.stem for p in (text._TEXT_DIR / "zh").glob("*.md")}
     assert english == chinese
+
+
+def test_knob_text_reads_english_from_the_config_and_chinese_from_the_catalogue():
+    from ppo_demo.config import all_knob_fields
+    from ppo_demo.text import knob_text, knobs_zh
+
+    field = next(f for f in all_knob_fields() if f.name == "kl_coef")
+    assert knob_text("kl_coef", "help") == field.metadata["help"]
+    names = {f.name for f in all_knob_fields()}
+    assert set(knobs_zh()) <= names, "Chinese written for a knob that does not exist"

@@ -7,6 +7,8 @@ One way to translate, for the engine, the CLI and the page alike:
   shows in review; placeholders are ``str.format`` names and must be the same in both);
 * long texts (formulas, lesson explanations) are Markdown files,
   ``ppo_demo/text/en/<name>.md`` and ``ppo_demo/text/zh/<name>.md``;
+* a knob's Chinese label and help go in a catalogue module's ``KNOBS_ZH = {name: (label,
+  help)}`` (the English is the knob's definition in :mod:`ppo_demo.config`);
 * errors meant for a person subclass :class:`LocalizedError`: they carry a key and values,
   print in English (the CLI) and render in any language (the page), with no pattern matching.
 
@@ -25,23 +27,50 @@ LANGS = ("en", "zh")
 _TEXT_DIR = Path(__file__).resolve().parent
 
 
-@lru_cache(maxsize=1)
-def catalogue() -> dict[str, tuple[str, str]]:
-    """All catalogue modules merged into one {key: (english, chinese)} dict.
+def _merged(attribute: str) -> dict:
+    """One dict from the ``attribute`` dicts of every catalogue module.
 
     A key defined in two modules is a programming error: it would make one of them dead.
     """
     from . import catalog
 
-    merged: dict[str, tuple[str, str]] = {}
+    merged: dict = {}
     origin: dict[str, str] = {}
     for info in sorted(pkgutil.iter_modules(catalog.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{catalog.__name__}.{info.name}")
-        for key, pair in getattr(module, "MESSAGES", {}).items():
+        for key, value in getattr(module, attribute, {}).items():
             if key in merged:
-                raise RuntimeError(f"message key {key!r} is defined in both {origin[key]} and {info.name}")
-            merged[key], origin[key] = pair, info.name
+                raise RuntimeError(f"{attribute} key {key!r} is defined in both {origin[key]} and {info.name}")
+            merged[key], origin[key] = value, info.name
     return merged
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> dict[str, tuple[str, str]]:
+    """Every catalogue module's ``MESSAGES`` merged: {key: (english, chinese)}."""
+    return _merged("MESSAGES")
+
+
+@lru_cache(maxsize=1)
+def knobs_zh() -> dict[str, tuple[str, str]]:
+    """Every catalogue module's ``KNOBS_ZH`` merged: {knob name: (chinese label, chinese help)}.
+
+    A knob's English label and help are its definition in :mod:`ppo_demo.config` (the one
+    source of truth); the catalogue adds only the Chinese.
+    """
+    return _merged("KNOBS_ZH")
+
+
+def knob_text(name: str, part: str, lang: str = "en") -> str:
+    """A knob's ``part`` ('label' or 'help') in ``lang``; English when no Chinese is written."""
+    from ..config import all_knob_fields  # lazy: config's errors use this module
+
+    fields = {f.name: f for f in all_knob_fields()}
+    if lang == "zh" and name in knobs_zh():
+        return knobs_zh()[name][0 if part == "label" else 1]
+    if name not in fields:
+        return name
+    return (fields[name].metadata.get("label") or name) if part == "label" else fields[name].metadata["help"]
 
 
 def has(key: str) -> bool:
