@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -48,6 +49,11 @@ def table(records: list[dict], machine: dict) -> str:
     return "\n".join(lines)
 
 
+def progress(arm_run, metrics) -> None:
+    print(f"  {arm_run.arm.key} seed {arm_run.seed} step {metrics['step']}: {metrics['step_seconds']:.1f} s",
+          file=sys.stderr, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
@@ -76,7 +82,7 @@ def main() -> None:
             if (name, seed) in done:
                 continue
             started = time.perf_counter()
-            result = run_lesson(lesson, loaded, seeds=lesson_seeds(lesson, seed))
+            result = run_lesson(lesson, loaded, seeds=lesson_seeds(lesson, seed), on_step=progress)
             record = {"lesson": name, "seed": seed, "observed": result.outcome.observed,
                       "seconds": time.perf_counter() - started, "steps": lesson.steps,
                       "measured": result.outcome.measured,
