@@ -8,11 +8,12 @@ from .core import fmt, values, verdict_text
 
 
 def lesson_markdown(result, lang: str = "en", model: str = "") -> str:
-    """Title, the verdict (expected, measured, seen or not), then per run the first and last
-    value of each overlaid metric, and the wall time."""
+    """Title, the verdict (expected, measured, seen or not), per run the first and last value
+    of each overlaid metric, the wall time, then the lesson's explanation."""
     lesson, runs = result.lesson, result.runs
     lines = [f"# {t('lesson.verdict.title', lang, question=lesson.question(lang))}", "",
              verdict_text(lesson, result.outcome, lang), "", f"## {t('lesson.verdict.runs', lang)}", ""]
+    explanation = lesson.explanation(lang).strip()
     header = ["run", "seed", "steps"] + [f"{k} (first → last)" for k in lesson.metrics]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     seeds = list(result.seeds) if getattr(result, "seeds", None) else None
@@ -24,5 +25,6 @@ def lesson_markdown(result, lang: str = "en", model: str = "") -> str:
                 vs = values(history, key)
                 cells.append(f"{fmt(vs[0])} → {fmt(vs[-1])}" if vs else "n/a")
             lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", t("lesson.verdict.wall", lang, seconds=f"{result.seconds:.0f}", model=model or "?")]
+    lines += ["", t("lesson.verdict.wall", lang, seconds=f"{result.seconds:.0f}", model=model or "?"), "",
+              "---", "", explanation.replace("### ", "## ", 1)]
     return "\n".join(lines) + "\n"
