@@ -303,3 +303,13 @@ def test_cli_bad_lesson_input_is_one_line(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_separate_seed_ranges_in_the_wrong_direction_are_not_called_noise():
+    lesson = LESSONS["beta"]
+    runs = {"beta_zero": [hist(kl_mean=[0, .01, .01, .01]), hist(kl_mean=[0, .02, .02, .02])],
+            "beta_small": [hist(kl_mean=[0, .05, .05, .05])] * 2,
+            "beta_large": [hist(kl_mean=[0, .12, .12, .12]), hist(kl_mean=[0, .14, .14, .14])]}
+    outcome = lesson.signal(runs)
+    assert not outcome.observed
+    assert "lesson.reason.seed_noise" not in outcome.reasons and "lesson.reason.one_seed" not in outcome.reasons

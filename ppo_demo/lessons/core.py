@@ -187,24 +187,19 @@ class Measure:
                 self.measured["steps_run"] = float(shortest)
                 reasons.append("lesson.reason.too_few_steps")
                 reason_values["steps"] = "steps_run"
-            overlapping = [n for n in self.spreads if self._overlaps(n)]
-            if overlapping:
+            if any(self._overlaps(c) for c in self.checks if c.passed is False):
                 reasons.append("lesson.reason.seed_noise")
             elif not self.spreads:
                 reasons.append("lesson.reason.one_seed")
             reasons.append("lesson.reason.noise")
         return Outcome(observed, self.measured, self.checks, reasons, reason_values)
 
-    def _overlaps(self, name: str) -> bool:
-        """Whether another arm's seed range of the same statistic overlaps this one's."""
-        stem = name.split("@")[0]
-        mine = (self.measured[f"{name}.min"], self.measured[f"{name}.max"])
-        for other in self.spreads:
-            if other != name and other.split("@")[0] == stem:
-                lo, hi = self.measured[f"{other}.min"], self.measured[f"{other}.max"]
-                if lo <= mine[1] and mine[0] <= hi:
-                    return True
-        return False
+    def _overlaps(self, check: Check) -> bool:
+        """Whether two of the arm statistics a failed comparison names have overlapping seed
+        ranges (then the comparison could go either way with other seeds)."""
+        ranges = [(self.measured[f"{n}.min"], self.measured[f"{n}.max"]) for n in check.values.values()
+                  if n in self.spreads]
+        return any(a[0] <= b[1] and b[0] <= a[1] for i, a in enumerate(ranges) for b in ranges[i + 1:])
 
 
 # --- the verdict ------------------------------------------------------------------------
