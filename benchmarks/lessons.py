@@ -62,8 +62,16 @@ def main() -> None:
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "lessons.json"))
     parser.add_argument("--md")
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--report", nargs="+", metavar="JSON",
+                        help="run nothing: merge these result files into --json and write the table")
     args = parser.parse_args()
 
+    if args.report:
+        parts = [json.loads(Path(f).read_text()) for f in args.report]
+        data = {"machine": parts[0]["machine"], "records": [r for p in parts for r in p["records"]]}
+        Path(args.json).write_text(json.dumps(data, indent=1))
+        write_report(table(data["records"], data["machine"]), args.md)
+        return
     configure_cpu_runtime()
     machine = {**machine_info(), "cpu": cpu_name()}
     out = Path(args.json)
