@@ -182,7 +182,7 @@ LESSONS: dict[str, Lesson] = {lesson.name: lesson for lesson in (
                            Arm("reinforce", {"advantage_estimator": "reinforce", "reinforce_baseline": False})),
            signal=critic_signal, metrics=("adv_rms", "explained_variance", "reward_mean"), steps=6),
     Lesson("grpo_zero", arms=(Arm("mixed"), Arm("never", tasks=NEVER_SOLVED_TASKS)),
-           shared={"advantage_estimator": "grpo", "group_size": 4, "kl_in": "loss", "missing_eos_penalty": 0.0},
+           shared={"advantage_estimator": "grpo", "group_size": 4, "kl_coef": 0.0, "missing_eos_penalty": 0.0},
            reward={"length_penalty": 0.0}, signal=grpo_zero_signal,
            metrics=("tied_group_frac", "zero_adv_frac", "approx_kl"), steps=3),
     Lesson("reward_hacking", arms=(Arm("honest"), Arm("hacked", reward={"length_penalty": 0.5})),
