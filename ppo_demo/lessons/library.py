@@ -185,8 +185,11 @@ LESSONS: dict[str, Lesson] = {lesson.name: lesson for lesson in (
            shared={"advantage_estimator": "grpo", "group_size": 4, "kl_coef": 0.0, "missing_eos_penalty": 0.0},
            reward={"length_penalty": 0.0}, signal=grpo_zero_signal,
            metrics=("tied_group_frac", "zero_adv_frac", "approx_kl"), steps=3),
+    # Advantages whitened over the batch: raw rewards near -20 with a critic that starts at 0 make
+    # every answer's advantage hugely negative, and 6 steps showed no shortening (reward -1.8,
+    # length +1.8 tokens, embedded model, seed 1); whitened, shorter answers stand out at once.
     Lesson("reward_hacking", arms=(Arm("honest"), Arm("hacked", reward={"length_penalty": 0.5})),
-           signal=reward_hacking_signal, metrics=("reward_mean", "success_rate", "response_length_mean"), steps=6),
+           shared={"whiten": "batch"}, signal=reward_hacking_signal, metrics=("reward_mean", "success_rate", "response_length_mean"), steps=6),
     Lesson("dropout", arms=(Arm("no_dropout", {"dropout_in_ppo": False}), Arm("dropout", {"dropout_in_ppo": True})),
            shared={"ppo_epochs": 1, "num_minibatches": 1, "lora_dropout": 0.1}, signal=dropout_signal,
            metrics=("approx_kl", "clip_frac", "reward_mean"), steps=3),
