@@ -13,6 +13,7 @@ import re
 import gradio as gr
 
 from ..config import all_knob_fields
+from ..text import knobs_zh
 
 FORMULAS_EN = r"""
 **LoRA** on each target Linear ($W$ frozen; only $A$ and $B$ train; $B$ starts at 0, so at first $\pi_\theta = \pi_{\mathrm{ref}}$):
@@ -356,6 +357,10 @@ GRADIO_ZH = {
     "common.download_all": "全部下载",
     "status.queue_position": "排队中：第 {position} 位，共 {size} 位",
 }
+
+
+# Knobs whose Chinese lives in a catalogue module of ppo_demo.text (e.g. catalog/knobs_loss.py).
+KNOBS_ZH.update(knobs_zh())
 
 
 def build_i18n() -> gr.I18n:

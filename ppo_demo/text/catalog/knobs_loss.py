@@ -1,0 +1,35 @@
+"""The loss variants: clip-higher, loss aggregation, Dr. GRPO, the KL estimators, the exact KL."""
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    "knobs_loss.clip_eps_high_range": (
+        "Clip ε high must be a number between 0 and 10 (leave it empty for the symmetric clip); got {value}.",
+        "裁剪上界 ε_high 必须是 0 到 10 之间的数（留空即为对称裁剪）；收到的是 {value}。"),
+}
+
+KNOBS_ZH: dict[str, tuple[str, str]] = {
+    "clip_eps_high": (
+        "裁剪上界 ε_high",
+        "Clip-higher（DAPO，Yu 等 2025）：上界变为 1+ε_high，即 min(ρA, clip(ρ, 1-ε, 1+ε_high)A)，"
+        "让概率低的好词元在一步内能涨得更多；留空 = ε（对称裁剪）。DAPO 用 ε 0.2、ε_high 0.28"),
+    "loss_agg_mode": (
+        "损失聚合方式",
+        "E_t 如何对逐词元损失求平均（沿用 veRL 的名称）：token-mean = Σ_i Σ_t l / Σ_i |y_i|；"
+        "seq-mean-token-mean = 1/B Σ_i (1/|y_i|) Σ_t l；seq-mean-token-sum = 1/B Σ_i Σ_t l；"
+        "seq-mean-token-sum-norm = 1/(B·L) Σ_i Σ_t l，L = 最大新词元数（Dr. GRPO：没有长度偏差）"),
+    "kl_estimator": (
+        "KL 估计器",
+        "奖励 r_t = -β·KL_t 中（以及 KL 图中）的 KL_t：k1 = log pi - log pi_ref（无偏，可能 < 0）；"
+        "k2 = ½(log pi - log pi_ref)²（>= 0，有偏）；k3 = (q-1) - log q，q = pi_ref/pi（无偏，>= 0）"),
+    "kl_loss_estimator": (
+        "KL 损失估计器",
+        "KL 放在损失中时，损失项 β·E_t[KL_t] 里的 KL_t：k1 = log pi - log pi_ref；"
+        "k2 = ½(log pi - log pi_ref)²（其梯度就是真实 KL 的梯度）；k3 = (q-1) - log q，q = pi_ref/pi（GRPO 所用）"),
+    "exact_kl": (
+        "精确 KL",
+        "在每个回答词元处，对整个词表计算真实的 KL(pi || pi_ref) = Σ_v pi(v) (log pi(v) - log pi_ref(v))，"
+        "用于曲线图和热力图（训练信号仍用所选估计器）；每个词元要在内存中保留一行词表大小的数据"),
+    "grpo_std_norm": (
+        "GRPO 标准差归一化",
+        "grpo：除以组内标准差，A = (G_0 - 均值)/(标准差 + eps)；关闭 = Dr. GRPO（Liu 等 2025），"
+        "A = G_0 - 均值，几乎一致的组不会被放大到单位尺度"),
+}
