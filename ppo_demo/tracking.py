@@ -17,6 +17,9 @@ export to) it takes veRL's name, so dashboards of a lab run and its exported run
     entropy               actor/entropy                 actor/entropy                entropy
     approx_kl             actor/ppo_kl                  actor/ppo_kl                 -
     clip_frac             actor/pg_clipfrac             actor/pg_clipfrac            clip_ratio/region_mean
+    clip_frac_low         clip_ratio/low_mean           -                            clip_ratio/low_mean
+    clip_frac_high        clip_ratio/high_mean          -                            clip_ratio/high_mean
+    frac_reward_zero_std  frac_reward_zero_std          -                            frac_reward_zero_std
     explained_variance    critic/vf_explained_var       critic/vf_explained_var      -
     response_length_mean  response_length/mean         response_length/mean         completions/mean_length
     step_seconds          timing_s/step                 timing_s/step                step_time
@@ -43,6 +46,9 @@ METRIC_NAMES = {
     "entropy": "actor/entropy",
     "approx_kl": "actor/ppo_kl",
     "clip_frac": "actor/pg_clipfrac",
+    "clip_frac_low": "clip_ratio/low_mean",  # veRL logs only their sum (pg_clipfrac)
+    "clip_frac_high": "clip_ratio/high_mean",
+    "frac_reward_zero_std": "frac_reward_zero_std",
     "explained_variance": "critic/vf_explained_var",
     "response_length_mean": "response_length/mean",
     "step_seconds": "timing_s/step",

@@ -105,7 +105,7 @@ def test_the_engines_messages_are_translated_by_pattern():
     from ppo_demo.ui.i18n import ENGINE_PATTERNS, engine_message
 
     raised = [
-        _raised(lambda: TrainConfig.from_dict({"kl_estimator": "k2"})),
+        _raised(lambda: TrainConfig.from_dict({"kl_estimator": "k4"})),
         _raised(lambda: TrainConfig.from_dict({"learning_rate": 5.0})),
         _raised(lambda: TrainConfig.from_dict({"steps": "2.5"})),
         _raised(lambda: TrainConfig.from_dict({"kl_coef": "abc"})),

@@ -13,7 +13,7 @@ import re
 import gradio as gr
 
 from ..config import all_knob_fields
-from ..text import knobs_zh
+from ..text import catalogue, knobs_zh
 
 FORMULAS_EN = r"""
 **LoRA** on each target Linear ($W$ frozen; only $A$ and $B$ train; $B$ starts at 0, so at first $\pi_\theta = \pi_{\mathrm{ref}}$):
@@ -591,6 +591,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "heat.case_why.6": ("no advantage: nothing to push (e.g. every answer in the group scored the same)",
                         "没有优势：无需推动（例如组内每个回答得分相同）"),
 }
+# Sentences that live in catalogue modules of ppo_demo.text (e.g. catalog/knobs_loss.py).
+MESSAGES.update({key: pair for key, pair in catalogue().items() if key not in MESSAGES})
 
 
 def lang_of(request) -> str:

@@ -1,6 +1,15 @@
 """The loss variants: clip-higher, loss aggregation, Dr. GRPO, the KL estimators, the exact KL."""
 
 MESSAGES: dict[str, tuple[str, str]] = {
+    # chart series and heatmap views (the page's keys: series.<metric>, heat.<quantity>)
+    "series.kl_exact": ("exact KL per token (whole vocabulary)", "每 token 精确 KL（整个词表）"),
+    "series.clip_frac_low": ("clipped low (A<0, ρ<1−ε)", "下方裁剪（A<0，ρ<1−ε）"),
+    "series.clip_frac_high": ("clipped high (A>0, ρ>1+ε_high)", "上方裁剪（A>0，ρ>1+ε_high）"),
+    "series.frac_reward_zero_std": ("groups whose scores all tie", "得分全部相同的组"),
+    "heat.kl_exact": ("exact KL_t = Σ_v π(v)(log π(v) − log π_ref(v)) over the whole vocabulary (never < 0)",
+                      "精确 KL_t = Σ_v π(v)(log π(v) − log π_ref(v))，对整个词表求和（永不 < 0）"),
+    "heat.kl_exact_off": ("The exact KL was not computed in this run (the Exact KL knob is off).",
+                          "本次运行没有计算精确 KL（“精确 KL”开关已关闭）。"),
     "knobs_loss.clip_eps_high_range": (
         "Clip ε high must be a number between 0 and 10 (leave it empty for the symmetric clip); got {value}.",
         "裁剪上界 ε_high 必须是 0 到 10 之间的数（留空即为对称裁剪）；收到的是 {value}。"),
