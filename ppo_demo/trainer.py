@@ -384,6 +384,7 @@ class PPOTrainer:
         cfg = self.config
         agg = dict(loss_agg_mode=cfg.loss_agg_mode, norm_length=cfg.max_new_tokens)  # E_t of every term
         total = ppo.agg_count(scored.response_mask[rows], cfg.loss_agg_mode)  # tokens, or responses
+        total_tokens = scored.response_mask[rows].sum()  # the diagnostics are means over tokens
         sums: dict[str, torch.Tensor] = {}
         share = self._share_prompts_in_update
         if share:  # answers to one prompt in one chunk (the sum over rows does not depend on order)
@@ -393,6 +394,7 @@ class PPOTrainer:
             mb = scored.rows(chunk).trimmed()  # (b, t), t <= T: columns past every row's EOS dropped
             mask = mb.response_mask
             weight = ppo.agg_count(mask, cfg.loss_agg_mode) / total  # this chunk's share of E_t
+            token_weight = mask.sum() / total_tokens
             with autocast_context(self.device):
                 scores = response_scores(self.actor_critic.model, mb.batch, cfg.temperature, share_prompts=share,
                                          entropy=True, entropy_grad=cfg.ent_coef > 0)
@@ -402,12 +404,14 @@ class PPOTrainer:
                 entropy_mean = ppo.agg_loss(entropy, mask, cfg.loss_agg_mode, cfg.max_new_tokens)
                 loss = policy_loss - cfg.ent_coef * entropy_mean
                 terms = dict(policy_loss=policy_loss, entropy=entropy_mean, **pstats)
+                diagnostics = set(pstats)  # ratio, clip fractions, approx KL: token means
                 if cfg.has_critic:  # without one the value head stays out of the graph: not trained
                     values = self.actor_critic.values(hidden)  # (b, t)
                     value_loss, vstats = ppo.ppo_value_loss(values, mb.old_values, mb.returns, mask,
                                                             cfg.value_clip_eps, **agg)
                     loss = loss + cfg.vf_coef * value_loss
                     terms.update(value_loss=value_loss, **vstats)
+                    diagnostics |= set(vstats)
                 if cfg.kl_in == "loss":
                     kl_loss = ppo.kl_penalty_loss(logprobs, mb.ref_logprobs, mask, cfg.kl_loss_estimator, **agg)
                     loss = loss + kl_coef * kl_loss
@@ -418,7 +422,8 @@ class PPOTrainer:
             ratios[chunk, :mask.shape[1]] = torch.exp(logprobs.detach() - mb.old_logprobs) * mask
             del scores, hidden, logprobs, entropy
             for key, value in dict(loss=loss, **terms).items():
-                sums[key] = sums.get(key, 0.0) + value.detach() * weight
+                share = token_weight if key in diagnostics else weight
+                sums[key] = sums.get(key, 0.0) + value.detach() * share
         return sums
 
     def _metrics(self, scored: ScoredBatch, update_stats: dict) -> dict:
