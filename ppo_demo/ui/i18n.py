@@ -26,7 +26,10 @@ $$\log\pi_\theta(y_t) = \log\mathrm{softmax}(z_t / \tau)[y_t]$$
 $$r_t = -\beta\,\mathrm{KL}_t + [t = T]\,s$$
 
 **KL estimators**, per sampled token $y_t$, with $q_t = \pi_{\mathrm{ref}}(y_t) / \pi_\theta(y_t)$:
-$$k_1 = \log\pi_\theta(y_t) - \log\pi_{\mathrm{ref}}(y_t) = -\log q_t \qquad k_3 = (q_t - 1) - \log q_t \;\ge 0$$
+$$k_1 = \log\pi_\theta(y_t) - \log\pi_{\mathrm{ref}}(y_t) = -\log q_t \qquad k_2 = \tfrac12 (\log q_t)^2 \;\ge 0 \qquad k_3 = (q_t - 1) - \log q_t \;\ge 0$$
+
+**Exact KL** at each position, over the whole vocabulary $\mathcal{V}$ (*Exact KL* on: plotted beside the estimator and in the heatmap; $k_1$ and $k_3$ are one-sample estimates of it, $k_1$ can be negative, this never is):
+$$\mathrm{KL}_t = \sum_{v \in \mathcal{V}} \pi_\theta(v \mid s_t)\,\big(\log\pi_\theta(v \mid s_t) - \log\pi_{\mathrm{ref}}(v \mid s_t)\big) \;\ge 0$$
 
 **GAE** (right to left over the response, $V_{T+1} = 0$):
 $$\delta_t = r_t + \gamma V_{t+1} - V_t \qquad A_t = \delta_t + \gamma\lambda A_{t+1} \qquad R_t = A_t + V_t$$
@@ -34,8 +37,11 @@ $$\delta_t = r_t + \gamma V_{t+1} - V_t \qquad A_t = \delta_t + \gamma\lambda A_
 **Ratio** of the new policy to the one that sampled:
 $$\rho_t(\theta) = \exp\big(\log\pi_\theta(y_t) - \log\pi_{\theta_{\mathrm{old}}}(y_t)\big)$$
 
-**Clipped policy objective** (minimised, so with a minus sign):
-$$L_{\mathrm{policy}} = -\,\mathbb{E}_t\Big[\min\big(\rho_t A_t,\ \mathrm{clip}(\rho_t, 1-\epsilon, 1+\epsilon)\,A_t\big)\Big]$$
+**Clipped policy objective** (minimised, so with a minus sign; $\epsilon_{\mathrm{high}} = \epsilon$ unless *Clip ε high* is set, DAPO's clip-higher):
+$$L_{\mathrm{policy}} = -\,\mathbb{E}_t\Big[\min\big(\rho_t A_t,\ \mathrm{clip}(\rho_t, 1-\epsilon, 1+\epsilon_{\mathrm{high}})\,A_t\big)\Big]$$
+
+**Loss aggregation** $\mathbb{E}_t$ of a per-token loss $\ell_{i,t}$ over $B$ answers of $|y_i|$ tokens (*Loss aggregation*, veRL's names; $L$ = max new tokens):
+$$\text{token-mean: } \frac{\sum_i \sum_t \ell_{i,t}}{\sum_i |y_i|} \quad \text{seq-mean-token-mean: } \frac1B \sum_i \frac{1}{|y_i|}\sum_t \ell_{i,t} \quad \text{seq-mean-token-sum: } \frac1B \sum_i \sum_t \ell_{i,t} \quad \text{seq-mean-token-sum-norm: } \frac{1}{B L} \sum_i \sum_t \ell_{i,t}$$
 
 **Clipped value loss** ($V^{\mathrm{old}}$ from the sampling pass):
 $$L_V = \tfrac12\,\mathbb{E}_t\Big[\max\big((V_t - R_t)^2,\ (V^{\mathrm{old}}_t + \mathrm{clip}(V_t - V^{\mathrm{old}}_t, -\epsilon_V, \epsilon_V) - R_t)^2\big)\Big]$$
@@ -46,10 +52,10 @@ $$\hat A_t = (A_t - \mu_A) / \sigma_A$$
 **Total loss**:
 $$L = L_{\mathrm{policy}} + c_V\,L_V - c_{\mathrm{ent}}\,H[\pi_\theta]$$
 
-**Advantages without a critic** (*Advantage estimator* grpo, rloo or reinforce: no $V$, so $c_V = 0$ and the value head is not trained). $G$ answers to one prompt form a group $g(i)$; $G_t$ is the return-to-go, the score plus the KL rewards still ahead:
-$$G_t = \sum_{t' \ge t} \gamma^{\,t'-t}\, r_{t'} \qquad A_{i,t} = \frac{G_{i,t} - b_i}{s_i}$$
+**Advantages without a critic** (*Advantage estimator* grpo, rloo or reinforce: no $V$, so $c_V = 0$ and the value head is not trained). $G$ answers to one prompt form a group $g(i)$; $G_t$ is the return-to-go, the score plus the KL rewards still ahead. GRPO and RLOO compare whole answers: the same $A_i$ on every token, from the whole return $G_{i,0}$ of each answer (as veRL), so identical answers get $A = 0$ even with the KL in the reward; REINFORCE keeps the return-to-go:
+$$G_t = \sum_{t' \ge t} \gamma^{\,t'-t}\, r_{t'} \qquad A_{i,t}^{\mathrm{GRPO,\,RLOO}} = \frac{G_{i,0} - b_i}{s_i} \qquad A_{i,t}^{\mathrm{REINFORCE}} = G_{i,t} - b_i$$
 
-**GRPO** (group-relative: baseline the group's mean, scale its standard deviation, unbiased as in TRL, $\varepsilon = 10^{-4}$; a group whose returns $G_{j,0}$ are all equal gets $A = 0$, but tiny differences such as the length penalty are scaled up to unit size):
+**GRPO** (group-relative: baseline the group's mean, scale its standard deviation, unbiased as in TRL, $\varepsilon = 10^{-4}$; a group whose returns $G_{j,0}$ are all equal gets $A = 0$, but tiny differences such as the length penalty are scaled up to unit size; *GRPO std normalisation* off is Dr. GRPO: $s_i = 1$):
 $$b_i = \operatorname{mean}_{j \in g(i)} G_{j,0} \qquad s_i = \operatorname{std}_{j \in g(i)} G_{j,0} + \varepsilon$$
 
 **RLOO** (leave-one-out: the baseline is the mean of the other $G - 1$ answers to the same prompt, so it never contains the answer it judges):
@@ -58,8 +64,8 @@ $$b_i = \frac{1}{G-1} \sum_{j \in g(i),\, j \ne i} G_{j,0} \qquad s_i = 1$$
 **REINFORCE** (the plain return; with the baseline option $b$ is the batch's mean return, otherwise 0):
 $$b_i = \frac{1}{B} \sum_{j=1}^{B} G_{j,0} \qquad s_i = 1$$
 
-**KL in the loss** instead of the reward (*KL in* = loss, as GRPO: $r_t$ keeps only the score, so with $\gamma = 1$ every token of an answer gets the same $A$):
-$$L = L_{\mathrm{policy}} + c_V\,L_V - c_{\mathrm{ent}}\,H[\pi_\theta] + \beta\,\mathbb{E}_t\big[k_{3,t}\big] \qquad \frac{\partial k_3}{\partial \log\pi_\theta} = 1 - q_t$$
+**KL in the loss** instead of the reward (*KL in* = loss, as GRPO: $r_t$ keeps only the score, so with $\gamma = 1$ every token of an answer gets the same $A$; $\mathrm{KL}_t$ is the *KL loss estimator*, $k_3$ by default):
+$$L = L_{\mathrm{policy}} + c_V\,L_V - c_{\mathrm{ent}}\,H[\pi_\theta] + \beta\,\mathbb{E}_t\big[\mathrm{KL}_t\big] \qquad \frac{\partial k_3}{\partial \log\pi_\theta} = 1 - q_t \qquad \frac{\partial k_2}{\partial \log\pi_\theta} = -\log q_t$$
 
 **Adaptive KL coefficient** (Ziegler et al. 2019, as TRL's former controller; on when a target KL is set. KL is the step's mean KL per answer, $n$ the answers in the step, $H$ the horizon):
 $$e = \operatorname{clip}\big(\mathrm{KL} / \mathrm{KL}_{\mathrm{target}} - 1,\ -0.2,\ 0.2\big) \qquad \beta \leftarrow \beta\,(1 + e\, n / H)$$
@@ -75,17 +81,22 @@ Only ③ and ④ stop: the token has already moved by more than $\epsilon$ in th
 
 **Diagnostics** on the plots (means over real response tokens, then over every mini-batch update of the step, as TRL logs them; the first update sees $\rho_t = 1$):
 $$\text{approx KL} = \mathbb{E}_t\big[(\rho_t - 1) - \log\rho_t\big] \qquad \text{clip fraction} = \mathbb{E}_t\big[\,|\rho_t - 1| > \epsilon\,\big] \qquad \text{explained variance} = 1 - \frac{\mathrm{Var}[R - V]}{\mathrm{Var}[R]}$$
+$$\text{clipped low} = \mathbb{E}_t\big[\rho_t < 1-\epsilon \wedge A_t < 0\big] \qquad \text{clipped high} = \mathbb{E}_t\big[\rho_t > 1+\epsilon_{\mathrm{high}} \wedge A_t > 0\big] \qquad \text{frac\_reward\_zero\_std} = \text{share of groups whose scores all tie}$$
 """
 
 FORMULAS_ZH = (FORMULAS_EN
                .replace("**Per-token reward** (score $s$ from the rule reward, added at the last real token $T$):",
                         "**逐 token 奖励**（规则奖励的得分 $s$ 加在最后一个真实 token $T$ 上）：")
                .replace("**KL estimators**, per sampled token $y_t$, with", "**KL 估计量**（对每个采样 token $y_t$），其中")
+               .replace("**Exact KL** at each position, over the whole vocabulary $\\mathcal{V}$ (*Exact KL* on: plotted beside the estimator and in the heatmap; $k_1$ and $k_3$ are one-sample estimates of it, $k_1$ can be negative, this never is):",
+                        "**精确 KL**（在每个位置对整个词表 $\\mathcal{V}$ 求和；开启 *精确 KL* 时画在估计量旁边和热力图中；$k_1$、$k_3$ 是它的单样本估计，$k_1$ 可为负，它永不为负）：")
+               .replace("**Loss aggregation** $\\mathbb{E}_t$ of a per-token loss $\\ell_{i,t}$ over $B$ answers of $|y_i|$ tokens (*Loss aggregation*, veRL's names; $L$ = max new tokens):",
+                        "**损失聚合** $\\mathbb{E}_t$：把逐 token 损失 $\\ell_{i,t}$ 在 $B$ 个各有 $|y_i|$ 个 token 的回答上聚合（*损失聚合方式*，沿用 veRL 的名称；$L$ = 最大新 token 数）：")
                .replace("**GAE** (right to left over the response, $V_{T+1} = 0$):",
                         "**GAE**（在回答上从右往左计算，$V_{T+1} = 0$）：")
                .replace("**Ratio** of the new policy to the one that sampled:", "**概率比**（新策略 / 采样时的策略）：")
-               .replace("**Clipped policy objective** (minimised, so with a minus sign):",
-                        "**裁剪的策略目标**（作为损失最小化，所以带负号）：")
+               .replace("**Clipped policy objective** (minimised, so with a minus sign; $\\epsilon_{\\mathrm{high}} = \\epsilon$ unless *Clip ε high* is set, DAPO's clip-higher):",
+                        "**裁剪的策略目标**（作为损失最小化，所以带负号；除非设置了 *裁剪上界 ε_high*（DAPO 的 clip-higher），$\\epsilon_{\\mathrm{high}} = \\epsilon$）：")
                .replace("**Clipped value loss** ($V^{\\mathrm{old}}$ from the sampling pass):",
                         "**裁剪的价值损失**（$V^{\\mathrm{old}}$ 来自采样时）：")
                .replace("**Total loss**:", "**总损失**：")
@@ -102,16 +113,16 @@ FORMULAS_ZH = (FORMULAS_EN
                .replace("**Diagnostics** on the plots (means over real response tokens, then over every mini-batch "
                         "update of the step, as TRL logs them; the first update sees $\\rho_t = 1$):",
                         "**图中的诊断量**（先在回答的真实 token 上平均，再对本步的所有 mini-batch 更新平均，与 TRL 相同；第一次更新时 $\\rho_t = 1$）：")
-               .replace('**Advantages without a critic** (*Advantage estimator* grpo, rloo or reinforce: no $V$, so $c_V = 0$ and the value head is not trained). $G$ answers to one prompt form a group $g(i)$; $G_t$ is the return-to-go, the score plus the KL rewards still ahead:',
-                        '**无价值网络的优势**（*优势估计方法* 为 grpo、rloo 或 reinforce：没有 $V$，所以 $c_V = 0$，价值头不训练）。同一提示词的 $G$ 个回答构成一组 $g(i)$；$G_t$ 是从 $t$ 起的回报：得分加上之后各 token 的 KL 奖励：')
-               .replace("**GRPO** (group-relative: baseline the group's mean, scale its standard deviation, unbiased as in TRL, $\\varepsilon = 10^{-4}$; a group whose returns $G_{j,0}$ are all equal gets $A = 0$, but tiny differences such as the length penalty are scaled up to unit size):",
-                        '**GRPO**（组内相对：基线为组内均值，尺度为组内标准差，与 TRL 一样用无偏估计，$\\varepsilon = 10^{-4}$；组内回报 $G_{j,0}$ 全部相等时 $A = 0$，但长度惩罚这类微小差异会被放大到单位大小）：')
+               .replace('**Advantages without a critic** (*Advantage estimator* grpo, rloo or reinforce: no $V$, so $c_V = 0$ and the value head is not trained). $G$ answers to one prompt form a group $g(i)$; $G_t$ is the return-to-go, the score plus the KL rewards still ahead. GRPO and RLOO compare whole answers: the same $A_i$ on every token, from the whole return $G_{i,0}$ of each answer (as veRL), so identical answers get $A = 0$ even with the KL in the reward; REINFORCE keeps the return-to-go:',
+                        '**无价值网络的优势**（*优势估计方法* 为 grpo、rloo 或 reinforce：没有 $V$，所以 $c_V = 0$，价值头不训练）。同一提示词的 $G$ 个回答构成一组 $g(i)$；$G_t$ 是从 $t$ 起的回报：得分加上之后各 token 的 KL 奖励。GRPO 和 RLOO 比较整个回答：每个 token 的 $A_i$ 相同，来自该回答的总回报 $G_{i,0}$（与 veRL 相同），所以即使 KL 在奖励中，完全相同的回答也得到 $A = 0$；REINFORCE 仍用从 $t$ 起的回报：')
+               .replace("**GRPO** (group-relative: baseline the group's mean, scale its standard deviation, unbiased as in TRL, $\\varepsilon = 10^{-4}$; a group whose returns $G_{j,0}$ are all equal gets $A = 0$, but tiny differences such as the length penalty are scaled up to unit size; *GRPO std normalisation* off is Dr. GRPO: $s_i = 1$):",
+                        '**GRPO**（组内相对：基线为组内均值，尺度为组内标准差，与 TRL 一样用无偏估计，$\\varepsilon = 10^{-4}$；组内回报 $G_{j,0}$ 全部相等时 $A = 0$，但长度惩罚这类微小差异会被放大到单位大小；关闭 *GRPO 标准差归一化* 即 Dr. GRPO：$s_i = 1$）：')
                .replace('**RLOO** (leave-one-out: the baseline is the mean of the other $G - 1$ answers to the same prompt, so it never contains the answer it judges):',
                         '**RLOO**（留一法：基线是同一提示词其余 $G - 1$ 个回答的均值，因此不包含被评判的回答本身）：')
                .replace("**REINFORCE** (the plain return; with the baseline option $b$ is the batch's mean return, otherwise 0):",
                         '**REINFORCE**（直接用回报；开启基线时 $b$ 为整批的平均回报，否则为 0）：')
-               .replace('**KL in the loss** instead of the reward (*KL in* = loss, as GRPO: $r_t$ keeps only the score, so with $\\gamma = 1$ every token of an answer gets the same $A$):',
-                        '**KL 放进损失**而不是奖励（*KL 位置* = loss，同 GRPO：$r_t$ 只剩得分，所以 $\\gamma = 1$ 时同一回答的每个 token 优势相同）：')
+               .replace('**KL in the loss** instead of the reward (*KL in* = loss, as GRPO: $r_t$ keeps only the score, so with $\\gamma = 1$ every token of an answer gets the same $A$; $\\mathrm{KL}_t$ is the *KL loss estimator*, $k_3$ by default):',
+                        '**KL 放进损失**而不是奖励（*KL 位置* = loss，同 GRPO：$r_t$ 只剩得分，所以 $\\gamma = 1$ 时同一回答的每个 token 优势相同；$\\mathrm{KL}_t$ 由 *KL 损失估计器* 决定，默认 $k_3$）：')
                .replace("**Adaptive KL coefficient** (Ziegler et al. 2019, as TRL's former controller; on when a target KL is set. KL is the step's mean KL per answer, $n$ the answers in the step, $H$ the horizon):",
                         '**自适应 KL 系数**（Ziegler 等 2019，与 TRL 旧版控制器相同；设置目标 KL 时启用。KL 为本步每个回答的平均 KL，$n$ 为本步回答数，$H$ 为时间尺度）：')
                .replace('**The six cases of the clip** ($\\min(\\rho_t A_t, \\mathrm{clip}(\\rho_t, 1-\\epsilon, 1+\\epsilon) A_t)$ per token; the heatmap colours them):',
@@ -697,3 +708,7 @@ def engine_message(message: str, lang: str = "en") -> str:
                 values["label"] = knob_label(english_labels[values["label"]], "zh")
             return template.format(**values)
     return message
+
+FORMULAS_ZH = (FORMULAS_ZH
+               .replace(r"\text{clipped low}", r"\text{下方裁剪}").replace(r"\text{clipped high}", r"\text{上方裁剪}")
+               .replace(r"\text{share of groups whose scores all tie}", r"\text{得分全部相同的组所占比例}"))
