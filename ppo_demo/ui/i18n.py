@@ -81,7 +81,9 @@ Only ③ and ④ stop: the token has already moved by more than $\epsilon$ in th
 
 **Diagnostics** on the plots (means over real response tokens, then over every mini-batch update of the step, as TRL logs them; the first update sees $\rho_t = 1$):
 $$\text{approx KL} = \mathbb{E}_t\big[(\rho_t - 1) - \log\rho_t\big] \qquad \text{clip fraction} = \mathbb{E}_t\big[\,|\rho_t - 1| > \epsilon\,\big] \qquad \text{explained variance} = 1 - \frac{\mathrm{Var}[R - V]}{\mathrm{Var}[R]}$$
-$$\text{clipped low} = \mathbb{E}_t\big[\rho_t < 1-\epsilon \wedge A_t < 0\big] \qquad \text{clipped high} = \mathbb{E}_t\big[\rho_t > 1+\epsilon_{\mathrm{high}} \wedge A_t > 0\big] \qquad \text{frac\_reward\_zero\_std} = \text{share of groups whose scores all tie}$$
+
+**Clip fractions by side, and tied groups** ($c_{\mathrm{low}}, c_{\mathrm{high}}$: the tokens whose gradient the clip stopped, TRL's clip_ratio/low_mean and high_mean, together veRL's pg_clipfrac; $z$: the share of the $K$ groups whose $G$ scores all tie, TRL's frac_reward_zero_std, groups GRPO and RLOO learn nothing from):
+$$c_{\mathrm{low}} = \mathbb{E}_t\big[\rho_t < 1-\epsilon \wedge A_t < 0\big] \qquad c_{\mathrm{high}} = \mathbb{E}_t\big[\rho_t > 1+\epsilon_{\mathrm{high}} \wedge A_t > 0\big] \qquad z = \frac1K \sum_{k=1}^{K} \big[s_{k,1} = \dots = s_{k,G}\big]$$
 """
 
 FORMULAS_ZH = (FORMULAS_EN
@@ -709,6 +711,10 @@ def engine_message(message: str, lang: str = "en") -> str:
             return template.format(**values)
     return message
 
-FORMULAS_ZH = (FORMULAS_ZH
-               .replace(r"\text{clipped low}", r"\text{下方裁剪}").replace(r"\text{clipped high}", r"\text{上方裁剪}")
-               .replace(r"\text{share of groups whose scores all tie}", r"\text{得分全部相同的组所占比例}"))
+FORMULAS_ZH = FORMULAS_ZH.replace(
+    "**Clip fractions by side, and tied groups** ($c_{\\mathrm{low}}, c_{\\mathrm{high}}$: the tokens whose gradient the "
+    "clip stopped, TRL's clip_ratio/low_mean and high_mean, together veRL's pg_clipfrac; $z$: the share of the $K$ "
+    "groups whose $G$ scores all tie, TRL's frac_reward_zero_std, groups GRPO and RLOO learn nothing from):",
+    "**按方向的裁剪比例，以及得分全同的组**（$c_{\\mathrm{low}}, c_{\\mathrm{high}}$：被裁剪停止梯度的 token，即 TRL 的 "
+    "clip_ratio/low_mean 和 high_mean，两者之和为 veRL 的 pg_clipfrac；$z$：$K$ 个组中 $G$ 个得分全部相同的组所占比例，"
+    "即 TRL 的 frac_reward_zero_std，GRPO 和 RLOO 从这些组学不到任何东西）：")
