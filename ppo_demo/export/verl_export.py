@@ -22,8 +22,9 @@ ESTIMATORS = {"gae": "gae", "grpo": "grpo", "rloo": "rloo", "reinforce": "reinfo
 # The lab's k1/k2/k3 -> veRL's names (algorithm.kl_penalty and actor.kl_loss_type alike).
 KL_ESTIMATORS = {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}
 # The lab's metric names -> what veRL logs for the same number (None: veRL logs no such number).
-METRIC_NAMES = {"clip_frac_low": None, "clip_frac_high": None,
-                "clip_frac": "actor/pg_clipfrac (veRL's = clip_frac_low + clip_frac_high)",
+# veRL's actor/pg_clipfrac is clip_frac_low + clip_frac_high; the lab's clip_frac (CleanRL's,
+# whatever A's sign) has no veRL counterpart.
+METRIC_NAMES = {"clip_frac_low": None, "clip_frac_high": None, "clip_frac": None,
                 "entropy": "actor/entropy", "kl_exact": None, "frac_reward_zero_std": None,
                 "approx_kl": "actor/ppo_kl (veRL's is the k1 form)"}
 
