@@ -401,10 +401,11 @@ class PPOTrainer:
                 logprobs, entropy, hidden = scores.logprobs, scores.entropy, scores.hidden  # (b, t), (b, t), (b, t, H)
                 policy_loss, pstats = ppo.ppo_policy_loss(logprobs, mb.old_logprobs, mb.train_advantages, mask,
                                                           cfg.clip_eps, cfg.clip_eps_high, **agg)
-                entropy_mean = ppo.agg_loss(entropy, mask, cfg.loss_agg_mode, cfg.max_new_tokens)
-                loss = policy_loss - cfg.ent_coef * entropy_mean
-                terms = dict(policy_loss=policy_loss, entropy=entropy_mean, **pstats)
-                diagnostics = set(pstats)  # ratio, clip fractions, approx KL: token means
+                entropy_term = ppo.agg_loss(entropy, mask, cfg.loss_agg_mode, cfg.max_new_tokens)  # E_t[H_t]
+                loss = policy_loss - cfg.ent_coef * entropy_term
+                # reported: the mean entropy per token whatever the aggregation (as TRL's "entropy")
+                terms = dict(policy_loss=policy_loss, entropy=ppo.masked_mean(entropy.detach(), mask), **pstats)
+                diagnostics = {"entropy", *pstats}  # entropy, ratio, clip fractions, approx KL: token means
                 if cfg.has_critic:  # without one the value head stays out of the graph: not trained
                     values = self.actor_critic.values(hidden)  # (b, t)
                     value_loss, vstats = ppo.ppo_value_loss(values, mb.old_values, mb.returns, mask,

@@ -162,3 +162,11 @@ def test_exact_kl_heatmap_view(tiny):
     record.kl_exact = []
     assert "not computed" in heatmap_html(record, "kl_exact")
     assert "没有计算精确 KL" in heatmap_html(record, "kl_exact", "zh")
+
+
+def test_entropy_is_reported_per_token_in_every_aggregation_mode():
+    """The entropy bonus follows the loss aggregation, but the reported entropy is always the
+    mean per token (TRL's "entropy"), so runs with different modes can be compared."""
+    a = run_two_steps(loss_agg_mode="token-mean")[0][0]["entropy"]
+    b = run_two_steps(loss_agg_mode="seq-mean-token-sum")[0][0]["entropy"]
+    assert a == pytest.approx(b, rel=1e-4)
