@@ -2,7 +2,7 @@
 
 The run takes the shared model one PPO step at a time. For each step it waits for a turn at
 :data:`~ppo_demo.ui.model_gate.MODEL_GATE`, then calls the model's work,
-:func:`model_jobs.train_steps`, for ONE step with the session's whole training state (adapter
+:func:`model_work.train_steps`, for ONE step with the session's whole training state (adapter
 or weights, value head, AdamW moments and step count, steps done, the adaptive KL coefficient),
 stores the state and metrics it yields back (CPU tensors) in the session, and hands the turn
 back. Other sessions' work (a Compare, an Evaluate, another run's step) runs in between; each
@@ -32,7 +32,7 @@ from typing import Callable
 from ..trainer import StepResult, TrainingError
 from .errors import unexpected_error_text
 from .model_gate import MODEL_GATE
-from .model_jobs import TrainRequest, train_steps
+from .model_work import TrainRequest, train_steps
 from .session import Session
 from .zerogpu import on_zerogpu
 

@@ -6,7 +6,7 @@ state (weights, value head, AdamW state, steps done, the adaptive KL coefficient
 tensors. It reads nothing from the session and writes nothing to it, so it can run in another
 process (ZeroGPU forks a worker and pickles the arguments and every yielded value; see
 ``zerogpu.py``); the caller, in the main process, stores what it receives. The app calls it
-for ONE step at a time, during one turn at the model (``jobs.py``): the state that comes out
+for ONE step at a time, during one turn at the model (``run_jobs.py``): the state that comes out
 of one call goes into the next, so a run cut into calls equals one long call, bit for bit.
 
 The shared model is found through a registry key, not passed: pickling the request must not
