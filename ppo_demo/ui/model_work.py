@@ -24,6 +24,7 @@ from ..config import TrainConfig
 from ..policy import PolicyRuntime, PolicyState
 from ..reward import RewardConfig
 from ..tasks import Task
+from ..text import LocalizedError
 from ..trainer import PPOTrainer, StepResult
 from .errors import USER_ERRORS, unexpected_error_text, user_errors
 from .session import ModelRegistry
@@ -61,6 +62,7 @@ class TrainOutcome:
     result: StepResult | None = None
     state: PolicyState | None = None  # the trained state after this step (None: not snapshotted)
     message: str = ""
+    error: LocalizedError | None = None  # "setup_error" with a catalogue key: the page renders it in its language
 
 
 @gpu_job(TRAIN_DURATION)
@@ -74,7 +76,7 @@ def train_steps(request: TrainRequest, stop_event=None) -> Iterator[TrainOutcome
     try:
         trainer = PPOTrainer(loaded, request.config, request.tasks, request.reward, state=request.state)
     except USER_ERRORS as exc:
-        yield TrainOutcome("setup_error", message=str(exc))
+        yield TrainOutcome("setup_error", message=str(exc), error=exc if isinstance(exc, LocalizedError) else None)
         return
     except Exception as exc:
         yield TrainOutcome("setup_error", message=f"Could not set up the policy: {unexpected_error_text(exc)}")

@@ -17,7 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from .i18n import MESSAGES, t
+from ..text import has
+from .i18n import t
 
 COLUMNS = ["step", "value", "series"]
 NO_CRITIC = t("series.no_critic")  # the critic chart's one entry when the estimator trains no critic
@@ -68,7 +69,7 @@ MAX_MARKERS = 40  # markers per series at most; longer series get one every k st
 
 def series_name(metric: str, lang: str = "en") -> str:
     key = f"series.{metric}"
-    return t(key, lang) if key in MESSAGES else metric
+    return t(key, lang) if has(key) else metric
 
 
 def task_series(index: int, expected: str, lang: str = "en", width: int = 12) -> str:

@@ -29,6 +29,7 @@ from contextlib import closing
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from ..text import LocalizedError
 from ..trainer import StepResult, TrainingError
 from .errors import unexpected_error_text
 from .model_gate import MODEL_GATE
@@ -51,6 +52,7 @@ class JobEvent:
     kind: str  # "waiting" | "ready" | "setup_error" | "step" | "budget" | "error" | "end"
     step: StepResult | None = None
     message: str = ""
+    error: LocalizedError | None = None  # "setup_error" with a catalogue key (see model_work.TrainOutcome)
     ahead: int = 0  # "waiting": jobs before this run's next step
 
 
@@ -127,7 +129,7 @@ class TrainingJob:
                     for outcome in self._outcomes(outcomes):
                         if outcome.kind == "setup_error":
                             if first:
-                                self.events.put(JobEvent("setup_error", message=outcome.message))
+                                self.events.put(JobEvent("setup_error", message=outcome.message, error=outcome.error))
                                 raise _SetupFailed()
                             raise TrainingError(outcome.message)
                         if outcome.kind == "ready":

@@ -21,7 +21,8 @@ from ...policy import PolicyState
 from ...reward import RewardConfig, compile_expected
 from ...tasks import Task, tasks_from_rows
 from ..errors import user_error, user_errors
-from ..i18n import engine_message, knob_label, t
+from ...text import LocalizedError
+from ..i18n import knob_label, t
 from ..limits import Limits
 from ..runs import Run
 from ..session import ModelRegistry, Session
@@ -98,12 +99,15 @@ def load_model(registry: ModelRegistry, model: str, lang: str = "en"):
 SETUP_PREFIX = "Could not set up the policy: "  # model_work' English prefix for an unexpected error
 
 
-def setup_message(message: str, lang: str = "en") -> str:
-    """A model job's English error sentence in ``lang`` (the jobs run apart from the page and
-    write English: the engine's sentence, or SETUP_PREFIX and what went wrong)."""
+def setup_message(message: str, lang: str = "en", error: LocalizedError | None = None) -> str:
+    """A model job's error in ``lang``: its ``error``'s own sentence when it carries a catalogue
+    key, else the English ``message`` the job wrote (SETUP_PREFIX and what went wrong: the
+    prefix is translated; an engine sentence written in English only stays as it is)."""
+    if error is not None:
+        return error.in_lang(lang)
     if message.startswith(SETUP_PREFIX):
         return t("error.setup", lang, error=message[len(SETUP_PREFIX):])
-    return engine_message(message, lang)
+    return message
 
 
 @contextmanager

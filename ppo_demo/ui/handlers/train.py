@@ -13,6 +13,7 @@ from ...config import TrainConfig
 from ...policy import check_state_fits, lora_settings
 from ...reward import RewardConfig
 from ...tasks import Task
+from ...text import LocalizedError
 from ..errors import user_error, user_errors
 from ..i18n import t
 from ..run_jobs import TrainingJob
@@ -131,7 +132,8 @@ def _set_up_outcome(event, session: Session):
     if event.kind == "end" and session.stop_event.is_set():
         return replace(event, kind="stopped")
     if event.kind == "end":
-        return replace(event, message="The run ended before it started.")
+        error = LocalizedError("error.ended_before_start")
+        return replace(event, message=str(error), error=error)
     return None  # e.g. a "step" cannot come first; keep reading
 
 
@@ -165,7 +167,7 @@ def _train_run(session: Session, run: Run, request: TrainRequest, changes: dict,
             yield view_of(session, f"{t('status.stopped_before_start', lang)} {idle_status(session, lang)}",
                         finished=True)
             return "stopped", job.compute_seconds
-        raise user_error(setup_message(set_up.message, lang))
+        raise user_error(setup_message(set_up.message, lang, set_up.error))
     if continues and changes:
         _warn_about_changes(run, changes, lang)
     yield view_of(session, t("status.sampling", lang, run=name, step=1, total=steps), running=True)
