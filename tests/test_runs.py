@@ -182,7 +182,8 @@ def test_kl_demo_queues_three_runs_that_differ_only_in_beta():
     book.plan(kl_demo_plan())
     assert book.next_press(10) == "Train runs the 3 queued runs: KL coef β 0, KL coef β 0.05, KL coef β 0.5."
     names = []
-    while (override := book.next_planned()) is not None:
+    planned, book.planned = list(book.planned), []  # as Train takes the queue (handlers.train)
+    for override in planned:
         run = book.start({**KNOBS, **override}, REWARD, TASKS, MODEL)
         book.record_step(run, metrics(1, 0.0), "s")
         names.append(run.name())

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from ..text import LocalizedError
-from ..trainer import StepResult, TrainingError
+from ..trainer import StepResult, TrainingError, check_bad_updates
 from .errors import unexpected_error_text
 from .model_gate import MODEL_GATE
 from .model_work import TrainRequest, train_steps
@@ -164,13 +164,13 @@ class TrainingJob:
     def _commit(self, result: StepResult, state) -> None:
         """Store the trained state and the step's metrics together, so the adapter and the
         plots never disagree about how far training got."""
-        session = self.session
+        runs = self.session.runs
+        run = runs.current
+        if run is None:
+            raise RuntimeError("no current run: RunBook.begin() starts one before anything is trained")
         if state is not None:
-            session.policy_state = state
-            session.model_name = self.request.model
-            session.tasks = list(self.request.tasks)
-        session.history.append(dict(result.metrics))
-        session.last_rollouts = result.rollouts
+            run.model_name, run.tasks = self.request.model, list(self.request.tasks)
+        runs.record_step(run, result.metrics, state, result.rollouts)
 
     # --- the run --------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -187,10 +187,7 @@ class TrainingJob:
                 self.events.put(JobEvent("step", result))
                 # Counted here, across turns: each turn's train_steps sees one step only.
                 bad_in_a_row = 0 if result.updated else bad_in_a_row + 1
-                if bad_in_a_row >= self.request.config.max_bad_updates:
-                    raise TrainingError(
-                        f"The loss was not finite in {bad_in_a_row} steps in a row, so training stopped. "
-                        "The adapter keeps its last good weights. Try a lower learning rate.")
+                check_bad_updates(bad_in_a_row, self.request.config.max_bad_updates)
                 if self.max_seconds is not None and self.compute_seconds >= self.max_seconds and done < total:
                     self.events.put(JobEvent("budget", message=f"{self.max_seconds:g} s"))
                     break

@@ -205,11 +205,13 @@ class RunBook:
                                 {**knobs, **reward, "tasks": list(tasks), "model": model_name})
 
     @staticmethod
-    def record_step(run: Run, metrics: dict, training_state: Any, rollouts: list | None = None) -> None:
+    def record_step(run: Run, metrics: dict, training_state: Any = None, rollouts: list | None = None) -> None:
         """A step's metrics and the state after it, together, so the plots and the adapter never
-        disagree about how far the run got."""
+        disagree about how far the run got. ``training_state=None``: the state did not come with
+        this step (a full fine-tune's weights come with the run's last step only)."""
         run.history.append(dict(metrics))
-        run.training_state = training_state
+        if training_state is not None:
+            run.training_state = training_state
         if rollouts is not None:
             run.last_rollouts = list(rollouts)
 
@@ -249,9 +251,6 @@ class RunBook:
         if len(overrides) > free:
             raise RunsError("error.max_runs_plan", need=len(overrides), free=max(free, 0), limit=self.max_runs)
         self.planned = [dict(o) for o in overrides]
-
-    def next_planned(self) -> dict[str, Any] | None:
-        return self.planned.pop(0) if self.planned else None
 
     # --- what a person reads --------------------------------------------------------------
     def next_press(self, steps: int, lang: str = "en") -> str:
