@@ -17,7 +17,7 @@ forked); one it loads itself stays in that worker.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Literal
 
 from .. import evaluation
 from ..config import TrainConfig
@@ -58,7 +58,7 @@ class TrainOutcome:
     """One message from the job. ``kind``: "ready" (set up, about to sample step 1), "step",
     "setup_error" (bad input found while setting up: ``message`` is for the user)."""
 
-    kind: str
+    kind: Literal["ready", "step", "setup_error"]
     result: StepResult | None = None
     state: PolicyState | None = None  # the trained state after this step (None: not snapshotted)
     message: str = ""

@@ -27,7 +27,7 @@ import threading
 import time
 from contextlib import closing
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Literal
 
 from ..text import LocalizedError
 from ..trainer import StepResult, TrainingError, check_bad_updates
@@ -47,9 +47,16 @@ class _SetupFailed(Exception):
     """The first step could not set the policy up (bad input only the model can reveal)."""
 
 
+# What a run's job tells the page, in order: "waiting" (for its turn; ``ahead``), "ready" (set
+# up), "setup_error" (could not set up: ``message``), "step" (one more step: ``step``), "budget"
+# (the compute budget is used up), "error" (a step failed: ``message``), and always last "end".
+# The page itself turns an "end" before "ready" after Stop into "stopped".
+JobEventKind = Literal["waiting", "ready", "setup_error", "stopped", "step", "budget", "error", "end"]
+
+
 @dataclass
 class JobEvent:
-    kind: str  # "waiting" | "ready" | "setup_error" | "step" | "budget" | "error" | "end"
+    kind: JobEventKind
     step: StepResult | None = None
     message: str = ""
     error: LocalizedError | None = None  # "setup_error" with a catalogue key (see model_work.TrainOutcome)

@@ -122,6 +122,11 @@ def wire_training(c: Components, limits: Limits, registry: ModelRegistry, sessio
                          c.inputs(*TRAIN_OUTPUTS, "base_output", "adapted_output", "eval_table", *RUNS_OUTPUTS),
                          api_name="reset", concurrency_id="control", **LIGHT_JOB)
 
+    wire_heatmap_and_next_press(c, session_of)
+
+
+def wire_heatmap_and_next_press(c: Components, session_of) -> None:
+    """The heatmap follows its rollout slider and quantity; the line under Train follows Steps."""
     def on_heat(h_index, h_quantity, request: gr.Request):
         return heat(session_of(request).last_rollouts, h_index, h_quantity, lang_of(request))[0]
 
