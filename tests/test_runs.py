@@ -95,7 +95,7 @@ def test_cap_on_kept_runs_is_a_clear_message_and_delete_frees_a_slot():
     with pytest.raises(RunsError) as caught:
         book.begin(KNOBS, REWARD, TASKS, MODEL)
     assert "at most 2 runs" in str(caught.value) and "Delete a run" in str(caught.value)
-    assert "最多保留 2 个运行" in caught.value.message("zh")
+    assert "最多保留 2 个运行" in caught.value.in_lang("zh")
     assert len(book.runs) == 2  # the refused run left nothing behind
     book.delete(1)
     assert trained(book, {**KNOBS, "seed": 3}).number == 3  # numbers are never reused

@@ -21,7 +21,6 @@ from ..reward import RewardError
 from ..tasks import TaskError
 from ..text import LocalizedError
 from .limits import LimitsError
-from .runs import RunsError
 
 # Errors the engine raises for bad input; each message is already written for the user.
 USER_ERRORS = (ConfigError, TaskError, RewardError, LoRAError, AdapterError, ModelLoadError, LimitsError)
@@ -46,8 +45,6 @@ def user_errors(unexpected: str | None = None, lang: str = "en"):
         yield
     except gr.Error:
         raise
-    except RunsError as exc:
-        raise user_error(exc.message(lang)) from None
     except LocalizedError as exc:  # a key and values: the sentence in the page's language
         raise user_error(exc.in_lang(lang)) from None
     except USER_ERRORS as exc:  # written in English only (adapters, LoRA, loading a model)

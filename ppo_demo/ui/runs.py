@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..config import all_knob_fields
 from ..tasks import Task
+from ..text import LocalizedError
 from .i18n import knob_label, t
 from .plots import PLOTTED_METRICS, SHARE_METRICS, line_chart, series_name
 
@@ -34,15 +35,8 @@ DEFAULT_MAX_RUNS = 6
 KL_DEMO_BETAS = (0.0, 0.05, 0.5)
 
 
-class RunsError(ValueError):
+class RunsError(LocalizedError):
     """A request about runs that cannot be done; ``key``/``values`` give the message in any language."""
-
-    def __init__(self, key: str, **values):
-        self.key, self.values = key, values
-        super().__init__(t(key, "en", **values))
-
-    def message(self, lang: str) -> str:
-        return t(self.key, lang, **self.values)
 
 
 def format_value(value: Any, lang: str = "en") -> str:

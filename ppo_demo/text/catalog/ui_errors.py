@@ -1,6 +1,12 @@
 """The page's own messages: gr.Error toasts and warnings about bad input."""
 
 MESSAGES: dict[str, tuple[str, str]] = {
+    "error.model_not_offered": (
+        "Model '{name}' is not available on this server. Choose one of: {choices}.",
+        "此服务器不提供模型 '{name}'。可选：{choices}。"),
+    "error.full_finetune_off": (
+        "Full fine-tuning is switched off on this server (each visitor would need gigabytes of memory); use LoRA mode.",
+        "此服务器已关闭全参数微调（每位访客都需要数 GB 内存）；请使用 LoRA 模式。"),
     "error.ended_before_start": ("The run ended before it started.", "训练在开始前就结束了。"),
     "error.choose_model": ("Choose a model.", "请选择一个模型。"),
     "error.server_limit": (
