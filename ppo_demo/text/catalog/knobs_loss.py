@@ -25,10 +25,6 @@ KNOBS_ZH: dict[str, tuple[str, str]] = {
         "E_t 如何对逐词元损失求平均（沿用 veRL 的名称）：token-mean = Σ_i Σ_t l / Σ_i |y_i|；"
         "seq-mean-token-mean = 1/B Σ_i (1/|y_i|) Σ_t l；seq-mean-token-sum = 1/B Σ_i Σ_t l；"
         "seq-mean-token-sum-norm = 1/(B·L) Σ_i Σ_t l，L = 最大新词元数（Dr. GRPO：没有长度偏差）"),
-    "kl_estimator": (
-        "KL 估计器",
-        "奖励 r_t = -β·KL_t 中（以及 KL 图中）的 KL_t：k1 = log pi - log pi_ref（无偏，可能 < 0）；"
-        "k2 = ½(log pi - log pi_ref)²（>= 0，有偏）；k3 = (q-1) - log q，q = pi_ref/pi（无偏，>= 0）"),
     "kl_loss_estimator": (
         "KL 损失估计器",
         "KL 放在损失中时，损失项 β·E_t[KL_t] 里的 KL_t：k1 = log pi - log pi_ref；"
