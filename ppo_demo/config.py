@@ -110,8 +110,8 @@ class TrainConfig:
     exact_kl: bool = knob(True, "also compute the true KL(pi || pi_ref) = Σ_v pi(v) (log pi(v) - "
                           "log pi_ref(v)) over the whole vocabulary at every response token, for "
                           "the plots and the heatmap (the training signal still uses the "
-                          "estimator); memory: 4·V bytes per sampled token (SmolLM2, V = 49152: "
-                          "38 MB for quick-CPU's 12 × 16 tokens)",
+                          "estimator); memory: batch × max new tokens × V × 4 bytes (SmolLM2, V = "
+                          "49152: 38 MB for quick-CPU); not computed above 512 MB",
                           label="Exact KL")
     kl_target: float | None = knob(None, "adaptive KL (Ziegler et al. 2019): the KL per response "
                                    "(summed over its tokens) that β is steered toward after each "

@@ -83,6 +83,9 @@ class StepResult:
     updated: bool  # False when every update of the step was skipped (non-finite loss)
 
 
+EXACT_KL_MAX_BYTES = 512 * 2**20  # quick-CPU on SmolLM2: 38 MB; batch 64 x 256 tokens: 3.2 GB, skipped
+
+
 class TrainingError(RuntimeError):
     """The run cannot go on (e.g. too many non-finite losses in a row)."""
 
@@ -130,6 +133,10 @@ class PPOTrainer:
         resumed_beta = state.meta.get("kl_coef") if state is not None and config.kl_target else None
         self.kl_coef = float(resumed_beta) if resumed_beta is not None else config.kl_coef
         self.system_prompt = system_prompt
+        # The exact KL keeps pi's whole distribution for every sampled token until pi_ref's pass:
+        # batch x max_new_tokens x V floats. Above EXACT_KL_MAX_BYTES it is not computed (NaN).
+        vocab = self.actor_critic.model.get_output_embeddings().weight.shape[0]
+        self.exact_kl = config.exact_kl and config.batch_size * config.max_new_tokens * vocab * 4 <= EXACT_KL_MAX_BYTES
         self._prompt_ids = [self.runtime.prompt_ids(t.prompt, system_prompt) for t in self.tasks]
 
     # --- public API --------------------------------------------------------------------------
@@ -177,7 +184,7 @@ class PPOTrainer:
         prompts = [self._prompt_ids[i] for i in task_indices]
         sampling = dict(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=step_seed)
         if self._scores_from_sampling:
-            batch, *policy_scores = self.runtime.sample_and_score(prompts, **sampling, distribution=cfg.exact_kl)
+            batch, *policy_scores = self.runtime.sample_and_score(prompts, **sampling, distribution=self.exact_kl)
         else:
             batch, policy_scores = self.runtime.sample(prompts, **sampling), None
         if stop_event is not None and stop_event.is_set():
@@ -292,19 +299,19 @@ class PPOTrainer:
                 for rows, mb in chunks:
                     t = mb.response_mask.shape[1]
                     policy = response_scores(self.actor_critic.model, mb, cfg.temperature,
-                                             share_prompts=cfg.share_prompts, distribution=cfg.exact_kl)
+                                             share_prompts=cfg.share_prompts, distribution=self.exact_kl)
                     old_logprobs[rows, :t] = policy.logprobs * mb.response_mask
                     old_values[rows, :t] = self.actor_critic.values(policy.hidden) * mb.response_mask
-                    if cfg.exact_kl:
+                    if self.exact_kl:
                         if policy_dist is None:
                             policy_dist = torch.zeros(size, T, policy.log_probs.shape[-1], device=self.device)
                         policy_dist[rows, :t] = policy.log_probs.float()
-            kl_exact = torch.zeros(size, T, device=self.device) if cfg.exact_kl else None
+            kl_exact = torch.zeros(size, T, device=self.device) if self.exact_kl else None
             with self.runtime.reference() as ref_model:  # adapters switched off once for all chunks
                 for rows, mb in chunks:
                     t = mb.response_mask.shape[1]
                     ref = response_scores(ref_model, mb, cfg.temperature, share_prompts=cfg.share_prompts,
-                                          distribution=cfg.exact_kl)
+                                          distribution=self.exact_kl)
                     ref_logprobs[rows, :t] = ref.logprobs * mb.response_mask
                     if kl_exact is not None:  # sum_v pi (log pi - log pi_ref) at each real token
                         kl_exact[rows, :t] = ppo.exact_kl(policy_dist[rows, :t], ref.log_probs.float()) * mb.response_mask

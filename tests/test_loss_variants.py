@@ -170,3 +170,9 @@ def test_entropy_is_reported_per_token_in_every_aggregation_mode():
     a = run_two_steps(loss_agg_mode="token-mean")[0][0]["entropy"]
     b = run_two_steps(loss_agg_mode="seq-mean-token-sum")[0][0]["entropy"]
     assert a == pytest.approx(b, rel=1e-4)
+
+
+def test_exact_kl_is_skipped_above_its_memory_cap(tiny, monkeypatch):
+    monkeypatch.setattr(trainer_module, "EXACT_KL_MAX_BYTES", 1024)
+    result = next(make(tiny).train(1))
+    assert math.isnan(result.metrics["kl_exact"]) and all(r.kl_exact == [] for r in result.rollouts)

@@ -8,8 +8,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "series.frac_reward_zero_std": ("groups whose scores all tie", "得分全部相同的组"),
     "heat.kl_exact": ("exact KL_t = Σ_v π(v)(log π(v) − log π_ref(v)) over the whole vocabulary (never < 0)",
                       "精确 KL_t = Σ_v π(v)(log π(v) − log π_ref(v))，对整个词表求和（永不 < 0）"),
-    "heat.kl_exact_off": ("The exact KL was not computed in this run (the Exact KL knob is off).",
-                          "本次运行没有计算精确 KL（“精确 KL”开关已关闭）。"),
+    "heat.kl_exact_off": ("The exact KL was not computed in this run (the Exact KL knob is off, or batch × "
+                          "max new tokens × vocabulary needs more than 512 MB).",
+                          "本次运行没有计算精确 KL（“精确 KL”开关已关闭，或者批大小 × 最大新词元数 × 词表所需内存超过 512 MB）。"),
     "knobs_loss.clip_eps_high_range": (
         "Clip ε high must be a number between 0 and 10 (leave it empty for the symmetric clip); got {value}.",
         "裁剪上界 ε_high 必须是 0 到 10 之间的数（留空即为对称裁剪）；收到的是 {value}。"),
@@ -32,8 +33,8 @@ KNOBS_ZH: dict[str, tuple[str, str]] = {
     "exact_kl": (
         "精确 KL",
         "在每个回答词元处，对整个词表计算真实的 KL(pi || pi_ref) = Σ_v pi(v) (log pi(v) - log pi_ref(v))，"
-        "用于曲线图和热力图（训练信号仍用所选估计器）；内存：每个采样词元 4·V 字节"
-        "（SmolLM2 的 V = 49152：quick-CPU 的 12 × 16 个词元约 38 MB）"),
+        "用于曲线图和热力图（训练信号仍用所选估计器）；内存：批大小 × 最大新词元数 × V × 4 字节"
+        "（SmolLM2 的 V = 49152：quick-CPU 约 38 MB）；超过 512 MB 时不计算"),
     "grpo_std_norm": (
         "GRPO 标准差归一化",
         "grpo：除以组内标准差，A = (G_0 - 均值)/(标准差 + eps)；关闭 = Dr. GRPO（Liu 等 2025），"
