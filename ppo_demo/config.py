@@ -15,12 +15,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .text import LocalizedError
+
 ADVANTAGE_ESTIMATORS = ("gae", "grpo", "rloo", "reinforce")
+KL_ESTIMATORS = ("k1", "k2", "k3")  # = ppo.KL_ESTIMATORS (config imports no torch)
+LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
 CRITIC_FREE_ESTIMATORS = ("grpo", "rloo", "reinforce")  # no value head trained, no value loss
 LORA_TARGETS_DEFAULT = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-class ConfigError(ValueError):
+class ConfigError(LocalizedError):
     """A knob is out of range or of the wrong type; the message names it and its range."""
 
 
@@ -71,8 +75,18 @@ class TrainConfig:
     ppo_epochs: int = knob(2, "passes over each batch of rollouts", low=1, high=64, label="PPO epochs")
     num_minibatches: int = knob(1, "each epoch splits the batch into this many gradient steps",
                                 low=1, high=512, label="Mini-batches")
-    clip_eps: float = knob(0.2, "epsilon in min(ρA, clip(ρ, 1-ε, 1+ε)A)", low=0.0, high=10.0,
-                           label="Clip ε")
+    clip_eps: float = knob(0.2, "epsilon in min(ρA, clip(ρ, 1-ε, 1+ε)A); with a clip ε high it is "
+                           "ε_low, the lower bound 1-ε_low", low=0.0, high=10.0, label="Clip ε")
+    clip_eps_high: float | None = knob(None, "clip-higher (DAPO, Yu et al. 2025): the upper bound "
+                                       "becomes 1+ε_high in min(ρA, clip(ρ, 1-ε, 1+ε_high)A), so an "
+                                       "unlikely good token can grow further in one step; empty = ε "
+                                       "(symmetric). DAPO uses ε 0.2, ε_high 0.28", label="Clip ε high")
+    loss_agg_mode: str = knob("token-mean", "how E_t averages a per-token loss (veRL's names): "
+                              "token-mean = Σ_i Σ_t l / Σ_i |y_i|; seq-mean-token-mean = "
+                              "1/B Σ_i (1/|y_i|) Σ_t l; seq-mean-token-sum = 1/B Σ_i Σ_t l; "
+                              "seq-mean-token-sum-norm = 1/(B·L) Σ_i Σ_t l with L = max new tokens "
+                              "(Dr. GRPO: no length bias)", choices=LOSS_AGG_MODES,
+                              label="Loss aggregation")
     value_clip_eps: float = knob(0.2, "values may move at most this far from the old values "
                                  "before the loss stops rewarding it", low=0.0, high=1e6,
                                  label="Value clip ε")
@@ -82,12 +96,23 @@ class TrainConfig:
                            low=0.0, high=10.0, label="Entropy coef c_ent")
     kl_coef: float = knob(0.05, "β in the per-token reward r_t = -β·KL_t (+ score at the last "
                           "token)", low=0.0, high=100.0, label="KL coef β")
-    kl_estimator: str = knob("k1", "k1 = log pi - log pi_ref (unbiased, can be < 0); "
-                             "k3 = (q-1) - log q with q = pi_ref/pi (always >= 0)",
-                             choices=("k1", "k3"), label="KL estimator")
+    kl_estimator: str = knob("k1", "KL_t in the reward r_t = -β·KL_t (and in the KL plots): "
+                             "k1 = log pi - log pi_ref (unbiased, can be < 0); k2 = ½(log pi - "
+                             "log pi_ref)² (>= 0, biased); k3 = (q-1) - log q with q = pi_ref/pi "
+                             "(unbiased, >= 0)", choices=KL_ESTIMATORS, label="KL estimator")
     kl_in: str = knob("reward", "reward: r_t = -β·KL_t on every token (PPO, the seed); loss: r_t is "
-                      "the score alone and β·E_t[k3_t] is added to the loss (as GRPO)",
+                      "the score alone and β·E_t[KL_t] is added to the loss (as GRPO)",
                       choices=("reward", "loss"), label="KL in")
+    kl_loss_estimator: str = knob("k3", "KL_t in the loss term β·E_t[KL_t] when the KL is in the "
+                                  "loss: k1 = log pi - log pi_ref; k2 = ½(log pi - log pi_ref)² "
+                                  "(its gradient is the true KL's); k3 = (q-1) - log q, q = "
+                                  "pi_ref/pi (GRPO's)", choices=KL_ESTIMATORS, label="KL loss estimator")
+    exact_kl: bool = knob(True, "also compute the true KL(pi || pi_ref) = Σ_v pi(v) (log pi(v) - "
+                          "log pi_ref(v)) over the whole vocabulary at every response token, for "
+                          "the plots and the heatmap (the training signal still uses the "
+                          "estimator); memory: batch × max new tokens × V × 4 bytes (SmolLM2, V = "
+                          "49152: 38 MB for quick-CPU); not computed above 512 MB",
+                          label="Exact KL")
     kl_target: float | None = knob(None, "adaptive KL (Ziegler et al. 2019): the KL per response "
                                    "(summed over its tokens) that β is steered toward after each "
                                    "step; empty = β stays fixed", label="Target KL")
@@ -100,6 +125,10 @@ class TrainConfig:
                                     "answers to the prompt; reinforce: the plain return (minus the "
                                     "batch mean). The last three train no critic",
                                     choices=ADVANTAGE_ESTIMATORS, label="Advantage estimator")
+    grpo_std_norm: bool = knob(True, "grpo: divide by the group's std, A = (G_0 - mean)/(std + "
+                               "eps); off = Dr. GRPO (Liu et al. 2025), A = G_0 - mean, so a group "
+                               "that nearly agrees is not blown up to unit scale",
+                               label="GRPO std normalisation")
     group_size: int = knob(1, "G: a step draws batch/G prompts and samples each G times (grpo and "
                            "rloo compare the G answers, so need G >= 2)", low=1, high=512,
                            label="Group size G")
@@ -144,25 +173,27 @@ class TrainConfig:
         """Raise :class:`ConfigError` naming the first knob that is out of range."""
         check_knobs(self)
         if not self.lora_targets or not all(isinstance(t, str) and t.strip() for t in self.lora_targets):
-            raise ConfigError("LoRA target modules must be a non-empty list of layer names.")
+            raise ConfigError("config.lora_targets")
         self._validate_estimator()
         if self.num_minibatches > self.batch_size:
-            raise ConfigError(f"Mini-batches ({self.num_minibatches}) cannot exceed the batch size ({self.batch_size}).")
+            raise ConfigError("config.minibatches", n=self.num_minibatches, batch=self.batch_size)
         return self
 
     def _validate_estimator(self) -> None:
         G = self.group_size
         if self.advantage_estimator in ("grpo", "rloo") and G < 2:
-            raise ConfigError(f"{self.advantage_estimator.upper()} compares the answers to one prompt, so it needs "
-                              f"a group size G of at least 2; got {G}. Try G = 4 with a batch of 8 or 12.")
+            raise ConfigError("config.group_too_small", name=self.advantage_estimator.upper(), value=G)
         if self.batch_size % G:
-            raise ConfigError(f"The batch size ({self.batch_size}) must be a multiple of the group size G ({G}): "
-                              f"a step draws batch/G prompts and samples each G times.")
+            raise ConfigError("config.batch_not_multiple", batch=self.batch_size, group=G)
+        if self.clip_eps_high is not None:
+            if isinstance(self.clip_eps_high, bool) or not isinstance(self.clip_eps_high, (int, float)) \
+                    or not (0.0 <= self.clip_eps_high <= 10.0):
+                raise ConfigError("knobs_loss.clip_eps_high_range", value=repr(self.clip_eps_high))
         if self.kl_target is not None:
             if isinstance(self.kl_target, bool) or not isinstance(self.kl_target, (int, float)):
-                raise ConfigError(f"Target KL must be a number; got {self.kl_target!r}.")
+                raise ConfigError("config.kl_target_number", value=repr(self.kl_target))
             if not (0 < self.kl_target < math.inf):
-                raise ConfigError(f"Target KL must be above 0 (leave it empty to keep β fixed); got {self.kl_target}.")
+                raise ConfigError("config.kl_target_positive", value=self.kl_target)
 
     @property
     def has_critic(self) -> bool:
@@ -186,20 +217,19 @@ class TrainConfig:
         return d
 
 
-def check_knobs(config, error: type[ValueError] = ConfigError) -> None:
+def check_knobs(config, error: type[LocalizedError] = ConfigError) -> None:
     """Raise ``error`` naming the first knob of ``config`` (any dataclass of knobs) that is not
     one of its choices or out of its range."""
     for f in knob_fields(type(config)):
         value = getattr(config, f.name)
         meta = f.metadata
-        label = meta.get("label") or f.name
         if meta.get("choices") is not None and value not in meta["choices"]:
-            raise error(f"{label} must be one of {', '.join(meta['choices'])}; got {value!r}.")
+            raise error("config.not_choice", knob=f.name, choices=", ".join(meta["choices"]), value=repr(value))
         if meta.get("low") is not None:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise error(f"{label} must be a number; got {value!r}.")
+                raise error("config.not_number", knob=f.name, value=repr(value))
             if value != value or not (meta["low"] <= value <= meta["high"]):  # NaN fails too
-                raise error(f"{label} must be between {meta['low']} and {meta['high']}; got {value}.")
+                raise error("config.out_of_range", knob=f.name, low=meta["low"], high=meta["high"], value=value)
 
 
 def knobs_from_dict(cls, values: dict[str, Any]):
@@ -208,12 +238,11 @@ def knobs_from_dict(cls, values: dict[str, Any]):
     fields = {f.name: f for f in knob_fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"Unknown setting(s): {', '.join(unknown)}.")
+        raise ConfigError("config.unknown_settings", names=", ".join(unknown))
     return cls(**{name: _coerce(fields[name], value) for name, value in values.items()})
 
 
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
-    label = f.metadata.get("label") or f.name
     kind = f.type if isinstance(f.type, str) else f.type.__name__
     if kind.endswith("| None"):  # optional knob: empty means "off"
         if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off")):
@@ -242,8 +271,8 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
             return float(value)
         return str(value).strip()
     except (TypeError, ValueError, OverflowError):
-        noun = {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(kind, kind)
-        raise ConfigError(f"{label} must be {noun}; got {value!r}.") from None
+        key = {"int": "config.not_int", "float": "config.not_number", "bool": "config.not_bool"}.get(kind)
+        raise ConfigError(key or "config.not_kind", knob=f.name, kind=kind, value=repr(value)) from None
 
 
 def knob_fields(cls=None) -> list[dataclasses.Field]:
@@ -297,7 +326,7 @@ def preset_config(name: str, **overrides) -> TrainConfig:
     """A preset's knobs with ``overrides``. A batch smaller than the preset's mini-batch count
     takes one mini-batch per response, unless the mini-batches are given too."""
     if name not in PRESETS:
-        raise ConfigError(f"Unknown preset '{name}'. Choose one of: {', '.join(PRESETS)}.")
+        raise ConfigError("config.unknown_preset", name=name, choices=", ".join(PRESETS))
     values = {**PRESETS[name], **overrides}
     if "num_minibatches" not in overrides and "batch_size" in overrides:
         values["num_minibatches"] = min(int(values["num_minibatches"]), int(values["batch_size"]))
