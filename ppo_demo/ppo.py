@@ -37,15 +37,10 @@ def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Te
     return log_p.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """H = -sum_v p_v log p_v per position: (B, T, V) -> (B, T)."""
-    log_p = torch.log_softmax(logits.float(), dim=-1)
-    return -(log_p.exp() * log_p).sum(-1)
-
-
 def logprobs_and_entropy_from_logits(logits: torch.Tensor, tokens: torch.Tensor,
                                      entropy_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both of the above from one log-softmax: (B, T, V), (B, T) -> logprobs, entropy (B, T).
+    """log pi(token) and the entropy H = -sum_v p_v log p_v per position, from one log-softmax:
+    (B, T, V), (B, T) -> logprobs, entropy, each (B, T).
 
     Why: the update needs both, and each pass over the vocabulary costs a (B, T, V) tensor
     (9 MB per 48-token response of SmolLM2). With ``entropy_grad`` False (entropy coef 0) the
@@ -355,9 +350,3 @@ def clip_cases(ratio: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor
     codes = torch.where(advantages > 0, region, region + 3)
     codes = torch.where(advantages == 0, torch.full_like(codes, 6), codes)
     return torch.where(mask > 0, codes, torch.full_like(codes, -1))
-
-
-def clip_case_pushes(codes: torch.Tensor) -> torch.Tensor:
-    """True where a token's clip case still has a policy gradient: (B, T) long -> bool."""
-    pushing = torch.tensor([c["pushes"] for c in CLIP_CASES], device=codes.device)
-    return torch.where(codes >= 0, pushing[codes.clamp_min(0)], torch.zeros_like(codes, dtype=torch.bool))

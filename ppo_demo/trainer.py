@@ -86,6 +86,28 @@ class TrainingError(RuntimeError):
     """The run cannot go on (e.g. too many non-finite losses in a row)."""
 
 
+def seed_of_step(seed: int, steps_done: int) -> int:
+    """The seed of the step that follows ``steps_done`` steps of a run seeded with ``seed``.
+
+    Every random draw of that step comes from it (the prompts, the sampled tokens, the dropout
+    masks, the mini-batch order), so a step depends only on the state it starts from."""
+    return seed * 1_000_003 + steps_done
+
+
+def count_bad_updates(bad_in_a_row: int, updated: bool, max_bad_updates: int) -> int:
+    """The number of steps in a row whose every update was skipped (a non-finite loss), after a
+    step that ``updated`` or not; raises :class:`TrainingError` once it reaches
+    ``max_bad_updates``. The one check for the trainer's loop and for the app's, which runs a
+    run one step per turn."""
+    bad_in_a_row = 0 if updated else bad_in_a_row + 1
+    if bad_in_a_row >= max_bad_updates:
+        raise TrainingError(
+            f"The loss was not finite in {bad_in_a_row} steps in a row, so training stopped. "
+            "The adapter keeps its last good weights. Try a lower learning rate."
+        )
+    return bad_in_a_row
+
+
 def _float(x: torch.Tensor | float) -> float:
     return float(x.detach().float().cpu()) if isinstance(x, torch.Tensor) else float(x)
 
@@ -144,27 +166,22 @@ class PPOTrainer:
             result = self.step(stop_event)
             if result is None:  # stopped after sampling, before touching the weights
                 return
-            bad_in_a_row = 0 if result.updated else bad_in_a_row + 1
             yield result
-            if bad_in_a_row >= self.config.max_bad_updates:
-                raise TrainingError(
-                    f"The loss was not finite in {bad_in_a_row} steps in a row, so training stopped. "
-                    "The adapter keeps its last good weights. Try a lower learning rate."
-                )
+            bad_in_a_row = count_bad_updates(bad_in_a_row, result.updated, self.config.max_bad_updates)
 
     def step(self, stop_event: threading.Event | None = None) -> StepResult | None:
         """One PPO step. The global RNG (dropout masks) is seeded from the step's seed for the
         step and restored afterwards, so a step depends only on the state it starts from."""
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.config.seed * 1_000_003 + self.steps_done)
+            torch.manual_seed(seed_of_step(self.config.seed, self.steps_done))
             return self._step(stop_event)
 
     def _step(self, stop_event: threading.Event | None) -> StepResult | None:
         """One PPO step, in the order a student reads the algorithm."""
         cfg = self.config
         t_start = time.perf_counter()
-        step_seed = cfg.seed * 1_000_003 + self.steps_done
+        step_seed = seed_of_step(cfg.seed, self.steps_done)
 
         # 1. Pick prompts and sample responses from the current policy (dropout off); in fp32 the
         #    sampling pass also yields the old log-probs and values (see _scores_from_sampling).
