@@ -17,7 +17,7 @@ What PEFT has no place for goes into files beside it: the value head
 (``ppo_lab.json``: steps trained, the exact target suffixes, the model name as typed).
 :func:`save_adapter`, which the CLI's ``--out`` and the app's download use, adds
 ``optimizer.safetensors`` (AdamW's moments and step count,
-:func:`~ppo_demo.policy.save_optimizer_state`), read back here when present, so that training a
+:func:`~ppo_demo.policy_state.save_optimizer_state`), read back here when present, so that training a
 saved adapter continues exactly.
 """
 
