@@ -73,3 +73,17 @@ def test_save_adapter_without_optimizer_state_writes_no_optimizer_file(tiny, tmp
     state.optimizer = None
     names = save_adapter(state, tmp_path)
     assert OPTIMIZER_FILE not in names and not (tmp_path / OPTIMIZER_FILE).exists()
+
+
+def test_policy_still_offers_the_names_moved_to_scoring_and_policy_state():
+    # policy.py was split (scoring passes, the state and its files); imports from it keep working
+    from ppo_demo import policy, policy_state, scoring
+
+    for module, names in ((scoring, ["response_scores", "response_logits_and_hidden", "ResponseScores",
+                                     "decoder_layers", "layer_checkpointing", "autocast_context"]),
+                          (policy_state, ["PolicyState", "AdapterError", "ADAPTER_FILE", "ADAPTER_CONFIG_FILE",
+                                          "OPTIMIZER_FILE", "VALUE_HEAD_PREFIX", "lora_settings", "check_state_fits",
+                                          "optimizer_state_on_cpu", "load_optimizer_state", "save_policy_state",
+                                          "save_optimizer_state", "load_optimizer_file", "load_policy_state"])):
+        for name in names:
+            assert getattr(policy, name) is getattr(module, name), name
