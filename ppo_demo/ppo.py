@@ -37,10 +37,15 @@ def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Te
     return log_p.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """H = -sum_v p_v log p_v per position: (B, T, V) -> (B, T)."""
+    log_p = torch.log_softmax(logits.float(), dim=-1)
+    return -(log_p.exp() * log_p).sum(-1)
+
+
 def logprobs_and_entropy_from_logits(logits: torch.Tensor, tokens: torch.Tensor,
                                      entropy_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """log pi(token) and the entropy H = -sum_v p_v log p_v per position, from one log-softmax:
-    (B, T, V), (B, T) -> logprobs, entropy, each (B, T).
+    """Both of the above from one log-softmax: (B, T, V), (B, T) -> logprobs, entropy (B, T).
 
     Why: the update needs both, and each pass over the vocabulary costs a (B, T, V) tensor
     (9 MB per 48-token response of SmolLM2). With ``entropy_grad`` False (entropy coef 0) the

@@ -22,7 +22,7 @@ def test_logprobs_from_logits_hand_example():
 
 def test_entropy_uniform_and_peaked():
     logits = t([[[0.0, 0.0, 0.0, 0.0], [100.0, 0.0, 0.0, 0.0]]])
-    _, entropy = ppo.logprobs_and_entropy_from_logits(logits, torch.zeros(1, 2, dtype=torch.long))
+    entropy = ppo.entropy_from_logits(logits)
     assert entropy[0, 0].item() == pytest.approx(math.log(4.0), abs=1e-6)
     assert entropy[0, 1].item() == pytest.approx(0.0, abs=1e-6)
 

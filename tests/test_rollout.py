@@ -6,8 +6,7 @@ import torch
 from ppo_demo.policy import response_logits_and_hidden
 from ppo_demo.ppo import logprobs_from_logits
 from ppo_demo.rollout import (RolloutBatch, chat_prompt_ids, draw_with_uniforms, eos_token_ids, left_pad,
-                              position_ids_from_mask, response_mask_from_tokens, sample_responses, top_p_filter,
-                              uniforms)
+                              position_ids_from_mask, response_mask_from_tokens, sample_responses, top_p_filter)
 
 
 def test_top_p_filter_hand_example():
@@ -36,6 +35,8 @@ def test_top_p_candidate_shortcut_keeps_the_same_tokens_as_a_full_sort(scale, to
 
 def draw(probs, generator):
     """One token per row from ``probs`` (B, V), as the sampler draws it: one uniform per row."""
+    from ppo_demo.rollout import uniforms
+
     return draw_with_uniforms(probs, uniforms(probs.shape[0], generator, probs.device))
 
 
