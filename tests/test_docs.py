@@ -71,6 +71,37 @@ def test_every_relative_link_resolves(path):
     assert not broken_links(path), f"{path.relative_to(ROOT)}: broken links: {broken_links(path)}"
 
 
+# A file a doc names in backticks: `ppo_demo/trainer.py`, `ui/run_jobs.py` (in ppo_demo/ui/),
+# `tests/test_docs.py`... Patterns with <, { or * stand for many files and are not checked.
+NAMED_FILE = re.compile(r"`((?:ppo_demo|ui|tests|benchmarks|scripts|docs)/[^`\s]*)`")
+
+
+def missing_named_files(path: Path, root: Path = ROOT) -> list[str]:
+    missing = []
+    for name in NAMED_FILE.findall(path.read_text(encoding="utf-8")):
+        if any(c in name for c in "<{*"):
+            continue
+        target = root / ("ppo_demo/" + name if name.startswith("ui/") else name)
+        if not target.exists():
+            missing.append(name)
+    return missing
+
+
+def test_the_named_file_check_can_fail(tmp_path):
+    (tmp_path / "ppo_demo" / "ui").mkdir(parents=True)
+    (tmp_path / "ppo_demo" / "ui" / "here.py").write_text("", encoding="utf-8")
+    page = tmp_path / "page.md"
+    page.write_text("`ui/here.py` `ppo_demo/ui/here.py` `ui/gone.py` `ui/<module>.py` `tests/x.py`\n",
+                    encoding="utf-8")
+    assert missing_named_files(page, root=tmp_path) == ["ui/gone.py", "tests/x.py"]
+
+
+@pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_file_a_doc_names_exists(path):
+    """Docs that walk through the code name its files; a rename must update them."""
+    assert not missing_named_files(path), f"{path.relative_to(ROOT)} names missing files: {missing_named_files(path)}"
+
+
 def test_readme_is_a_short_front_page():
     lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
     assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines; move detail into docs/"
