@@ -86,30 +86,24 @@ class TrainingError(RuntimeError):
     """The run cannot go on (e.g. too many non-finite losses in a row)."""
 
 
+def check_bad_updates(bad_in_a_row: int, limit: int) -> None:
+    """The one rule for non-finite losses: after ``limit`` steps in a row whose every update was
+    skipped, the run stops (TrainingError); the adapter keeps its last good weights."""
+    if bad_in_a_row >= limit:
+        raise TrainingError(f"The loss was not finite in {bad_in_a_row} steps in a row, so training stopped. "
+                            "The adapter keeps its last good weights. Try a lower learning rate.")
+
+
+def _float(x: torch.Tensor | float) -> float:
+    return float(x.detach().float().cpu()) if isinstance(x, torch.Tensor) else float(x)
+
+
 def seed_of_step(seed: int, steps_done: int) -> int:
     """The seed of the step that follows ``steps_done`` steps of a run seeded with ``seed``.
 
     Every random draw of that step comes from it (the prompts, the sampled tokens, the dropout
     masks, the mini-batch order), so a step depends only on the state it starts from."""
     return seed * 1_000_003 + steps_done
-
-
-def count_bad_updates(bad_in_a_row: int, updated: bool, max_bad_updates: int) -> int:
-    """The number of steps in a row whose every update was skipped (a non-finite loss), after a
-    step that ``updated`` or not; raises :class:`TrainingError` once it reaches
-    ``max_bad_updates``. The one check for the trainer's loop and for the app's, which runs a
-    run one step per turn."""
-    bad_in_a_row = 0 if updated else bad_in_a_row + 1
-    if bad_in_a_row >= max_bad_updates:
-        raise TrainingError(
-            f"The loss was not finite in {bad_in_a_row} steps in a row, so training stopped. "
-            "The adapter keeps its last good weights. Try a lower learning rate."
-        )
-    return bad_in_a_row
-
-
-def _float(x: torch.Tensor | float) -> float:
-    return float(x.detach().float().cpu()) if isinstance(x, torch.Tensor) else float(x)
 
 
 class PPOTrainer:
@@ -166,8 +160,9 @@ class PPOTrainer:
             result = self.step(stop_event)
             if result is None:  # stopped after sampling, before touching the weights
                 return
+            bad_in_a_row = 0 if result.updated else bad_in_a_row + 1
             yield result
-            bad_in_a_row = count_bad_updates(bad_in_a_row, result.updated, self.config.max_bad_updates)
+            check_bad_updates(bad_in_a_row, self.config.max_bad_updates)
 
     def step(self, stop_event: threading.Event | None = None) -> StepResult | None:
         """One PPO step. The global RNG (dropout masks) is seeded from the step's seed for the

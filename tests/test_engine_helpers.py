@@ -11,7 +11,7 @@ from ppo_demo.peft_format import load_any_adapter, save_adapter
 from ppo_demo.policy import OPTIMIZER_FILE
 from ppo_demo.reward import RewardConfig
 from ppo_demo.tasks import Task
-from ppo_demo.trainer import PPOTrainer, TrainingError, count_bad_updates, seed_of_step
+from ppo_demo.trainer import PPOTrainer, TrainingError, check_bad_updates, seed_of_step
 
 TASKS = [Task("Say hi", "hi"), Task("Say yes", "yes")]
 
@@ -29,14 +29,13 @@ def test_seed_of_step_hand_values_and_distinct_steps():
     assert len(seeds) == 5 * 200  # no two (seed, step) pairs of a plausible run share a seed
 
 
-def test_count_bad_updates_resets_counts_and_stops_at_the_limit():
-    assert count_bad_updates(0, False, 3) == 1
-    assert count_bad_updates(2, True, 3) == 0  # an applied update ends the run of bad ones
-    assert count_bad_updates(1, False, 3) == 2
+def test_check_bad_updates_stops_at_the_limit_only():
+    check_bad_updates(0, 3)
+    check_bad_updates(2, 3)  # below the limit: the run goes on
     with pytest.raises(TrainingError, match="not finite in 3 steps in a row"):
-        count_bad_updates(2, False, 3)
+        check_bad_updates(3, 3)
     with pytest.raises(TrainingError, match="not finite in 1 steps"):
-        count_bad_updates(0, False, 1)
+        check_bad_updates(1, 1)
 
 
 def test_a_step_takes_every_seed_from_seed_of_step(tiny, monkeypatch):

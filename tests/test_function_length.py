@@ -1,7 +1,7 @@
 """Readable in one sitting: no function in ``ppo_demo/`` longer than 60 lines.
 
 A long function is split into named stages (see ``PPOTrainer._step`` and
-``export/verl_export.verl_overrides``). Run: ``python -m pytest tests/test_code_size.py -q``."""
+``export/verl_export.verl_overrides``). Run: ``python -m pytest tests/test_function_length.py -q``."""
 
 import ast
 from pathlib import Path
