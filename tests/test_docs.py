@@ -81,6 +81,7 @@ def missing_named_files(path: Path, root: Path = ROOT) -> list[str]:
     for name in NAMED_FILE.findall(path.read_text(encoding="utf-8")):
         if any(c in name for c in "<{*"):
             continue
+        name = name.split("::")[0]  # tests/test_x.py::test_name names the file
         target = root / ("ppo_demo/" + name if name.startswith("ui/") else name)
         if not target.exists():
             missing.append(name)
@@ -91,7 +92,7 @@ def test_the_named_file_check_can_fail(tmp_path):
     (tmp_path / "ppo_demo" / "ui").mkdir(parents=True)
     (tmp_path / "ppo_demo" / "ui" / "here.py").write_text("", encoding="utf-8")
     page = tmp_path / "page.md"
-    page.write_text("`ui/here.py` `ppo_demo/ui/here.py` `ui/gone.py` `ui/<module>.py` `tests/x.py`\n",
+    page.write_text("`ui/here.py` `ppo_demo/ui/here.py::f` `ui/gone.py` `ui/<module>.py` `tests/x.py`\n",
                     encoding="utf-8")
     assert missing_named_files(page, root=tmp_path) == ["ui/gone.py", "tests/x.py"]
 
