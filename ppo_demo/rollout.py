@@ -161,24 +161,19 @@ def sample_next_tokens(logits: torch.Tensor, temperature: float, top_p: float, u
     return draw_with_uniforms(torch.softmax(top_p_filter(scaled, top_p), dim=-1), u)
 
 
-def draw_from(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One token per row from ``probs`` (B, V) -> (B,), by inverting the cumulative distribution.
-
-    Why not ``torch.multinomial``: it draws an exponential variate for every vocabulary entry
-    (6 ms per call for 8 x 49k on 2 cores, 6 % of a step); this is one uniform per row and a
-    binary search. The CDF is summed in float64 so rounding does not shift mass between
-    tokens, and u lies in (0, 1] so a token of probability 0 is never drawn.
-    """
-    return draw_with_uniforms(probs, uniforms(probs.shape[0], generator, probs.device))
-
-
 def uniforms(rows: int, generator: torch.Generator | None, device) -> torch.Tensor:
     """(rows, 1) float64 draws in (0, 1]: the randomness :func:`draw_with_uniforms` consumes."""
     return 1.0 - torch.rand(rows, 1, generator=generator, device=device, dtype=torch.float64)
 
 
 def draw_with_uniforms(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """The token whose cumulative probability first reaches u·total, per row: (B, V), (B, 1) -> (B,)."""
+    """The token whose cumulative probability first reaches u·total, per row: (B, V), (B, 1) -> (B,).
+
+    Why not ``torch.multinomial``: it draws an exponential variate for every vocabulary entry
+    (6 ms per call for 8 x 49k on 2 cores, 6 % of a step); this is one uniform per row and a
+    binary search. The CDF is summed in float64 so rounding does not shift mass between
+    tokens, and u lies in (0, 1] so a token of probability 0 is never drawn.
+    """
     cdf = probs.double().cumsum(-1)  # (B, V)
     token = torch.searchsorted(cdf, u * cdf[:, -1:])
     return token.squeeze(-1).clamp_max(probs.shape[-1] - 1)
