@@ -34,10 +34,8 @@ def hist(**series):
 SYNTHETIC = {
     "beta": (
         {"beta_zero": dict(kl_mean=[0, .1, .2, .3], reward_mean=[-1, 0, .5, .6]),
-         "beta_small": dict(kl_mean=[0, .05, .1, .1], reward_mean=[-1, 0, .4, .5]),
          "beta_large": dict(kl_mean=[0, .01, .02, .01], reward_mean=[-1, -.5, 0, .1])},
         {"beta_zero": dict(kl_mean=[0, .01, .01, .01], reward_mean=[-1, 0, .5, .6]),
-         "beta_small": dict(kl_mean=[0, .05, .1, .1], reward_mean=[-1, 0, .4, .5]),
          "beta_large": dict(kl_mean=[0, .1, .2, .3], reward_mean=[-1, -.5, 0, .1])}),
     "clip": (
         {"one_epoch": dict(approx_kl=[0, 2e-9, 0], clip_frac=[0, 0, 0], success_rate=[.5, .5, .6]),
@@ -118,7 +116,7 @@ def test_predicate_does_not_claim_an_absent_signal_and_says_why(name):
 
 
 def test_empty_or_short_runs_are_not_a_signal():
-    outcome = LESSONS["beta"].signal({"beta_zero": [[]], "beta_small": [[]], "beta_large": [[]]})
+    outcome = LESSONS["beta"].signal({"beta_zero": [[]], "beta_large": [[]]})
     assert not outcome.observed  # NaN comparisons never pass
     outcome = LESSONS["reward_hacking"].signal({"honest": [hist(reward_mean=[0], success_rate=[0])],
                                                 "hacked": [hist(reward_mean=[0], success_rate=[0])]})
@@ -164,7 +162,6 @@ def test_honesty_check_can_fail():
 def test_seed_ranges_that_overlap_are_named_as_noise():
     lesson = LESSONS["beta"]
     runs = {"beta_zero": [hist(kl_mean=[0, .10, .10, .10]), hist(kl_mean=[0, .02, .02, .02])],
-            "beta_small": [hist(kl_mean=[0, .05, .05, .05])] * 2,
             "beta_large": [hist(kl_mean=[0, .12, .12, .12]), hist(kl_mean=[0, .04, .04, .04])]}
     outcome = lesson.signal(runs)
     assert not outcome.observed  # mean 0.06 vs 0.08
@@ -308,7 +305,6 @@ def test_cli_bad_lesson_input_is_one_line(args, message, capsys):
 def test_separate_seed_ranges_in_the_wrong_direction_are_not_called_noise():
     lesson = LESSONS["beta"]
     runs = {"beta_zero": [hist(kl_mean=[0, .01, .01, .01]), hist(kl_mean=[0, .02, .02, .02])],
-            "beta_small": [hist(kl_mean=[0, .05, .05, .05])] * 2,
             "beta_large": [hist(kl_mean=[0, .12, .12, .12]), hist(kl_mean=[0, .14, .14, .14])]}
     outcome = lesson.signal(runs)
     assert not outcome.observed

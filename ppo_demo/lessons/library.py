@@ -30,13 +30,13 @@ NEVER_SOLVED_TASKS = (
 def beta_signal(runs: Runs) -> Outcome:
     """Without the KL penalty the policy drifts further from the reference than with a large β."""
     m = Measure(runs)
-    for arm in ("beta_zero", "beta_small", "beta_large"):
+    for arm in ("beta_zero", "beta_large"):
         m.arm(f"kl_last@{arm}", arm, last_mean("kl_mean"))
         m.arm(f"reward_last@{arm}", arm, last_mean("reward_mean"))
     m.check("lesson.beta.check.kl", m.measured["kl_last@beta_zero"] > m.measured["kl_last@beta_large"],
             arms={"zero": "beta_zero", "large": "beta_large"}, a="kl_last@beta_zero", b="kl_last@beta_large")
-    m.note("lesson.beta.note.reward", arms={"zero": "beta_zero", "small": "beta_small", "large": "beta_large"},
-           a="reward_last@beta_zero", b="reward_last@beta_small", c="reward_last@beta_large")
+    m.note("lesson.beta.note.reward", arms={"zero": "beta_zero", "large": "beta_large"},
+           a="reward_last@beta_zero", b="reward_last@beta_large")
     return m.outcome(steps_needed=3)
 
 
@@ -168,9 +168,11 @@ def length_bias_signal(runs: Runs) -> Outcome:
 
 
 LESSONS: dict[str, Lesson] = {lesson.name: lesson for lesson in (
-    Lesson("beta", arms=(Arm("beta_zero", {"kl_coef": 0.0}), Arm("beta_small", {"kl_coef": 0.05}),
-                         Arm("beta_large", {"kl_coef": 0.5})),
-           signal=beta_signal, metrics=("kl_mean", "reward_mean", "success_rate"), steps=6),
+    # Two seeds per arm: with one, 6 steps gave KL 0.147 (β = 0) vs 0.144 (β = 0.5) and 0.162 for
+    # β = 0.05 on the embedded model: a difference far inside seed noise. The middle β is left
+    # out to keep the lesson's time (the KL demo's β = 0.05 is the Lab's default run).
+    Lesson("beta", arms=(Arm("beta_zero", {"kl_coef": 0.0}), Arm("beta_large", {"kl_coef": 0.5})),
+           signal=beta_signal, metrics=("kl_mean", "reward_mean", "success_rate"), steps=6, seeds=(42, 43)),
     Lesson("clip", arms=(Arm("one_epoch", {"ppo_epochs": 1, "num_minibatches": 1}),
                          Arm("clipped", {"ppo_epochs": 8}),
                          Arm("unclipped", {"ppo_epochs": 8, "clip_eps": 10.0})),

@@ -35,12 +35,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
                              "three steps, ends higher than with a large β.",
                              "没有 KL 惩罚（β = 0）时，策略相对参考模型的 KL（最后三步平均）最终高于大 β 的运行。"),
     "lesson.arm.beta_zero": ("β = 0", "β = 0"),
-    "lesson.arm.beta_small": ("β = 0.05", "β = 0.05"),
     "lesson.arm.beta_large": ("β = 0.5", "β = 0.5"),
     "lesson.beta.check.kl": ("KL per token, last steps: {zero} {a} vs {large} {b}",
                              "每个 token 的 KL（最后几步）：{zero} 为 {a}，{large} 为 {b}"),
-    "lesson.beta.note.reward": ("mean reward, last steps: {zero} {a}, {small} {b}, {large} {c}",
-                                "平均奖励（最后几步）：{zero} 为 {a}，{small} 为 {b}，{large} 为 {c}"),
+    "lesson.beta.note.reward": ("mean reward, last steps: {zero} {a}, {large} {b}",
+                                "平均奖励（最后几步）：{zero} 为 {a}，{large} 为 {b}"),
     # --- Why clip? ---
     "lesson.clip.question": ("Why clip?", "为什么要裁剪（clip）？"),
     "lesson.clip.expected": ("with one PPO epoch on one mini-batch the ratio stays 1 (approx KL below 1e-4, clip "
