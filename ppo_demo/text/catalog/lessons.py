@@ -20,6 +20,19 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "lesson.reason.noise": ("A batch of a dozen samples is noisy and a few steps are short; "
                             "the effect may need more steps or seeds, or may not hold for these tasks.",
                             "十来个样本的批次噪声很大，几步也很短；这个效应可能需要更多步数或种子，也可能对这些任务不成立。"),
+    # --- the Lessons tab ---
+    "lab.tab_lessons": ("Lessons", "课程"),
+    "lab.lessons_note": ("A question every PPO class asks, answered by an experiment: a control run and treatments "
+                         "with the same seed. The runs appear on the Runs tab; the verdict is computed from their "
+                         "numbers.", "每堂 PPO 课都会问到的问题，用一次实验来回答：一个对照运行加若干处理组，随机种子相同。"
+                         "这些运行会出现在“运行”标签页；结论由它们的数字算出。"),
+    "lab.lesson_picker": ("Lesson", "课程"),
+    "lab.lesson_run": ("Run lesson", "运行课程"),
+    "lab.lesson_download": ("⬇ Verdict (.md)", "⬇ 结论（.md）"),
+    "lesson.ui.running": ("Running the lesson's runs; the verdict follows when they end.",
+                          "正在运行本课的各次运行；结束后给出结论。"),
+    "lesson.ui.done": ("The lesson's runs ended; the verdict is on the Lessons tab.",
+                       "本课的运行已结束；结论在“课程”标签页。"),
     # --- errors ---
     "lesson.error.unknown": ("Unknown lesson '{name}'. Choose one of: {names}.",
                              "没有名为“{name}”的课程。可选：{names}。"),
