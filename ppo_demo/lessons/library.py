@@ -189,9 +189,12 @@ LESSONS: dict[str, Lesson] = {lesson.name: lesson for lesson in (
            metrics=("tied_group_frac", "zero_adv_frac", "approx_kl"), steps=3),
     # Advantages whitened over the batch: raw rewards near -20 with a critic that starts at 0 make
     # every answer's advantage hugely negative, and 6 steps showed no shortening (reward -1.8,
-    # length +1.8 tokens, embedded model, seed 1); whitened, shorter answers stand out at once.
+    # length +1.8 tokens, embedded model, seed 1). Whitened, 6 steps shortened the answers
+    # (reward +6.0, length -3.5 tokens) but success still rose (+0.22, honest +0.44): the
+    # shortest answers were still right. 10 steps give the shortening time to cut into them.
     Lesson("reward_hacking", arms=(Arm("honest"), Arm("hacked", reward={"length_penalty": 0.5})),
-           shared={"whiten": "batch"}, signal=reward_hacking_signal, metrics=("reward_mean", "success_rate", "response_length_mean"), steps=6),
+           shared={"whiten": "batch"}, steps=10, signal=reward_hacking_signal,
+           metrics=("reward_mean", "success_rate", "response_length_mean")),
     Lesson("dropout", arms=(Arm("no_dropout", {"dropout_in_ppo": False}), Arm("dropout", {"dropout_in_ppo": True})),
            shared={"ppo_epochs": 1, "num_minibatches": 1, "lora_dropout": 0.1}, signal=dropout_signal,
            metrics=("approx_kl", "clip_frac", "reward_mean"), steps=3),
