@@ -56,3 +56,9 @@ def test_lesson_choices_are_questions_in_the_pages_language():
     names = [name for _, name in hl.lesson_choices("zh")]
     assert "clip" in names and all(not LESSONS[n].missing_knobs() for n in names)
     assert dict((n, q) for q, n in hl.lesson_choices("zh"))["clip"] == "为什么要裁剪（clip）？"
+
+
+def test_the_servers_caps_apply_to_a_lessons_knobs(session):
+    capped = limits_from_env({"PPO_DEMO_MODEL": TINY, "PPO_DEMO_MAX_STEPS": "2"})
+    with pytest.raises(gr.Error, match="2"):
+        hl.check_lesson(session, "clip", capped)

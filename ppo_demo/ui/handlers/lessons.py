@@ -22,7 +22,7 @@ from ..i18n import t
 from ..limits import Limits
 from ..model_work import TrainRequest, registry_key
 from ..session import ModelRegistry, Session
-from .common import check_room_for_runs, load_model, view_of
+from .common import build_config, check_room_for_runs, load_model, view_of
 from .train import _train_run
 
 
@@ -48,6 +48,8 @@ def check_lesson(session: Session, name: str, limits: Limits, lang: str = "en"):
         arm_runs = plan(lesson)
     except LessonError as exc:
         raise user_error(exc.in_lang(lang)) from None
+    for arm_run in arm_runs:  # the server's caps (steps, batch, tokens...) apply to a lesson's knobs too
+        build_config(arm_run.config.to_dict(), limits, lang)
     check_room_for_runs(session, len(arm_runs), lang)
     return lesson, arm_runs
 
