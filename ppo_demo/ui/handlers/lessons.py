@@ -91,8 +91,8 @@ def run_lesson(session: Session, model: str, name: str, *, registry: ModelRegist
             break
         if budget_left is not None:
             budget_left = max(budget_left - spent, 1.0)
-    result = LessonResult(lesson, histories, lesson.signal(histories), sum(r.seconds for r in session.runs.runs
-                                                                            if r.number in numbers))
+    seconds = sum(r.seconds for r in session.runs.runs if r.number in numbers)
+    result = LessonResult(lesson, histories, lesson.signal(histories), seconds, tuple(lesson.seeds))
     session.lesson_result = result
     verdict = verdict_text(lesson, result.outcome, lang)
     yield view_of(session, t("lesson.ui.done", lang), finished=True), verdict, numbers
