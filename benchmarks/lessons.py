@@ -36,6 +36,7 @@ def table(records: list[dict], machine: dict) -> str:
     for name in LESSONS:
         rows = [r for r in records if r["lesson"] == name]
         if not rows:
+            lines.append(f"| {name} | – | – | not measured | – |")
             continue
         if rows[0].get("skipped"):
             lines.append(f"| {name} | – | – | not run: {rows[0]['skipped']} | – |")
