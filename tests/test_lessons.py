@@ -309,3 +309,12 @@ def test_separate_seed_ranges_in_the_wrong_direction_are_not_called_noise():
     outcome = lesson.signal(runs)
     assert not outcome.observed
     assert "lesson.reason.seed_noise" not in outcome.reasons and "lesson.reason.one_seed" not in outcome.reasons
+
+
+def test_a_difference_inside_the_seed_ranges_is_not_a_signal():
+    """Means in the expected order, but the ranges overlap: not seen, and seed noise is named."""
+    runs = {"beta_zero": [hist(kl_mean=[0, .15, .15, .15]), hist(kl_mean=[0, .17, .17, .17])],
+            "beta_large": [hist(kl_mean=[0, .14, .14, .14]), hist(kl_mean=[0, .16, .16, .16])]}
+    outcome = LESSONS["beta"].signal(runs)
+    assert outcome.measured["kl_last@beta_zero"] > outcome.measured["kl_last@beta_large"]
+    assert not outcome.observed and "lesson.reason.seed_noise" in outcome.reasons

@@ -173,6 +173,14 @@ class Measure:
         self.checks.append(Check(key, dict(values), passed, dict(arms or {})))
         return passed
 
+    def above(self, a: str, b: str) -> bool:
+        """``a`` > ``b``, and with several seeds each way: a's lowest seed above b's highest (a
+        difference inside seed noise is not a signal)."""
+        m = self.measured
+        if f"{a}.min" in m and f"{b}.max" in m:
+            return m[f"{a}.min"] > m[f"{b}.max"]
+        return m[a] > m[b]
+
     def note(self, key: str, arms: dict[str, str] | None = None, **values: str) -> None:
         """A sentence of the verdict giving context (no ✓/✗, not part of the signal)."""
         self.checks.append(Check(key, dict(values), None, dict(arms or {})))

@@ -33,7 +33,7 @@ def beta_signal(runs: Runs) -> Outcome:
     for arm in ("beta_zero", "beta_large"):
         m.arm(f"kl_last@{arm}", arm, last_mean("kl_mean"))
         m.arm(f"reward_last@{arm}", arm, last_mean("reward_mean"))
-    m.check("lesson.beta.check.kl", m.measured["kl_last@beta_zero"] > m.measured["kl_last@beta_large"],
+    m.check("lesson.beta.check.kl", m.above("kl_last@beta_zero", "kl_last@beta_large"),
             arms={"zero": "beta_zero", "large": "beta_large"}, a="kl_last@beta_zero", b="kl_last@beta_large")
     m.note("lesson.beta.note.reward", arms={"zero": "beta_zero", "large": "beta_large"},
            a="reward_last@beta_zero", b="reward_last@beta_large")

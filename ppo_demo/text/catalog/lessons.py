@@ -45,8 +45,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # --- What does beta do? ---
     "lesson.beta.question": ("What does β do?", "β 有什么作用？"),
     "lesson.beta.expected": ("without the KL penalty (β = 0) the policy's KL to the reference, averaged over the last "
-                             "three steps, ends higher than with a large β.",
-                             "没有 KL 惩罚（β = 0）时，策略相对参考模型的 KL（最后三步平均）最终高于大 β 的运行。"),
+                             "three steps, ends higher than with a large β, for every seed (the lowest β = 0 run above "
+                             "the highest β = 0.5 run).",
+                             "没有 KL 惩罚（β = 0）时，策略相对参考模型的 KL（最后三步平均）最终高于大 β 的运行，且对每个随机种子都成立"
+                             "（β = 0 最低的一次高于 β = 0.5 最高的一次）。"),
     "lesson.arm.beta_zero": ("β = 0", "β = 0"),
     "lesson.arm.beta_large": ("β = 0.5", "β = 0.5"),
     "lesson.beta.check.kl": ("KL per token, last steps: {zero} {a} vs {large} {b}",
