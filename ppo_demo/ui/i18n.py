@@ -13,6 +13,7 @@ import re
 import gradio as gr
 
 from ..config import all_knob_fields
+from ..text import knobs_zh
 
 FORMULAS_EN = r"""
 **LoRA** on each target Linear ($W$ frozen; only $A$ and $B$ train; $B$ starts at 0, so at first $\pi_\theta = \pi_{\mathrm{ref}}$):
@@ -334,6 +335,8 @@ KNOBS_ZH = {
     "share_prompts": ("共享提示词", "打分和更新时每个不同的提示词只计算一次，回答共用它的键和值，回答打包在一起、不计算 EOS 之后的填充："
                       "结果（含梯度）只差浮点舍入；梯度检查点或更新时 dropout 开启时不使用"),
 }
+# Knobs whose Chinese lives in a ppo_demo.text catalogue module (the one mechanism going forward).
+KNOBS_ZH.update(knobs_zh())
 
 
 def text(key: str) -> gr.i18n.I18nData:
