@@ -37,7 +37,7 @@ from .lora import LoRALinear, adapters_disabled
 from .models import LoadedModel
 from .preference_losses import bradley_terry_loss, normalize_scores, pairwise_accuracy
 from .preferences import PairEncoder, Pair, PreferenceError, RewardModelConfig, split_pairs
-from .rollout import RolloutBatch
+from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch
 
 REWARD_MODEL_FORMAT = "ppo-lora-lab/reward-model-1"
 PEFT_WEIGHTS_FILE = "adapter_model.safetensors"
@@ -157,10 +157,12 @@ class RewardModel(torch.nn.Module):
         return tensors
 
     @torch.no_grad()
-    def load_tensors(self, lora: dict[str, torch.Tensor], head_weight: torch.Tensor) -> None:
+    def load_tensors(self, lora: dict[str, torch.Tensor], head_weight: torch.Tensor, source: str = "") -> None:
+        """Copy saved LoRA tensors and head weight in; a PreferenceError naming ``source`` if
+        they do not fit this model."""
         own = self.lora_tensors()
         if set(own) != set(lora) or any(tuple(own[k].shape) != tuple(lora[k].shape) for k in own):
-            raise PreferenceError("preferences.error.rm_unreadable", path="the folder",
+            raise PreferenceError("preferences.error.rm_unreadable", path=source or "the reward model",
                                   detail="its LoRA tensors do not fit this model")
         if tuple(head_weight.shape) != tuple(self.head.weight.shape):
             raise PreferenceError("preferences.error.rm_wrong_model", saved=head_weight.shape[-1],
@@ -177,9 +179,7 @@ class RewardModelTrainer:
     every epoch. ``train()`` yields one dict of metrics per gradient step."""
 
     def __init__(self, loaded: LoadedModel, pairs: list[Pair], config: RewardModelConfig = RewardModelConfig(),
-                 system_prompt=None):
-        from .rollout import DEFAULT_SYSTEM_PROMPT
-
+                 system_prompt: str | None = DEFAULT_SYSTEM_PROMPT):
         self.config = config.validate()
         need = 2 if config.rm_holdout > 0 else 1
         if len(pairs) < need:
@@ -189,8 +189,7 @@ class RewardModelTrainer:
         self.model_name = loaded.name
         self.pairs = list(pairs)
         self.train_pairs, self.heldout_pairs = split_pairs(self.pairs, config.rm_holdout, config.rm_seed)
-        self.encoder = PairEncoder(loaded.tokenizer, config.rm_max_tokens,
-                                   DEFAULT_SYSTEM_PROMPT if system_prompt is None else system_prompt)
+        self.encoder = PairEncoder(loaded.tokenizer, config.rm_max_tokens, system_prompt)
         self.reward_model = RewardModel(loaded.model, config.rm_lora_r, config.rm_lora_alpha, config.lora_targets,
                                         init_seed=config.rm_seed)
         self.optimizer = torch.optim.AdamW(self.reward_model.trainable_parameters(), lr=config.rm_learning_rate)
@@ -328,7 +327,8 @@ def load_reward_model(directory: str | Path, loaded: LoadedModel) -> RewardModel
             continue
         name = key.removeprefix(PEFT_KEY_PREFIX).removesuffix(".weight")  # '<module>.lora_A'
         lora_tensors[name] = tensor.float()
-    reward_model.load_tensors(lora_tensors, tensors[head_key].float().to(reward_model.head.weight.device))
+    reward_model.load_tensors(lora_tensors, tensors[head_key].float().to(reward_model.head.weight.device),
+                              source=str(directory))
     reward_model.score_mean = float(lab.get("score_mean", 0.0))
     reward_model.score_std = float(lab.get("score_std", 1.0))
     return reward_model
