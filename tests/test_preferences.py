@@ -309,3 +309,14 @@ def test_bad_preference_arguments_give_one_line_and_exit_2(args, message, capsys
     err = capsys.readouterr().err.strip()
     assert message in err
     assert "Traceback" not in err and len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_export_bundles_say_they_do_not_carry_the_reward_model():
+    from ppo_demo.export import openrlhf_export, trl_export, verl_export
+    from ppo_demo.export.run_record import make_run_record
+
+    for source in ("rule", "reward_model"):
+        record = make_run_record("tiny-random", TASKS, RewardConfig(), preset_config("quick-cpu", reward_source=source))
+        for module in (trl_export, openrlhf_export, verl_export):
+            said = any("reward_source=" in note for note in module.unmapped_notes(record))
+            assert said == (source != "rule"), (module.__name__, source)

@@ -98,6 +98,10 @@ def unmapped_notes(record: RunRecord) -> list[str]:
         "with special tokens, so a missing EOS is visible).",
         f"steps={k.steps}: prompts.jsonl repeats the tasks so that one episode is {k.steps} rollout batches.",
     ]
+    if getattr(k, "reward_source", "rule") != "rule":
+        notes.append(f"reward_source={k.reward_source}: reward.py is the rule only; the lab's reward model is not in "
+                     "this bundle (OpenRLHF takes one as --reward_pretrain: a full model, so its LoRA must be merged "
+                     "first).")
     if k.mode == "lora" and k.lora_alpha != round(k.lora_alpha):
         notes.append(f"lora_alpha={k.lora_alpha}: OpenRLHF takes an integer alpha; rounded to {round(k.lora_alpha)}, "
                      f"so the LoRA scale is {round(k.lora_alpha) / k.lora_r:g} instead of {k.lora_alpha / k.lora_r:g}.")

@@ -111,7 +111,7 @@ def _number(value: float):
 
 def unmapped_notes(record: RunRecord) -> list[str]:
     k = record.knobs
-    return [
+    notes = [
         f"vf_coef={k.vf_coef}: veRL's critic is a separate model with its own optimizer (critic.optim.lr), "
         "so there is no weight of the value loss in a shared loss.",
         f"whiten={k.whiten}: veRL's GAE always whitens advantages over the batch.",
@@ -124,6 +124,11 @@ def unmapped_notes(record: RunRecord) -> list[str]:
         "ppo_max_token_len_per_gpu for a token budget.",
         f"max_bad_updates={k.max_bad_updates}: no equivalent.",
     ]
+    if getattr(k, "reward_source", "rule") != "rule":
+        notes.append(f"reward_source={k.reward_source}: compute_score is the rule only; the lab's reward model is not "
+                     "in this bundle (veRL takes one as reward_model.model.path: a full model, so its LoRA must be "
+                     "merged first).")
+    return notes
 
 
 def write_parquet_files(record: RunRecord, data_dir: Path) -> list[Path]:
