@@ -320,3 +320,22 @@ def test_export_bundles_say_they_do_not_carry_the_reward_model():
         for module in (trl_export, openrlhf_export, verl_export):
             said = any("reward_source=" in note for note in module.unmapped_notes(record))
             assert said == (source != "rule"), (module.__name__, source)
+
+
+def test_cli_reward_model_on_rule_ranked_pairs_saves_them(tmp_path, capsys):
+    from ppo_demo.cli import main
+
+    saved = tmp_path / "ranked.csv"
+    assert main(["reward-model", "--model", "tiny-random", "--rule-pairs", "2", "--rm-epochs", "1", "--jsonl",
+                 "--save-pairs", str(saved)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[-1]["event"] == "eval" and lines[-1]["pairs"] == len(load_pairs_file(saved)) >= 2
+
+
+def test_sample_answer_pair_gives_two_reproducible_answers(tiny):
+    from ppo_demo.preferences import sample_answer_pair
+
+    with PolicyRuntime.for_config(tiny, preset_config("quick-cpu")) as runtime:
+        first = sample_answer_pair(runtime, "say a", seed=3, max_new_tokens=6)
+        again = sample_answer_pair(runtime, "say a", seed=3, max_new_tokens=6)
+    assert first == again and len(first) == 2 and first[0] != first[1]
