@@ -37,6 +37,7 @@ from .lora import LoRALinear, adapters_disabled
 from .models import LoadedModel
 from .preference_losses import bradley_terry_loss, normalize_scores, pairwise_accuracy
 from .preferences import PairEncoder, Pair, PreferenceError, RewardModelConfig, split_pairs
+from .prefix_sharing import can_pack, packed_response_hidden
 from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch
 
 REWARD_MODEL_FORMAT = "ppo-lora-lab/reward-model-1"
@@ -68,6 +69,40 @@ def last_real_index(attention_mask: torch.Tensor) -> torch.Tensor:
     right-padded answers (the rollout layout) as for any padding."""
     L = attention_mask.shape[1]
     return (L - 1) - attention_mask.flip(-1).long().argmax(-1)
+
+
+def last_token_hidden(model, batch: RolloutBatch) -> torch.Tensor:
+    """The last layer's hidden state (after the final norm) at each row's last real token,
+    from one plain pass over the padded batch: (B, H)."""
+    kwargs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+                  use_cache=False)
+    if hasattr(model, "get_decoder"):
+        hidden = model.get_decoder()(**kwargs).last_hidden_state  # (B, L, H)
+    else:
+        hidden = model(**kwargs, output_hidden_states=True).hidden_states[-1]
+    last = last_real_index(batch.attention_mask)  # (B,)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+def last_token_hidden_packed(model, batch: RolloutBatch) -> torch.Tensor:
+    """The same as :func:`last_token_hidden`, from the packed pass PPO's updates use
+    (:func:`ppo_demo.prefix_sharing.packed_response_hidden`): the system turn once, each
+    distinct prompt once (a pair's two answers share theirs), no padding. That pass yields the
+    hidden state at the position *predicting* each response token; one slot is added after
+    every answer, so the state predicting it is the one at the answer's last real token. The
+    slot's own token is never an input. (B, H)."""
+    B = batch.response_mask.shape[0]
+    lengths = batch.response_lengths  # (B,)
+    rows = torch.arange(B, device=lengths.device)
+    extra = batch.input_ids.new_zeros(B, 1)
+    input_ids = torch.cat([batch.input_ids, extra], 1)  # (B, P+T+1)
+    attention_mask = torch.cat([batch.attention_mask, extra], 1)
+    response_mask = torch.cat([batch.response_mask, batch.response_mask.new_zeros(B, 1)], 1)  # (B, T+1)
+    attention_mask[rows, batch.prompt_len + lengths] = 1
+    response_mask[rows, lengths] = 1  # the slot after each answer
+    extended = RolloutBatch(input_ids, attention_mask, batch.prompt_len, response_mask, batch.ended_with_eos)
+    hidden, hidden_rows, cols = packed_response_hidden(model, extended)  # (N, H), (N,), (N,), row-major
+    return hidden[cols == lengths[hidden_rows]]  # one per row, in row order: (B, H)
 
 
 class RewardModel(torch.nn.Module):
@@ -121,18 +156,16 @@ class RewardModel(torch.nn.Module):
                 for handle in handles:
                     handle.remove()
 
+    packed: bool = True  # the packed pass where the model allows it (False: always the plain pass)
+
     def forward(self, batch: RolloutBatch) -> torch.Tensor:
         """Raw scores r(x, y) of each row's answer: (B,). Gradients flow when enabled."""
         model = self.base_model
         with self.attached():
-            kwargs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                          position_ids=batch.position_ids, use_cache=False)
-            if hasattr(model, "get_decoder"):
-                hidden = model.get_decoder()(**kwargs).last_hidden_state  # (B, L, H), after the final norm
+            if self.packed and can_pack(model):
+                h_last = last_token_hidden_packed(model, batch)  # (B, H)
             else:
-                hidden = model(**kwargs, output_hidden_states=True).hidden_states[-1]
-        last = last_real_index(batch.attention_mask)  # (B,)
-        h_last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (B, H)
+                h_last = last_token_hidden(model, batch)  # (B, H)
         return self.head(h_last.float()).squeeze(-1)  # (B,)
 
     @torch.no_grad()

@@ -339,3 +339,28 @@ def test_sample_answer_pair_gives_two_reproducible_answers(tiny):
         first = sample_answer_pair(runtime, "say a", seed=3, max_new_tokens=6)
         again = sample_answer_pair(runtime, "say a", seed=3, max_new_tokens=6)
     assert first == again and len(first) == 2 and first[0] != first[1]
+
+
+def test_packed_reward_pass_equals_the_plain_pass_with_gradients(tiny):
+    """The packed pass (each prompt once, a slot after each answer) scores as the padded pass."""
+    from ppo_demo.prefix_sharing import can_pack
+
+    assert can_pack(tiny.model)
+    pairs = PRESET_PAIRS[:3] + [Pair(PRESET_PAIRS[0].prompt, "four", "2+2 is 4, I think")]
+    batch = _pairs_batch(tiny, pairs).trimmed()
+    rm = RewardModel(tiny.model, r=4, alpha=8.0, init_seed=0)
+    with torch.no_grad():
+        rm.head.weight.normal_()
+        for adapter in rm.adapters:
+            adapter.lora_B.normal_(std=0.1)
+    results = []
+    for packed in (True, False):
+        rm.packed = packed
+        rm.zero_grad(set_to_none=True)
+        scores = rm(batch)
+        scores.square().sum().backward()
+        results.append((scores.detach(), rm.adapters[0].lora_A.grad.clone(), rm.head.weight.grad.clone()))
+    (s1, ga1, gh1), (s2, ga2, gh2) = results
+    assert s1.abs().max() > 0.1  # a live model, so the comparison can fail
+    assert torch.allclose(s1, s2, atol=1e-5)
+    assert torch.allclose(ga1, ga2, atol=1e-5, rtol=1e-4) and torch.allclose(gh1, gh2, atol=1e-5, rtol=1e-4)
