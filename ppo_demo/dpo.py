@@ -101,8 +101,11 @@ class DPOTrainer:
     def _pair_logps(self, model, pairs: list[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
         """log π(y_w|x), log π(y_l|x) under ``model``, each (n,), summed over answer tokens."""
         batch = self.encoder.batch(pairs, self.device).trimmed()  # 2n rows: chosen, then rejected
+        # A pair's two answers share their prompt: computed once (as PPO's passes do), unless
+        # dropout is on (one mask would then be shared by both answers).
+        share = self.config.share_prompts and not self.config.dropout_in_ppo
         with autocast_context(self.device):
-            token_logps = response_scores(model, batch, temperature=1.0).logprobs  # (2n, T)
+            token_logps = response_scores(model, batch, temperature=1.0, share_prompts=share).logprobs  # (2n, T)
         logps = sequence_logprobs(token_logps, batch.response_mask)  # (2n,)
         return logps[:len(pairs)], logps[len(pairs):]
 

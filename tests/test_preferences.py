@@ -256,6 +256,12 @@ def test_dpo_starts_at_log_2_and_learns_the_pairs(tiny):
     with adapters_disabled(tiny.model):
         ref_chosen, _ = trainer._pair_logps(tiny.model, PRESET_PAIRS[:4])
     assert torch.allclose(ref_chosen.detach(), trainer.ref_chosen, atol=1e-5)
+    # the pair's shared prompt computed once gives the padded pass's log-probs
+    with torch.no_grad():
+        shared = trainer._pair_logps(tiny.model, PRESET_PAIRS[:4])
+        trainer.config = trainer.config.replace(share_prompts=False)
+        plain = trainer._pair_logps(tiny.model, PRESET_PAIRS[:4])
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(shared, plain))
 
 
 # --- the command line --------------------------------------------------------------------------
