@@ -2,7 +2,7 @@
 padding) vs the plain padded pass, on the same rule-ranked pairs, alternating whole trainings
 so that a change in the machine's load falls on both.
 
-Run: OMP_NUM_THREADS=2 python benchmarks/reward_model_speed.py --rounds 2 --md benchmarks/results/reward_model_speed.md
+Run: OMP_NUM_THREADS=1 python benchmarks/reward_model_speed.py --rounds 1 --md benchmarks/results/reward_model_speed.md
 """
 
 from __future__ import annotations
