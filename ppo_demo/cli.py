@@ -96,7 +96,18 @@ def _add_knob_option(parser, f: dataclasses.Field, default_text: str) -> None:
         parser.add_argument(option, dest=f.name, metavar=f.name.upper(), help=help_text)
 
 
+def _reward_model(args, loaded):
+    """``train --reward-model DIR``: the reward model PPO scores against (None without it)."""
+    if not getattr(args, "reward_model", None):
+        return None
+    from .preference_cli import load_reward_model_arg
+
+    return load_reward_model_arg(args.reward_model, loaded, CliError)
+
+
 def _config_from_args(args) -> TrainConfig:
+    if getattr(args, "reward_model", None) and args.reward_source is None:
+        args.reward_source = "reward_model"  # --reward-model alone means: PPO against it
     overrides = {f.name: getattr(args, f.name) for f in knob_fields() if getattr(args, f.name) is not None}
     return preset_config(args.preset, **overrides)
 
@@ -143,8 +154,6 @@ def run_train(args) -> int:
     from .policy import AdapterError
     from .trainer import PPOTrainer, TrainingError
 
-    if args.reward_model and args.reward_source is None:
-        args.reward_source = "reward_model"  # --reward-model alone means: PPO against it
     config = _config_from_args(args)
     if args.tasks:
         tasks = load_tasks_file(args.tasks)
@@ -163,11 +172,7 @@ def run_train(args) -> int:
         print(f"loading {args.model} ...", file=sys.stderr, flush=True)
     try:
         loaded = load_model(args.model, device=args.device, dtype=parse_dtype(args.dtype) if args.dtype else None)
-        reward_model = None
-        if args.reward_model:
-            from .preference_cli import load_reward_model_arg
-            reward_model = load_reward_model_arg(args.reward_model, loaded, CliError)
-        trainer = PPOTrainer(loaded, config, tasks, reward, reward_model=reward_model)
+        trainer = PPOTrainer(loaded, config, tasks, reward, reward_model=_reward_model(args, loaded))
     except (ModelLoadError, LoRAError, AdapterError) as exc:
         raise CliError(str(exc)) from None
     sink = None
