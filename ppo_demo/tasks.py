@@ -1,4 +1,10 @@
-"""Toy tasks (prompt + expected answer), their presets, and reading them from CSV or JSON."""
+"""Toy tasks (prompt + expected answer), their presets, and reading them from CSV or JSON.
+
+A task may be *held out*: it is never trained on (the trainer samples only the other tasks) and
+is evaluated apart, so a rising success on the held-out tasks shows the policy learned the kind
+of task rather than memorised the training prompts. In a CSV the optional column ``held_out``
+says so (``true``/``yes``/``1``/``x``; empty is false), in JSON the optional key ``held_out``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from .text import LocalizedError
 
 MAX_TASKS_DEFAULT = 64
 MAX_PROMPT_CHARS_DEFAULT = 2000
@@ -20,6 +28,38 @@ class TaskError(ValueError):
 class Task:
     prompt: str
     expected: str
+    held_out: bool = False  # never trained on; evaluated apart from the training tasks
+
+
+class HeldOutValueError(LocalizedError, TaskError):
+    """A held_out cell that is neither true nor false."""
+
+
+def training_tasks(tasks: list[Task]) -> list[Task]:
+    return [t for t in tasks if not t.held_out]
+
+
+def held_out_tasks(tasks: list[Task]) -> list[Task]:
+    return [t for t in tasks if t.held_out]
+
+
+_TRUE = {"true", "yes", "y", "1", "x", "✓", "是", "held_out", "held-out"}
+_FALSE = {"", "false", "no", "n", "0", "否", "train"}
+
+
+def parse_held_out(value, row: int) -> bool:
+    """A held_out cell as a bool: True/False, 1/0, and the words a person types."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value == value:
+        if value in (0, 1):
+            return bool(value)
+    text = _cell(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise HeldOutValueError("tasks.held_out_bad", row=row, value=text[:20])
 
 
 # The seed notebook's four tasks (Chinese), verbatim.
@@ -38,6 +78,12 @@ ENGLISH_TASKS = [
     Task("What is the capital of France? Answer with one word.", "Paris"),
     Task("Say only the word: hello", "hello"),
     Task("What is the opposite of hot? Answer with one word.", "cold"),
+    # Held out: never trained on, the same kinds of task (arithmetic, a capital, repeat a word,
+    # an opposite), so their success tells learning the format from memorising four prompts.
+    Task("What is 3+3? Reply with only the number.", "6", held_out=True),
+    Task("What is the capital of Italy? Answer with one word.", "Rome", held_out=True),
+    Task("Say only the word: yes", "yes", held_out=True),
+    Task("What is the opposite of big? Answer with one word.", "small", held_out=True),
 ]
 
 TASK_PRESETS = {"english": ENGLISH_TASKS, "seed-zh": SEED_ZH_TASKS}
@@ -54,11 +100,12 @@ def _cell(value) -> str:
 
 def tasks_from_rows(rows, max_tasks: int = MAX_TASKS_DEFAULT,
                     max_prompt_chars: int = MAX_PROMPT_CHARS_DEFAULT) -> list[Task]:
-    """Clean a table of (prompt, expected) rows: blank rows are dropped, half-filled rows and
-    over-long prompts are errors naming the row (1-based, as a user counts)."""
+    """Clean a table of (prompt, expected[, held_out]) rows: blank rows are dropped, half-filled
+    rows and over-long prompts are errors naming the row (1-based, as a user counts)."""
     tasks = []
     for index, row in enumerate(rows, start=1):
-        cells = [_cell(c) for c in (list(row) + ["", ""])[:2]]
+        row = list(row)
+        cells = [_cell(c) for c in (row + ["", ""])[:2]]
         prompt, expected = (c.strip() for c in cells)
         if not prompt and not expected:
             continue
@@ -68,7 +115,7 @@ def tasks_from_rows(rows, max_tasks: int = MAX_TASKS_DEFAULT,
             raise TaskError(f"Task row {index} ('{prompt[:40]}') has no expected answer.")
         if len(prompt) > max_prompt_chars:
             raise TaskError(f"Task row {index}'s prompt is {len(prompt)} characters; the limit is {max_prompt_chars}.")
-        tasks.append(Task(prompt, expected))
+        tasks.append(Task(prompt, expected, parse_held_out(row[2] if len(row) > 2 else "", index)))
     if not tasks:
         raise TaskError("The task table is empty: add at least one prompt with its expected answer.")
     if len(tasks) > max_tasks:
@@ -85,7 +132,8 @@ def parse_tasks_text(text: str, fmt: str, **limits) -> list[Task]:
             raise TaskError(f"The task file is not valid JSON: {exc.msg} (line {exc.lineno}).") from None
         if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
             raise TaskError('A JSON task file must be a list of {"prompt": ..., "expected": ...} objects.')
-        return tasks_from_rows([(item.get("prompt", ""), item.get("expected", "")) for item in data], **limits)
+        return tasks_from_rows([(item.get("prompt", ""), item.get("expected", ""), item.get("held_out", ""))
+                                for item in data], **limits)
     try:
         reader = csv.reader(io.StringIO(text))
         rows = list(reader)
@@ -96,8 +144,10 @@ def parse_tasks_text(text: str, fmt: str, **limits) -> list[Task]:
     header = [h.strip().lower().lstrip("\ufeff") for h in rows[0]]
     if "prompt" not in header or "expected" not in header:
         raise TaskError(f"A CSV task file needs the header 'prompt,expected'; found {','.join(rows[0])[:80]!r}.")
-    p, e = header.index("prompt"), header.index("expected")
-    return tasks_from_rows([(r[p] if p < len(r) else "", r[e] if e < len(r) else "") for r in rows[1:]], **limits)
+    columns = [header.index("prompt"), header.index("expected")]
+    if "held_out" in header:
+        columns.append(header.index("held_out"))
+    return tasks_from_rows([[r[c] if c < len(r) else "" for c in columns] for r in rows[1:]], **limits)
 
 
 def load_tasks_file(path: str | Path, **limits) -> list[Task]:
@@ -115,9 +165,11 @@ def load_tasks_file(path: str | Path, **limits) -> list[Task]:
 
 
 def tasks_to_csv(tasks: list[Task]) -> str:
+    """CSV with the header prompt,expected,held_out (the column is written even when no task is
+    held out, so a file round-trips whatever the table held)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["prompt", "expected"])
+    writer.writerow(["prompt", "expected", "held_out"])
     for task in tasks:
-        writer.writerow([task.prompt, task.expected])
+        writer.writerow([task.prompt, task.expected, "true" if task.held_out else "false"])
     return out.getvalue()
