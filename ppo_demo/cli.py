@@ -126,14 +126,25 @@ def _tasks_and_reward(args):
 def _print_step(metrics: dict, total: int, jsonl: bool) -> None:
     if jsonl:
         print(json.dumps({k: _json_number(metrics.get(k)) for k in STEP_KEYS} |
-                         {k: _json_number(v) for k, v in metrics.items() if k.startswith("task_reward/")}), flush=True)
+                         {k: _json_number(v) for k, v in metrics.items()
+                          if k.startswith("task_reward/") or k == "heldout_success_rate"}), flush=True)
         return
     m = metrics
     print(f"step {m['step']:>4}/{total}  reward {m['reward_mean']:+.3f}  success {m['success_rate']:.2f}  "
           f"kl {m['kl_mean']:+.4f}  beta {m['kl_coef']:.4g}  policy {m['policy_loss']:+.4f}  "
           f"value {_or_na(m['value_loss'], '.4f')}  "
           f"approx_kl {m['approx_kl']:.4f}  clip {m['clip_frac']:.2f}  len {m['response_length_mean']:.1f}  "
-          f"{m['step_seconds']:.1f}s", flush=True)
+          f"{m['step_seconds']:.1f}s" + (f"  held-out success {m['heldout_success_rate']:.2f}"
+                                         if "heldout_success_rate" in m else ""), flush=True)
+
+
+def _print_warnings(warnings, jsonl: bool) -> None:
+    """Health warnings that fired at this step: a JSON line each, or a line on stderr."""
+    for warning in warnings:
+        if jsonl:
+            print(json.dumps(warning.to_json(), ensure_ascii=False), flush=True)
+        else:
+            print(f"warning [{warning.name}] {warning.message()}", file=sys.stderr, flush=True)
 
 
 def _or_na(value: float, spec: str) -> str:
@@ -158,6 +169,7 @@ def _write_metrics_csv(rows: list[dict], path: Path) -> None:
 def run_train(args) -> int:
     from .cpu_tuning import configure_cpu_runtime
     from .evaluation import evaluate
+    from .health import new_warnings
     from .models import ModelLoadError, load_model, parse_dtype
     from .lora import LoRAError
     from .policy import AdapterError
@@ -189,6 +201,7 @@ def run_train(args) -> int:
         for result in trainer.train():
             history.append(result.metrics)
             _print_step(result.metrics, config.steps, args.jsonl)
+            _print_warnings(new_warnings(history, config.max_new_tokens), args.jsonl)
             if sink is not None:
                 sink.log(result.metrics)
     except TrainingError as exc:
