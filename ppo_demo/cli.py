@@ -227,15 +227,20 @@ def _print_eval(report, jsonl: bool) -> None:
         print(json.dumps({
             "event": "eval", "samples_per_task": report.samples_per_task,
             "base_success": report.base_success, "adapted_success": report.adapted_success,
-            "tasks": [{"prompt": t.prompt, "expected": t.expected, "base_success": t.base_success,
+            "heldout_base_success": report.held_out_base_success,
+            "heldout_adapted_success": report.held_out_adapted_success,
+            "tasks": [{"prompt": t.prompt, "expected": t.expected, "held_out": t.held_out,
+                       "base_success": t.base_success,
                        "adapted_success": t.adapted_success, "base_reward": t.base_reward,
                        "adapted_reward": t.adapted_reward} for t in report.tasks],
         }, ensure_ascii=False), flush=True)
         return
     print(f"evaluation, {report.samples_per_task} samples per task (base -> adapted success):")
     for t in report.tasks:
-        print(f"  {t.base_success:.2f} -> {t.adapted_success:.2f}  {t.prompt[:60]}")
-    print(f"  overall {report.base_success:.2f} -> {report.adapted_success:.2f}")
+        print(f"  {t.base_success:.2f} -> {t.adapted_success:.2f}  {'[held out] ' if t.held_out else ''}{t.prompt[:60]}")
+    print(f"  training tasks {report.base_success:.2f} -> {report.adapted_success:.2f}")
+    if report.held_out_tasks:
+        print(f"  held-out tasks {report.held_out_base_success:.2f} -> {report.held_out_adapted_success:.2f}")
 
 
 def _save_run(trainer, loaded, tasks, reward, config, out_dir: Path) -> None:
