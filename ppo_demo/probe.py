@@ -201,3 +201,37 @@ def format_report(report: ProbeReport, missing_eos_penalty: float = 0.0, lang: s
         if rate is not None:
             lines.append(t("probe.summary.held_out" if held_out else "probe.summary.train", lang, hit=rate))
     return "\n".join(lines)
+
+
+def _cell(text: str, width: int = 80) -> str:
+    """A Markdown table cell: one line, pipes escaped, cut to ``width``."""
+    text = " ".join(text.split())
+    text = text if len(text) <= width else text[:width - 1] + "…"
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "'") or "∅"
+
+
+def report_markdown(report: ProbeReport, missing_eos_penalty: float = 0.0, lang: str = "en") -> str:
+    """The report as Markdown for the page: a summary table (one row per task, flags named),
+    the reasons of each flagged task, then each task's K answers with their scores."""
+    lines = [f"**{t('probe.header', lang, k=report.samples_per_task, policy=t(f'probe.policy.{report.policy}', lang))}**",
+             "", t("probe.md.table_header", lang), "|---|---|---|---|---|---|---|---|"]
+    for p in report.tasks:
+        tag = t("probe.held_out_tag", lang).strip() if p.task.held_out else ""
+        flags = ", ".join(f"`{f}`" for f in p.flags) or "—"
+        lines.append(f"| {p.index + 1} {tag} | {_cell(p.task.prompt, 50)} | `{_cell(p.task.expected, 30)}` | "
+                     f"{p.hit_rate:.2f} | {p.reward_mean:+.3f} ± {p.reward_std:.3f} | {p.length_mean:.1f} | "
+                     f"{p.eos_rate:.2f} | {flags} |")
+    summary = [t("probe.summary.held_out" if held else "probe.summary.train", lang, hit=rate)
+               for held, rate in ((False, report.train_hit_rate), (True, report.held_out_hit_rate)) if rate is not None]
+    lines += ["", " · ".join(summary)]
+    for p in report.tasks:
+        if p.flags:
+            lines += ["", t("probe.md.flagged", lang, index=p.index + 1)]
+            lines += [f"- **{flag}**: {reason}" for flag, reason in zip(p.flags, p.reasons(lang, penalty=missing_eos_penalty))]
+    for p in report.tasks:
+        lines += ["", f"<details><summary>{t('probe.md.answers', lang, index=p.index + 1, k=len(p.answers))}</summary>",
+                  "", t("probe.md.answers_header", lang), "|---|---|---|---|"]
+        lines += [f"| {a.reward:+.3f} | {'✓' if a.hit else '✗'} | {'✓' if a.ended_with_eos else '✗'} | {_cell(a.text)} |"
+                  for a in p.answers]
+        lines += ["", "</details>"]
+    return "\n".join(lines)

@@ -158,3 +158,16 @@ def test_cli_probe_prints_one_json_object_per_task(tmp_path):
 def test_cli_probe_bad_input_is_one_line():
     proc = run_cli("probe", "--model", "tiny-random", "--samples", "0")
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "--samples" in proc.stderr
+
+
+def test_report_markdown_names_flags_and_keeps_the_table_intact():
+    task = Task("a | b", "x|y", held_out=True)
+    answers_ = [ProbeAnswer("one | two\nthree", -1.0, False, False, 3)] * 2
+    report = ProbeReport(2, "base", [TaskProbe(0, task, answers_, ["never_solved", "no_eos"])])
+    from ppo_demo.probe import report_markdown
+    for lang in ("en", "zh"):
+        md = report_markdown(report, 0.5, lang)
+        row = next(line for line in md.splitlines() if line.startswith("| 1 "))
+        assert row.count(" | ") == 7  # eight cells: the pipes inside the texts are escaped
+        assert "`never_solved`" in row and t("probe.flag.no_eos", lang, penalty=0.5) in md
+        assert "one \\| two three" in md

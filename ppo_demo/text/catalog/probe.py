@@ -39,6 +39,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "长度 {length:.1f} 个 token  以 EOS 结尾 {eos:.2f}"),
     "probe.summary.train": ("training tasks: mean hit rate {hit:.2f}", "训练任务：平均命中率 {hit:.2f}"),
     "probe.summary.held_out": ("held-out tasks: mean hit rate {hit:.2f}", "留出任务：平均命中率 {hit:.2f}"),
+    "probe.md.table_header": (
+        "| task | prompt | expected | hit rate | reward (mean ± std) | length (tokens) | ended with EOS | flags |",
+        "| 任务 | 提示 | 期望答案 | 命中率 | 奖励（均值 ± 标准差） | 长度（token） | 以 EOS 结尾 | 标记 |"),
+    "probe.md.flagged": ("Task {index}:", "任务 {index}："),
+    "probe.md.answers": ("Task {index}: the {k} answers", "任务 {index}：{k} 个回答"),
+    "probe.md.answers_header": ("| reward | hit | ended | answer |", "| 奖励 | 命中 | 结束 | 回答 |"),
     "tasks.held_out_bad": (
         "Task row {row}'s held_out value {value!r} is neither true nor false (use true/false, yes/no or 1/0).",
         "第 {row} 行任务的 held_out 值 {value!r} 既不是真也不是假（请用 true/false、yes/no 或 1/0）。"),
