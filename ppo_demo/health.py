@@ -207,3 +207,12 @@ def rules_markdown(lang: str = "en") -> str:
         lines.append(f"| `{r.name}` | `{r.metric}` | {r.condition} | {threshold} | {r.warmup} | {r.window} | "
                      f"{t(f'health.{r.name}.meaning', lang)} | {t(f'health.{r.name}.try', lang)} |")
     return "\n".join(lines) + "\n"
+
+
+def status_text(warnings: list[HealthWarning], lang: str = "en") -> str:
+    """The warnings for a status line: their count, then each one's line (step, meaning, advice)."""
+    if not warnings:
+        return ""
+    from .text import tn
+
+    return "\n".join([tn("health.status", len(warnings), lang)] + [f"- {w.message(lang)}" for w in warnings])

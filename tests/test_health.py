@@ -169,3 +169,14 @@ def test_cli_train_prints_warning_events(tmp_path):
     warnings = [x for x in lines if x.get("event") == "warning"]
     assert [(w["name"], w["step"]) for w in warnings] == [("no_reward_variance", 1)]
     assert lines.index(warnings[0]) == 1  # right after step 1's metrics
+
+
+def test_status_text_counts_and_lists_the_warnings():
+    from ppo_demo.health import status_text
+
+    assert status_text([], "en") == ""
+    history = with_values(with_values(healthy(), "reward_std", [0.0], start=3), "clip_frac", [0.5] * 3, start=5)
+    warnings = check(history, CAP)
+    assert status_text(warnings, "en").startswith("⚠ 2 health warnings:")
+    assert status_text(warnings[:1], "en").startswith("⚠ 1 health warning:")
+    assert "第 3 步" in status_text(warnings, "zh") and "第 7 步" in status_text(warnings, "zh")
