@@ -215,4 +215,15 @@ def status_text(warnings: list[HealthWarning], lang: str = "en") -> str:
         return ""
     from .text import tn
 
-    return "\n".join([tn("health.status", len(warnings), lang)] + [f"- {w.message(lang)}" for w in warnings])
+    count = tn("health.status", len(warnings), lang)
+    return "\n".join([t("health.list", lang, count=count)] + [f"- {w.message(lang)}" for w in warnings])
+
+
+def status_line(warnings: list[HealthWarning], lang: str = "en") -> str:
+    """The warnings in one line for the page's status: their count and the latest in full."""
+    if not warnings:
+        return ""
+    from .text import tn
+
+    return t("health.latest", lang, count=tn("health.status", len(warnings), lang),
+             line=warnings[-1].message(lang))

@@ -180,3 +180,12 @@ def test_status_text_counts_and_lists_the_warnings():
     assert status_text(warnings, "en").startswith("⚠ 2 health warnings:")
     assert status_text(warnings[:1], "en").startswith("⚠ 1 health warning:")
     assert "第 3 步" in status_text(warnings, "zh") and "第 7 步" in status_text(warnings, "zh")
+
+
+def test_status_line_gives_the_count_and_the_latest_warning():
+    from ppo_demo.health import status_line
+
+    history = with_values(with_values(healthy(), "reward_std", [0.0], start=3), "clip_frac", [0.5] * 3, start=5)
+    line = status_line(check(history, CAP), "en")
+    assert line.startswith("⚠ 2 health warnings; the latest, step 7:") and "\n" not in line
+    assert status_line([], "en") == ""

@@ -1,8 +1,11 @@
 """Live health warnings while training: what each means and one thing to try."""
 
 MESSAGES: dict[str, tuple[str, str]] = {
-    "health.status.one": ("⚠ {n} health warning:", "⚠ {n} 条健康警告："),
-    "health.status.other": ("⚠ {n} health warnings:", "⚠ {n} 条健康警告："),
+    "health.status.one": ("⚠ {n} health warning", "⚠ {n} 条健康警告"),
+    "health.status.other": ("⚠ {n} health warnings", "⚠ {n} 条健康警告"),
+    "health.list": ("{count}:", "{count}："),
+    "health.latest": ("{count}; the latest, {line}", "{count}；最新一条：{line}"),
+    "health.axis": ("warning", "警告"),
     "health.line": ("step {step}: {meaning} Try: {advice}", "第 {step} 步：{meaning} 可以试试：{advice}"),
     "health.table.header": (
         "| warning | metric | fires when | threshold | warm-up (steps) | window (steps) | what it means | one thing to try |",

@@ -45,6 +45,18 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "probe.md.flagged": ("Task {index}:", "任务 {index}："),
     "probe.md.answers": ("Task {index}: the {k} answers", "任务 {index}：{k} 个回答"),
     "probe.md.answers_header": ("| reward | hit | ended | answer |", "| 奖励 | 命中 | 结束 | 回答 |"),
+    # the page (Tasks tab, Evaluate, the success chart)
+    "lab.probe_btn": ("Check the reward", "检查奖励"),
+    "lab.probe_info": (
+        "Samples a few answers per task from the current policy (the base model before training) and scores "
+        "them with this reward: a task that cannot teach anything is flagged before you train.",
+        "从当前策略（训练前即基础模型）为每个任务采样几个回答，并用这里的奖励打分：学不到东西的任务会在训练前被标出来。"),
+    "error.running_probe": ("Wait for the run to finish (or stop it) before checking the reward.",
+                            "请等训练结束（或先停止）再检查奖励。"),
+    "header.held_out": ("held out", "留出"),
+    "header.training_tasks": ("training tasks", "训练任务"),
+    "header.held_out_tasks": ("held-out tasks", "留出任务"),
+    "series.heldout_success_rate": ("held-out success", "留出任务成功率"),
     "tasks.held_out_bad": (
         "Task row {row}'s held_out value {value!r} is neither true nor false (use true/false, yes/no or 1/0).",
         "第 {row} 行任务的 held_out 值 {value!r} 既不是真也不是假（请用 true/false、yes/no 或 1/0）。"),
