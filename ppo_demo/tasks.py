@@ -20,7 +20,7 @@ MAX_TASKS_DEFAULT = 64
 MAX_PROMPT_CHARS_DEFAULT = 2000
 
 
-class TaskError(ValueError):
+class TaskError(LocalizedError):
     """The task list is unusable; the message says which row and why."""
 
 
@@ -29,10 +29,6 @@ class Task:
     prompt: str
     expected: str
     held_out: bool = False  # never trained on; evaluated apart from the training tasks
-
-
-class HeldOutValueError(LocalizedError, TaskError):
-    """A held_out cell that is neither true nor false."""
 
 
 def training_tasks(tasks: list[Task]) -> list[Task]:
@@ -59,7 +55,7 @@ def parse_held_out(value, row: int) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise HeldOutValueError("tasks.held_out_bad", row=row, value=text[:20])
+    raise TaskError("tasks.held_out_bad", row=row, value=text[:20])
 
 
 # The seed notebook's four tasks (Chinese), verbatim.
@@ -110,16 +106,16 @@ def tasks_from_rows(rows, max_tasks: int = MAX_TASKS_DEFAULT,
         if not prompt and not expected:
             continue
         if not prompt:
-            raise TaskError(f"Task row {index} has an expected answer but no prompt.")
+            raise TaskError("task.no_prompt", row=index)
         if not expected:
-            raise TaskError(f"Task row {index} ('{prompt[:40]}') has no expected answer.")
+            raise TaskError("task.no_expected", row=index, prompt=prompt[:40])
         if len(prompt) > max_prompt_chars:
-            raise TaskError(f"Task row {index}'s prompt is {len(prompt)} characters; the limit is {max_prompt_chars}.")
+            raise TaskError("task.prompt_too_long", row=index, n=len(prompt), limit=max_prompt_chars)
         tasks.append(Task(prompt, expected, parse_held_out(row[2] if len(row) > 2 else "", index)))
     if not tasks:
-        raise TaskError("The task table is empty: add at least one prompt with its expected answer.")
+        raise TaskError("task.empty_table")
     if len(tasks) > max_tasks:
-        raise TaskError(f"There are {len(tasks)} tasks; the limit is {max_tasks}.")
+        raise TaskError("task.too_many", n=len(tasks), limit=max_tasks)
     return tasks
 
 
@@ -129,21 +125,21 @@ def parse_tasks_text(text: str, fmt: str, **limits) -> list[Task]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise TaskError(f"The task file is not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+            raise TaskError("task.bad_json", error=exc.msg, line=exc.lineno) from None
         if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-            raise TaskError('A JSON task file must be a list of {"prompt": ..., "expected": ...} objects.')
+            raise TaskError("task.json_shape", shape='{"prompt": ..., "expected": ...}')
         return tasks_from_rows([(item.get("prompt", ""), item.get("expected", ""), item.get("held_out", ""))
                                 for item in data], **limits)
     try:
         reader = csv.reader(io.StringIO(text))
         rows = list(reader)
     except csv.Error as exc:
-        raise TaskError(f"The task file is not valid CSV: {exc}.") from None
+        raise TaskError("task.bad_csv", error=str(exc)) from None
     if not rows:
-        raise TaskError("The task file is empty.")
+        raise TaskError("task.empty_file")
     header = [h.strip().lower().lstrip("\ufeff") for h in rows[0]]
     if "prompt" not in header or "expected" not in header:
-        raise TaskError(f"A CSV task file needs the header 'prompt,expected'; found {','.join(rows[0])[:80]!r}.")
+        raise TaskError("task.csv_header", found=repr(",".join(rows[0])[:80]))
     columns = [header.index("prompt"), header.index("expected")]
     if "held_out" in header:
         columns.append(header.index("held_out"))
@@ -155,11 +151,11 @@ def load_tasks_file(path: str | Path, **limits) -> list[Task]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise TaskError(f"Cannot read the task file {path}: {exc.strerror}.") from None
+        raise TaskError("task.unreadable", path=str(path), error=exc.strerror) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise TaskError(f"The task file {path.name} is not UTF-8 text; save it as UTF-8 and try again.") from None
+        raise TaskError("task.not_utf8", name=path.name) from None
     fmt = "json" if path.suffix.lower() == ".json" or text.lstrip().startswith("[") else "csv"
     return parse_tasks_text(text, fmt, **limits)
 
