@@ -203,11 +203,14 @@ def format_report(report: ProbeReport, missing_eos_penalty: float = 0.0, lang: s
     return "\n".join(lines)
 
 
-def _cell(text: str, width: int = 80) -> str:
-    """A Markdown table cell: one line, pipes escaped, cut to ``width``."""
+def _cell(text: str, width: int = 80, code: bool = False) -> str:
+    """A Markdown table cell: one line, pipes escaped, cut to ``width``. Inside a code span
+    (``code``) a backslash is literal, so only the pipe is escaped there."""
     text = " ".join(text.split())
     text = text if len(text) <= width else text[:width - 1] + "…"
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "'") or "∅"
+    if not code:
+        text = text.replace("\\", "\\\\")
+    return text.replace("|", "\\|").replace("`", "'") or "∅"
 
 
 def report_markdown(report: ProbeReport, missing_eos_penalty: float = 0.0, lang: str = "en") -> str:
@@ -218,16 +221,18 @@ def report_markdown(report: ProbeReport, missing_eos_penalty: float = 0.0, lang:
     for p in report.tasks:
         tag = t("probe.held_out_tag", lang).strip() if p.task.held_out else ""
         flags = ", ".join(f"`{f}`" for f in p.flags) or "—"
-        lines.append(f"| {p.index + 1} {tag} | {_cell(p.task.prompt, 50)} | `{_cell(p.task.expected, 30)}` | "
+        lines.append(f"| {p.index + 1} {tag} | {_cell(p.task.prompt, 50)} | `{_cell(p.task.expected, 30, code=True)}` | "
                      f"{p.hit_rate:.2f} | {p.reward_mean:+.3f} ± {p.reward_std:.3f} | {p.length_mean:.1f} | "
                      f"{p.eos_rate:.2f} | {flags} |")
     summary = [t("probe.summary.held_out" if held else "probe.summary.train", lang, hit=rate)
                for held, rate in ((False, report.train_hit_rate), (True, report.held_out_hit_rate)) if rate is not None]
     lines += ["", " · ".join(summary)]
-    for p in report.tasks:
-        if p.flags:
-            lines += ["", t("probe.md.flagged", lang, index=p.index + 1)]
-            lines += [f"- **{flag}**: {reason}" for flag, reason in zip(p.flags, p.reasons(lang, penalty=missing_eos_penalty))]
+    flagged = {flag: [p.index + 1 for p in report.tasks if flag in p.flags] for flag in FLAGS}
+    reasons = [f"- `{flag}` ({t('probe.md.tasks', lang, tasks=', '.join(map(str, tasks)))}): "
+               f"{t(f'probe.flag.{flag}', lang, penalty=missing_eos_penalty)}"
+               for flag, tasks in flagged.items() if tasks]  # each reason once, with the tasks it names
+    if reasons:
+        lines += [""] + reasons
     for p in report.tasks:
         lines += ["", f"<details><summary>{t('probe.md.answers', lang, index=p.index + 1, k=len(p.answers))}</summary>",
                   "", t("probe.md.answers_header", lang), "|---|---|---|---|"]

@@ -238,3 +238,25 @@ def test_the_page_in_chinese_says_everything_in_chinese(page_zh, tmp_path):
     assert page.get_by_role("link", name="Runs").count() == 0  # Gradio's run-history link is gone
     time.sleep(1.0)
     page.screenshot(path=str(screenshot_path("page_zh.png", tmp_path)), full_page=True)
+
+
+def test_check_the_reward_flags_a_regex_that_can_never_match_before_training(page, tmp_path):
+    """Tasks tab: regex mode, the first task's pattern made impossible; Check the reward flags it
+    before any training, with the reason in words. (tiny-random answers noise, so its other tasks
+    are flagged never_solved too; on the embedded model they are not, see docs/health.md.)"""
+    cell = page.locator("#tasks-table [data-testid='cell-0-1']")  # row 0, column "expected"
+    cell.dblclick()
+    page.keyboard.press("ControlOrMeta+a")
+    page.keyboard.type("\\z.")  # nothing can follow the end of the text
+    page.keyboard.press("Enter")
+    wait_for(lambda: "\\z." in cell.inner_text(), 10, "the edited cell")
+    page.locator("#knob-match-mode").get_by_text("regex", exact=True).click()
+    time.sleep(1.5)  # the table and the radio send their values asynchronously
+    page.click("#probe-btn")
+    result = page.locator("#probe-result")
+    wait_for(lambda: "matches_nothing" in result.inner_text(), 60, "the probe's report")
+    first = result.locator("tr").filter(has_text="What is 2+2?").first.inner_text()
+    assert "matches_nothing" in first and "never_solved" in first
+    assert "The pattern matches nothing the model says" in result.inner_text()
+    assert status(page).startswith("Base model")  # nothing was trained
+    page.screenshot(path=str(screenshot_path("probe_en.png", tmp_path)), full_page=True)

@@ -42,7 +42,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "probe.md.table_header": (
         "| task | prompt | expected | hit rate | reward (mean ± std) | length (tokens) | ended with EOS | flags |",
         "| 任务 | 提示 | 期望答案 | 命中率 | 奖励（均值 ± 标准差） | 长度（token） | 以 EOS 结尾 | 标记 |"),
-    "probe.md.flagged": ("Task {index}:", "任务 {index}："),
+    "probe.md.tasks": ("tasks {tasks}", "任务 {tasks}"),
     "probe.md.answers": ("Task {index}: the {k} answers", "任务 {index}：{k} 个回答"),
     "probe.md.answers_header": ("| reward | hit | ended | answer |", "| 奖励 | 命中 | 结束 | 回答 |"),
     # the page (Tasks tab, Evaluate, the success chart)
