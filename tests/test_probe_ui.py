@@ -118,3 +118,27 @@ def test_the_status_line_carries_the_latest_warning(session, registry):
             return key
     updates = view_updates(Names(), views[-1], session, 0, "advantage", files=False)
     assert "⚠ 1 health warning; the latest, step 1:" in updates["status"]
+
+
+def test_the_probe_job_gives_the_same_report_in_a_forked_worker(registry):
+    """On ZeroGPU a model job runs in a forked worker and its result is pickled back."""
+    from zerogpu_harness import run_forked
+
+    from ppo_demo.ui import model_work
+
+    key, config = model_work.registry_key(registry), h.build_config(knobs(), LIMITS)
+    tasks, reward = h.build_tasks(TABLE, LIMITS), h.build_reward("regex", 0.002, [])
+
+    def job(*args):
+        yield model_work.probe_policy(*args)
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same float sums in parent and child
+    try:
+        (forked,) = list(run_forked(job, key, TINY, config, None, tasks, reward, 2, 8))
+        assert forked == model_work.probe_policy(key, TINY, config, None, tasks, reward, 2, 8)
+    finally:
+        torch.set_num_threads(threads)
+    assert "matches_nothing" in forked.tasks[1].flags
