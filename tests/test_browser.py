@@ -260,3 +260,18 @@ def test_check_the_reward_flags_a_regex_that_can_never_match_before_training(pag
     assert "The pattern matches nothing the model says" in result.inner_text()
     assert status(page).startswith("Base model")  # nothing was trained
     page.screenshot(path=str(screenshot_path("probe_en.png", tmp_path)), full_page=True)
+
+
+def test_a_health_warning_shows_in_the_status_line_and_on_its_chart(page, tmp_path):
+    """Exact matching with no length or EOS term: tiny-random never answers a bare '4', so every
+    reward of the batch is -1 and no_reward_variance fires at step 1."""
+    page.locator("#knob-match-mode").get_by_text("exact", exact=True).click()
+    set_number(page, "length-penalty", 0)
+    set_number(page, "missing-eos-penalty", 0)
+    page.get_by_role("tab", name="2 · Knobs").click()
+    set_number(page, "steps", RUN_STEPS)
+    train_until_done(page, "a short run")
+    assert "⚠ 1 health warning; the latest, step 1:" in status(page)
+    page.get_by_role("tab", name="3 · Train").click()
+    wait_for(lambda: "⚠" in page.locator("#reward-plot").inner_text(), 20, "the warning's marker on the reward chart")
+    page.locator("#reward-plot").screenshot(path=str(screenshot_path("warning_marker.png", tmp_path)))
