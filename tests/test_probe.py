@@ -171,3 +171,20 @@ def test_report_markdown_names_flags_and_keeps_the_table_intact():
         assert row.count(" | ") == 7  # eight cells: the pipes inside the texts are escaped
         assert "`never_solved`" in row and t("probe.flag.no_eos", lang, penalty=0.5) in md
         assert "one \\| two three" in md
+
+
+def test_cli_probe_of_a_trained_adapter_samples_from_it(tmp_path):
+    tasks = tmp_path / "tasks.csv"
+    tasks.write_text("prompt,expected\nsay a,a\n", encoding="utf-8")
+    out = tmp_path / "run"
+    trained = run_cli("train", "--model", "tiny-random", "--steps", "2", "--batch-size", "2", "--max-new-tokens", "4",
+                      "--learning-rate", "0.05", "--tasks", str(tasks), "--out", str(out), "--jsonl")
+    assert trained.returncode == 0, trained.stderr
+    common = ("probe", "--model", "tiny-random", "--tasks", str(tasks), "--samples", "3", "--max-new-tokens", "4",
+              "--jsonl")
+    base, adapted = run_cli(*common), run_cli(*common, "--adapter", str(out))
+    assert base.returncode == 0 and adapted.returncode == 0, adapted.stderr
+    texts = [[a["text"] for a in json.loads(p.stdout)["answers"]] for p in (base, adapted)]
+    assert texts[0] != texts[1]  # the same seed: only the adapter differs
+    missing = run_cli(*common, "--adapter", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and missing.stderr.startswith("error:") and missing.stderr.count("\n") == 1

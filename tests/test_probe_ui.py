@@ -67,6 +67,8 @@ def test_the_table_keeps_the_held_out_column_and_training_skips_those_rows(sessi
     views = list(h.train(session, TINY, knobs(), TABLE, "contains", 0.002, registry=registry, limits=LIMITS))
     assert {r.task_index for r in views[-1].rollouts} <= {0, 1}
     assert all("heldout_success_rate" in m for m in session.history)
+    md = h.probe(session, TINY, knobs(), TABLE, "contains", 0.002, registry=registry, limits=LIMITS)
+    assert "answers per task from the current adapter" in md  # after training: the run's policy
     path = h.download_tasks(session, TABLE, LIMITS)
     assert open(path, encoding="utf-8").read().splitlines()[0] == "prompt,expected,held_out"
     with pytest.raises(gr.Error, match="held out"):
