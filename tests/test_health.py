@@ -1,9 +1,10 @@
 """Live health warnings: each fires on a constructed run that shows its problem and stays quiet on
 its near miss; none fires on the recorded default quick-CPU run of the English tasks.
 
-The fixture ``tests/fixtures/quick_cpu_english_metrics.jsonl`` is the JSON lines of
-``python -m ppo_demo train --preset quick-cpu --task-preset english --jsonl`` (embedded
-SmolLM2-135M-Instruct, 20 steps) on an Intel Xeon (AVX-512 + AMX), 2 cores, OMP_NUM_THREADS=1.
+The fixture ``tests/fixtures/quick_cpu_english_metrics.jsonl`` is the step lines of
+``python -m ppo_demo train --preset quick-cpu --task-preset english --eval-samples 8 --jsonl``
+(embedded SmolLM2-135M-Instruct, 20 steps) on an Intel Xeon (AVX-512 + AMX), 2 cores,
+OMP_NUM_THREADS=1.
 
 Run: OMP_NUM_THREADS=1 python -m pytest tests/test_health.py -q
 """
@@ -58,6 +59,7 @@ def test_a_healthy_run_has_no_warning():
 def test_the_default_quick_cpu_english_run_has_no_warning():
     history = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()]
     assert [m["step"] for m in history] == list(range(1, 21))
+    assert all("heldout_success_rate" in m for m in history)  # the preset as shipped, held-out tasks too
     assert check(history, CAP) == []
 
 
