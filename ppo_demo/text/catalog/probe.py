@@ -41,7 +41,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "probe.summary.held_out": ("held-out tasks: mean hit rate {hit:.2f}", "留出任务：平均命中率 {hit:.2f}"),
     "probe.md.table_header": (
         "| task | prompt | expected | hit rate | reward (mean ± std) | length (tokens) | ended with EOS | flags |",
-        "| 任务 | 提示 | 期望答案 | 命中率 | 奖励（均值 ± 标准差） | 长度（token） | 以 EOS 结尾 | 标记 |"),
+        "| 任务 | 提示词 | 期望答案 | 命中率 | 奖励（均值 ± 标准差） | 长度（token） | 以 EOS 结尾 | 标记 |"),
     "probe.md.tasks": ("tasks {tasks}", "任务 {tasks}"),
     "probe.md.answers": ("Task {index}: the {k} answers", "任务 {index}：{k} 个回答"),
     "probe.md.answers_header": ("| reward | hit | ended | answer |", "| 奖励 | 命中 | 结束 | 回答 |"),
