@@ -23,7 +23,8 @@ from .tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, TaskError, load_tasks_f
 EXIT_USAGE = 2
 STEP_KEYS = ("step", "samples", "response_tokens", "reward_mean", "reward_std", "success_rate", "kl_mean",
              "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "explained_variance",
-             "response_length_mean", "step_seconds", "tokens_per_second", "skipped_updates", "kl_coef", "kl_loss")
+             "response_length_mean", "step_seconds", "tokens_per_second", "skipped_updates", "kl_coef", "kl_loss",
+             "kl_exact", "clip_frac_low", "clip_frac_high", "frac_reward_zero_std")
 
 
 class CliError(Exception):

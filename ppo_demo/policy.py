@@ -87,10 +87,11 @@ class ResponseScores:
     logprobs: torch.Tensor  # (B, T) log softmax(logits / temperature)[y_t]
     entropy: torch.Tensor | None  # (B, T) entropy of that distribution, when asked for
     hidden: torch.Tensor  # (B, T, H) last hidden state at the position predicting y_t (the critic's input)
+    log_probs: torch.Tensor | None = None  # (B, T, V) the whole tempered log-softmax, when asked for
 
 
 def response_scores(model, batch: RolloutBatch, temperature: float, *, share_prompts: bool = False,
-                    entropy: bool = False, entropy_grad: bool = True) -> ResponseScores:
+                    entropy: bool = False, entropy_grad: bool = True, distribution: bool = False) -> ResponseScores:
     """Log-probs (and entropy) of each response token under ``model`` at ``temperature``, with
     the hidden states the critic reads. Callers mask past EOS; the packed pass leaves 0 there.
 
@@ -98,23 +99,34 @@ def response_scores(model, batch: RolloutBatch, temperature: float, *, share_pro
     each distinct prompt runs once, and where the model allows it
     (:func:`ppo_demo.prefix_sharing.can_pack`) the responses run packed, real tokens only, so
     neither the trunk nor the LM head and its log-softmax over the vocabulary spends anything
-    on padding past EOS. Same numbers up to float rounding, gradients included."""
+    on padding past EOS. Same numbers up to float rounding, gradients included.
+    ``distribution``: also the whole log-softmax (B, T, V) (no-grad passes: the exact KL)."""
     if share_prompts and can_pack(model):
         hidden, rows, cols = packed_response_hidden(model, batch)  # (N, H), (N,), (N,)
         logits = model.get_output_embeddings()(hidden).float() / temperature  # (N, V)
         tokens = batch.response_ids[rows, cols]
-        logprobs, ent = (logprobs_and_entropy_from_logits(logits, tokens, entropy_grad) if entropy
-                         else (logprobs_from_logits(logits, tokens), None))
+        full = torch.log_softmax(logits, dim=-1) if distribution and not entropy else None  # (N, V)
+        if entropy:
+            logprobs, ent = logprobs_and_entropy_from_logits(logits, tokens, entropy_grad)
+            full = torch.log_softmax(logits, dim=-1) if distribution else None
+        elif full is not None:
+            logprobs, ent = full.gather(-1, tokens.unsqueeze(-1)).squeeze(-1), None
+        else:
+            logprobs, ent = logprobs_from_logits(logits, tokens), None
         B, T = batch.response_mask.shape
 
         def unpack(x):  # (N, ...) -> (B, T, ...), 0 at padding; differentiable
             return x.new_zeros(B, T, *x.shape[1:]).index_put((rows, cols), x)
-        return ResponseScores(unpack(logprobs), unpack(ent) if ent is not None else None, unpack(hidden))
+        return ResponseScores(unpack(logprobs), unpack(ent) if ent is not None else None, unpack(hidden),
+                              unpack(full) if full is not None else None)
     logits, hidden = response_logits_and_hidden(model, batch, temperature, share_prompts=share_prompts)
+    full = torch.log_softmax(logits, dim=-1) if distribution else None  # (B, T, V)
     if entropy:
         logprobs, ent = logprobs_and_entropy_from_logits(logits, batch.response_ids, entropy_grad)
-        return ResponseScores(logprobs, ent, hidden)
-    return ResponseScores(logprobs_from_logits(logits, batch.response_ids), None, hidden)
+        return ResponseScores(logprobs, ent, hidden, full)
+    logprobs = (full.gather(-1, batch.response_ids.unsqueeze(-1)).squeeze(-1) if full is not None
+                else logprobs_from_logits(logits, batch.response_ids))
+    return ResponseScores(logprobs, None, hidden, full)
 
 
 def decoder_layers(model) -> list[torch.nn.Module]:
@@ -323,19 +335,23 @@ class PolicyRuntime:
                                         top_p=top_p, greedy=greedy, generator=generator)
 
     def sample_and_score(self, prompt_ids: list[list[int]], *, max_new_tokens: int, temperature: float,
-                         top_p: float, seed: int) -> tuple[RolloutBatch, torch.Tensor, torch.Tensor]:
+                         top_p: float, seed: int, distribution: bool = False) -> tuple:
         """:meth:`sample` from the policy (the same tokens for the same seed), plus the old
         log-probs log pi(y_t) and values V(s_t), each (B, T) and 0 past EOS, taken from the
         sampling pass itself instead of a second forward over the batch (equal to one up to
-        float rounding, see :func:`ppo_demo.rollout.sample_and_score`)."""
+        float rounding, see :func:`ppo_demo.rollout.sample_and_score`). ``distribution``: a
+        fourth item, the whole log-softmax at each position (B, T, V), for the exact KL."""
         generator = torch.Generator(device=self.device).manual_seed(seed)
         self.actor_critic.eval()
         with torch.no_grad(), autocast_context(self.device), \
                 packed_linears(self.policy_model, self._pack_for(prompt_ids)):
             batch, sampled = sample_and_score(self.policy_model, prompt_ids, pad_id=self.tokenizer.pad_token_id,
                                               eos_ids=self.eos_ids, max_new_tokens=max_new_tokens,
-                                              temperature=temperature, top_p=top_p, generator=generator)
+                                              temperature=temperature, top_p=top_p, generator=generator,
+                                              keep_distribution=distribution)
             values = self.actor_critic.values(sampled.hidden) * batch.response_mask  # (B, T)
+        if distribution:
+            return batch, sampled.logprobs, values, sampled.log_probs
         return batch, sampled.logprobs, values
 
     def decode(self, batch: RolloutBatch) -> list[str]:

@@ -208,6 +208,8 @@ class SampledScores:
 
     logprobs: torch.Tensor  # (B, T) 0 past each response's EOS
     hidden: torch.Tensor  # (B, T, H) last hidden state at the position predicting y_t, 0 past EOS
+    # (B, T, V) the whole tempered log-softmax at each position (for the exact KL), when asked for
+    log_probs: torch.Tensor | None = None
 
 
 def sample_responses(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids: list[int],
@@ -240,19 +242,23 @@ def sample_responses(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids
 def sample_and_score(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids: list[int],
                      max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
                      generator: torch.Generator | None = None, share_prompts: bool = True,
-                     drop_finished: bool = True) -> tuple[RolloutBatch, SampledScores]:
+                     drop_finished: bool = True, keep_distribution: bool = False) -> tuple[RolloutBatch, SampledScores]:
     """:func:`sample_responses` (the same tokens for the same seed) plus each drawn token's
     log-probability and the hidden state the critic reads, from the very forward passes that
     sampled it. They equal a separate scoring pass over the batch up to float rounding (the
-    cached decode multiplies one position at a time, a scoring pass all at once)."""
+    cached decode multiplies one position at a time, a scoring pass all at once).
+    ``keep_distribution``: also keep the whole log-softmax at each position (B, T, V), which
+    the sampling pass computes anyway, for the exact KL to pi_ref."""
     return _sample(model, prompt_ids, pad_id=pad_id, eos_ids=eos_ids, max_new_tokens=max_new_tokens,
                    temperature=temperature, top_p=top_p, greedy=False, generator=generator,
-                   share_prompts=share_prompts, drop_finished=drop_finished, keep_scores=True)
+                   share_prompts=share_prompts, drop_finished=drop_finished, keep_scores=True,
+                   keep_distribution=keep_distribution)
 
 
 @torch.no_grad()
 def _sample(model, prompt_ids, *, pad_id, eos_ids, max_new_tokens, temperature, top_p, greedy, generator,
-            share_prompts, drop_finished, keep_scores) -> tuple[RolloutBatch, SampledScores | None]:
+            share_prompts, drop_finished, keep_scores,
+            keep_distribution=False) -> tuple[RolloutBatch, SampledScores | None]:
     device = next(model.parameters()).device
     input_ids, prompt_mask = left_pad(prompt_ids, pad_id, device)  # (B, P)
     batch, prompt_len = input_ids.shape
@@ -270,6 +276,8 @@ def _sample(model, prompt_ids, *, pad_id, eos_ids, max_new_tokens, temperature, 
     if keep_scores:
         logprobs = torch.zeros(batch, max_new_tokens, device=device)
         hiddens = torch.zeros(batch, max_new_tokens, hidden.shape[-1], device=device, dtype=hidden.dtype)
+    if keep_distribution:
+        distribution = torch.zeros(batch, max_new_tokens, logits.shape[-1], device=device)  # (B, T, V)
     steps = 0
     for t in range(max_new_tokens):
         draws = None if greedy else uniforms(batch, generator, device)  # every row's, finished or not
@@ -280,7 +288,13 @@ def _sample(model, prompt_ids, *, pad_id, eos_ids, max_new_tokens, temperature, 
         token = torch.where(finished[running], torch.full_like(token, pad_id), token)  # rows already done
         response[running, t] = token
         if keep_scores:  # log pi(y_t) over the full tempered softmax, as the scoring pass computes it
-            logprobs[running, t] = logprobs_from_logits((logits / temperature).unsqueeze(1), token.unsqueeze(1))[:, 0]
+            if keep_distribution:
+                log_p = torch.log_softmax(logits.float() / temperature, dim=-1)  # (b, V)
+                distribution[running, t] = log_p
+                logprobs[running, t] = log_p.gather(-1, token.unsqueeze(-1))[:, 0]
+            else:
+                logprobs[running, t] = logprobs_from_logits((logits / temperature).unsqueeze(1),
+                                                            token.unsqueeze(1))[:, 0]
             hiddens[running, t] = hidden
         finished[running] |= torch.isin(token, eos)
         steps = t + 1
@@ -306,7 +320,8 @@ def _sample(model, prompt_ids, *, pad_id, eos_ids, max_new_tokens, temperature, 
     if not keep_scores:
         return rollout, None
     return rollout, SampledScores(logprobs[:, :steps] * response_mask,
-                                  hiddens[:, :steps] * response_mask.unsqueeze(-1).to(hiddens.dtype))
+                                  hiddens[:, :steps] * response_mask.unsqueeze(-1).to(hiddens.dtype),
+                                  distribution[:, :steps] if keep_distribution else None)
 
 
 # Config attributes of architectures whose LM head is more than a Linear (soft-capping, scaling):

@@ -20,7 +20,14 @@ SCRIPT = "run_verl.sh"
 DATA_SOURCE = "ppo_lora_lab"
 # The lab's estimators -> veRL's algorithm.adv_estimator.
 ESTIMATORS = {"gae": "gae", "grpo": "grpo", "rloo": "rloo", "reinforce": "reinforce_plus_plus"}
-KL_ESTIMATORS = {"k1": "kl", "k3": "low_var_kl"}
+# The lab's k1/k2/k3 -> veRL's names (algorithm.kl_penalty and actor.kl_loss_type alike).
+KL_ESTIMATORS = {"k1": "kl", "k2": "mse", "k3": "low_var_kl"}
+# The lab's metric names -> what veRL logs for the same number (None: veRL logs no such number).
+# veRL's actor/pg_clipfrac is clip_frac_low + clip_frac_high; the lab's clip_frac (CleanRL's,
+# whatever A's sign) has no veRL counterpart.
+METRIC_NAMES = {"clip_frac_low": None, "clip_frac_high": None, "clip_frac": None,
+                "entropy": "actor/entropy", "kl_exact": None, "frac_reward_zero_std": None,
+                "approx_kl": "actor/ppo_kl (veRL's is the k1 form)"}
 
 
 def _group_size(knobs) -> int:
@@ -42,6 +49,8 @@ def verl_overrides(record: RunRecord, here: str = "$HERE") -> list[str]:
     mini = max(1, prompts // k.num_minibatches)
     kl_in_reward = getattr(k, "kl_in", "reward") != "loss"
     lr = k.learning_rate
+    clip_high = getattr(k, "clip_eps_high", None)
+    loss_agg_mode = getattr(k, "loss_agg_mode", "token-mean")
     overrides = [
         f"algorithm.adv_estimator={estimator}",
         f"algorithm.gamma={k.gamma}",
@@ -53,6 +62,11 @@ def verl_overrides(record: RunRecord, here: str = "$HERE") -> list[str]:
         f"actor_rollout_ref.actor.use_kl_loss={not kl_in_reward}",
         f"actor_rollout_ref.actor.kl_loss_coef={k.kl_coef}",
         f"actor_rollout_ref.actor.clip_ratio={k.clip_eps}",
+        f"actor_rollout_ref.actor.clip_ratio_low={k.clip_eps}",
+        f"actor_rollout_ref.actor.clip_ratio_high={k.clip_eps if clip_high is None else clip_high}",
+        f"actor_rollout_ref.actor.loss_agg_mode={loss_agg_mode}",
+        f"actor_rollout_ref.actor.kl_loss_type={KL_ESTIMATORS[getattr(k, 'kl_loss_estimator', 'k3')]}",
+        f"algorithm.norm_adv_by_std_in_grpo={getattr(k, 'grpo_std_norm', True)}",
         f"actor_rollout_ref.actor.ppo_epochs={k.ppo_epochs}",
         f"actor_rollout_ref.actor.ppo_mini_batch_size={mini}",
         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=1",
@@ -86,6 +100,8 @@ def verl_overrides(record: RunRecord, here: str = "$HERE") -> list[str]:
         "trainer.test_freq=-1",
         "trainer.save_freq=-1",
     ]
+    if loss_agg_mode == "seq-mean-token-sum-norm":  # the lab's constant L is max_new_tokens
+        overrides.append(f"actor_rollout_ref.actor.loss_scale_factor={k.max_new_tokens}")
     if estimator == "gae":
         overrides += [
             f"critic.model.path={record.base_model}",
@@ -124,6 +140,12 @@ def unmapped_notes(record: RunRecord) -> list[str]:
         f"micro_batch_tokens={k.micro_batch_tokens}: use actor_rollout_ref.actor.use_dynamic_bsz=True and "
         "ppo_max_token_len_per_gpu for a token budget.",
         f"max_bad_updates={k.max_bad_updates}: no equivalent.",
+        f"exact_kl={getattr(k, 'exact_kl', False)}: a lab diagnostic; veRL's kl_penalty=full is not implemented.",
+        "dual-clip: veRL also bounds the loss of a token with A < 0 at -3·A (actor.clip_ratio_c=3.0); the lab "
+        "has no dual-clip (the same wherever rho < 3).",
+        "grpo: veRL divides by std + 1e-6, the lab by std + 1e-4 (TRL's).",
+        "metrics: clip_frac_low + clip_frac_high = actor/pg_clipfrac; entropy = actor/entropy; frac_reward_zero_std "
+        "and kl_exact have no veRL counterpart.",
     ]
 
 
