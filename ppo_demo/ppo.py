@@ -469,9 +469,3 @@ def clip_cases(ratio: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor
     codes = torch.where(advantages > 0, region, region + 3)
     codes = torch.where(advantages == 0, torch.full_like(codes, 6), codes)
     return torch.where(mask > 0, codes, torch.full_like(codes, -1))
-
-
-def clip_case_pushes(codes: torch.Tensor) -> torch.Tensor:
-    """True where a token's clip case still has a policy gradient: (B, T) long -> bool."""
-    pushing = torch.tensor([c["pushes"] for c in CLIP_CASES], device=codes.device)
-    return torch.where(codes >= 0, pushing[codes.clamp_min(0)], torch.zeros_like(codes, dtype=torch.bool))

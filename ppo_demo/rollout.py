@@ -161,24 +161,19 @@ def sample_next_tokens(logits: torch.Tensor, temperature: float, top_p: float, u
     return draw_with_uniforms(torch.softmax(top_p_filter(scaled, top_p), dim=-1), u)
 
 
-def draw_from(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One token per row from ``probs`` (B, V) -> (B,), by inverting the cumulative distribution.
-
-    Why not ``torch.multinomial``: it draws an exponential variate for every vocabulary entry
-    (6 ms per call for 8 x 49k on 2 cores, 6 % of a step); this is one uniform per row and a
-    binary search. The CDF is summed in float64 so rounding does not shift mass between
-    tokens, and u lies in (0, 1] so a token of probability 0 is never drawn.
-    """
-    return draw_with_uniforms(probs, uniforms(probs.shape[0], generator, probs.device))
-
-
 def uniforms(rows: int, generator: torch.Generator | None, device) -> torch.Tensor:
     """(rows, 1) float64 draws in (0, 1]: the randomness :func:`draw_with_uniforms` consumes."""
     return 1.0 - torch.rand(rows, 1, generator=generator, device=device, dtype=torch.float64)
 
 
 def draw_with_uniforms(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """The token whose cumulative probability first reaches u·total, per row: (B, V), (B, 1) -> (B,)."""
+    """The token whose cumulative probability first reaches u·total, per row: (B, V), (B, 1) -> (B,).
+
+    Why not ``torch.multinomial``: it draws an exponential variate for every vocabulary entry
+    (6 ms per call for 8 x 49k on 2 cores, 6 % of a step); this is one uniform per row and a
+    binary search. The CDF is summed in float64 so rounding does not shift mass between
+    tokens, and u lies in (0, 1] so a token of probability 0 is never drawn.
+    """
     cdf = probs.double().cumsum(-1)  # (B, V)
     token = torch.searchsorted(cdf, u * cdf[:, -1:])
     return token.squeeze(-1).clamp_max(probs.shape[-1] - 1)
@@ -276,8 +271,8 @@ def _sample(model, prompt_ids, *, pad_id, eos_ids, max_new_tokens, temperature, 
     if keep_scores:
         logprobs = torch.zeros(batch, max_new_tokens, device=device)
         hiddens = torch.zeros(batch, max_new_tokens, hidden.shape[-1], device=device, dtype=hidden.dtype)
-    if keep_distribution:
-        distribution = torch.zeros(batch, max_new_tokens, logits.shape[-1], device=device)  # (B, T, V)
+    distribution = (torch.zeros(batch, max_new_tokens, logits.shape[-1], device=device)  # (B, T, V)
+                    if keep_scores and keep_distribution else None)
     steps = 0
     for t in range(max_new_tokens):
         draws = None if greedy else uniforms(batch, generator, device)  # every row's, finished or not
@@ -287,14 +282,8 @@ def _sample(model, prompt_ids, *, pad_id, eos_ids, max_new_tokens, temperature, 
             token = sample_next_tokens(logits, temperature, top_p, draws[running])
         token = torch.where(finished[running], torch.full_like(token, pad_id), token)  # rows already done
         response[running, t] = token
-        if keep_scores:  # log pi(y_t) over the full tempered softmax, as the scoring pass computes it
-            if keep_distribution:
-                log_p = torch.log_softmax(logits.float() / temperature, dim=-1)  # (b, V)
-                distribution[running, t] = log_p
-                logprobs[running, t] = log_p.gather(-1, token.unsqueeze(-1))[:, 0]
-            else:
-                logprobs[running, t] = logprobs_from_logits((logits / temperature).unsqueeze(1),
-                                                            token.unsqueeze(1))[:, 0]
+        if keep_scores:
+            _keep_token_scores(logits, token, temperature, running, t, logprobs, distribution)
             hiddens[running, t] = hidden
         finished[running] |= torch.isin(token, eos)
         steps = t + 1
@@ -310,18 +299,36 @@ def _sample(model, prompt_ids, *, pad_id, eos_ids, max_new_tokens, temperature, 
         step_positions = step_positions + 1
         logits, hidden, past = step(input_ids=step_input, attention_mask=attention_mask[:, :prompt_len + t + 1],
                                     position_ids=step_positions, past_key_values=past)
-    response = response[:, :steps]  # (B, T)
-    response_mask = response_mask_from_tokens(response, eos)
+    rollout = _rollout_batch(input_ids, prompt_mask, response[:, :steps], eos, pad_id)
+    if not keep_scores:
+        return rollout, None
+    response_mask = rollout.response_mask  # (B, T)
+    return rollout, SampledScores(logprobs[:, :steps] * response_mask,
+                                  hiddens[:, :steps] * response_mask.unsqueeze(-1).to(hiddens.dtype),
+                                  distribution[:, :steps] if distribution is not None else None)
+
+
+def _keep_token_scores(logits, token, temperature, running, t, logprobs, distribution) -> None:
+    """Write log pi(y_t) over the full tempered softmax, as the scoring pass computes it, into
+    ``logprobs[running, t]`` (and the whole log-softmax into ``distribution`` when it is kept).
+    logits (b, V) and token (b,) for the ``running`` rows."""
+    if distribution is not None:
+        log_p = torch.log_softmax(logits.float() / temperature, dim=-1)  # (b, V)
+        distribution[running, t] = log_p
+        logprobs[running, t] = log_p.gather(-1, token.unsqueeze(-1))[:, 0]
+    else:
+        logprobs[running, t] = logprobs_from_logits((logits / temperature).unsqueeze(1), token.unsqueeze(1))[:, 0]
+
+
+def _rollout_batch(input_ids, prompt_mask, response, eos, pad_id) -> RolloutBatch:
+    """Prompts (B, P) and sampled responses (B, T) -> a RolloutBatch: everything after the
+    first EOS becomes padding and leaves the mask."""
+    response_mask = response_mask_from_tokens(response, eos)  # (B, T)
     response = torch.where(response_mask.bool(), response, torch.full_like(response, pad_id))
     full_ids = torch.cat([input_ids, response], dim=1)
     full_mask = torch.cat([prompt_mask, response_mask.long()], dim=1)
     ended = (torch.isin(response, eos) & response_mask.bool()).any(-1)
-    rollout = RolloutBatch(full_ids, full_mask, prompt_len, response_mask, ended)
-    if not keep_scores:
-        return rollout, None
-    return rollout, SampledScores(logprobs[:, :steps] * response_mask,
-                                  hiddens[:, :steps] * response_mask.unsqueeze(-1).to(hiddens.dtype),
-                                  distribution[:, :steps] if keep_distribution else None)
+    return RolloutBatch(full_ids, full_mask, input_ids.shape[1], response_mask, ended)
 
 
 # Config attributes of architectures whose LM head is more than a Linear (soft-capping, scaling):

@@ -107,6 +107,14 @@ def _float(x: torch.Tensor | float) -> float:
     return float(x.detach().float().cpu()) if isinstance(x, torch.Tensor) else float(x)
 
 
+def seed_of_step(seed: int, steps_done: int) -> int:
+    """The seed of the step that follows ``steps_done`` steps of a run seeded with ``seed``.
+
+    Every random draw of that step comes from it (the prompts, the sampled tokens, the dropout
+    masks, the mini-batch order), so a step depends only on the state it starts from."""
+    return seed * 1_000_003 + steps_done
+
+
 class PPOTrainer:
     """PPO over a task list for one policy state (LoRA adapters or a full copy)."""
 
@@ -179,14 +187,14 @@ class PPOTrainer:
         step and restored afterwards, so a step depends only on the state it starts from."""
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.config.seed * 1_000_003 + self.steps_done)
+            torch.manual_seed(seed_of_step(self.config.seed, self.steps_done))
             return self._step(stop_event)
 
     def _step(self, stop_event: threading.Event | None) -> StepResult | None:
         """One PPO step, in the order a student reads the algorithm."""
         cfg = self.config
         t_start = time.perf_counter()
-        step_seed = cfg.seed * 1_000_003 + self.steps_done
+        step_seed = seed_of_step(cfg.seed, self.steps_done)
 
         # 1. Pick prompts and sample responses from the current policy (dropout off); in fp32 the
         #    sampling pass also yields the old log-probs and values (see _scores_from_sampling).

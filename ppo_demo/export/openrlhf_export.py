@@ -81,13 +81,7 @@ def openrlhf_args(record: RunRecord, here: str = "$HERE") -> list[str]:
         "--vllm.num_engines", "1",
         "--train.colocate_all",
     ]
-    if getattr(k, "kl_in", "reward") == "loss":
-        args.append("--algo.kl.use_loss")
-    clip_high = getattr(k, "clip_eps_high", None)
-    if clip_high is not None:
-        args += ["--actor.eps_clip_low_high", str(k.clip_eps), str(clip_high)]
-    if getattr(k, "loss_agg_mode", "token-mean") in LOSS_AGG_MODES:
-        args += ["--actor.loss_agg_mode", getattr(k, "loss_agg_mode", "token-mean")]
+    args += _loss_variant_args(k)
     if estimator == "gae":
         args += ["--critic.value_clip", str(k.value_clip_eps), "--critic.adam.lr", str(k.learning_rate),
                  "--critic.lr_scheduler", "constant", "--critic.lr_warmup_ratio", "0",
@@ -100,6 +94,17 @@ def openrlhf_args(record: RunRecord, here: str = "$HERE") -> list[str]:
         args.append("--actor.gradient_checkpointing_enable")
     if k.whiten == "none":
         args.append("--algo.advantage.no_std_norm")
+    return args
+
+
+def _loss_variant_args(k) -> list[str]:
+    """Where the KL goes, clip-higher and the loss aggregation (when OpenRLHF has the mode)."""
+    args = ["--algo.kl.use_loss"] if getattr(k, "kl_in", "reward") == "loss" else []
+    clip_high = getattr(k, "clip_eps_high", None)
+    if clip_high is not None:
+        args += ["--actor.eps_clip_low_high", str(k.clip_eps), str(clip_high)]
+    if getattr(k, "loss_agg_mode", "token-mean") in LOSS_AGG_MODES:
+        args += ["--actor.loss_agg_mode", getattr(k, "loss_agg_mode", "token-mean")]
     return args
 
 

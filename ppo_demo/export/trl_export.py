@@ -207,7 +207,3 @@ def write_trl_bundle(record: RunRecord, out: Path) -> list[Path]:
     script = _SCRIPT.format(base_model=record.base_model, lora=repr(lora), settings=settings, notes=notes)
     (out / SCRIPT).write_text(script, encoding="utf-8")
     return [out / SCRIPT, data / "train.jsonl"] + ([data / "heldout.jsonl"] if held_out else [])
-
-
-def trl_launch_command() -> str:
-    return f"pip install trl==1.16.0 peft==0.21.2 && python {SCRIPT}"
