@@ -207,7 +207,7 @@ class PPOTrainer:
             batch, policy_scores = self.runtime.sample(prompts, **sampling), None
         if stop_event is not None and stop_event.is_set():
             return None
-        held_out_hits = self._held_out_hits(step_seed)  # the same policy, tasks it never trains on
+        held_out = self._held_out_success(step_seed)  # the same policy, on tasks it never trains on
         t_sampled = time.perf_counter()
 
         # 2. Score each response with the rule reward.
@@ -239,9 +239,7 @@ class PPOTrainer:
         self.steps_done += 1
 
         # 7. Report, then let the adaptive controller move beta for the next step.
-        metrics = self._metrics(scored, update_stats)
-        if held_out_hits:
-            metrics["heldout_success_rate"] = sum(held_out_hits) / len(held_out_hits)
+        metrics = self._metrics(scored, update_stats) | held_out
         metrics.update(step=self.steps_done, step_seconds=t_end - t_start, sample_seconds=t_sampled - t_start,
                        update_seconds=t_end - t_sampled, kl_coef=kl_coef)
         metrics["samples_per_second"] = metrics["samples"] / metrics["step_seconds"]
@@ -266,18 +264,20 @@ class PPOTrainer:
         rng.shuffle(indices)
         return [i for i in indices for _ in range(G)]
 
-    def _held_out_hits(self, step_seed: int) -> list[bool]:
-        """One answer per held-out task from the policy that sampled this step's batch (before
-        its update), scored for a hit: the live held-out success. Its own seed, so the training
-        batch is the same with or without held-out tasks. Not used for any update."""
+    def _held_out_success(self, step_seed: int) -> dict:
+        """{"heldout_success_rate": share of hits} over one answer per held-out task from the
+        policy that sampled this step's batch (before its update); {} without held-out tasks.
+        Its own seed, so the training batch is the same with or without held-out tasks. Not
+        used for any update."""
         if not self._held_out_indices:
-            return []
+            return {}
         cfg = self.config
         batch = self.runtime.sample([self._prompt_ids[i] for i in self._held_out_indices],
                                     max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                                     top_p=cfg.top_p, seed=step_seed + 500_001)
-        return [is_hit(text, self.tasks[i].expected, self.reward)
+        hits = [is_hit(text, self.tasks[i].expected, self.reward)
                 for text, i in zip(self.runtime.decode(batch), self._held_out_indices)]
+        return {"heldout_success_rate": sum(hits) / len(hits)}
 
     def _rule_scores(self, texts: list[str], task_indices: list[int], ended: list[bool]) -> torch.Tensor:
         """r_rm of each response, (B,)."""
