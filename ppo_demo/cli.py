@@ -1,5 +1,6 @@
-"""Command line: ``python -m ppo_demo train --model NAME --steps N [knobs...]`` and
-``python -m ppo_demo export --run DIR --to trl|verl|openrlhf --out DIR2``.
+"""Command line: ``python -m ppo_demo train --model NAME --steps N [knobs...]``,
+``python -m ppo_demo export --run DIR --to trl|verl|openrlhf --out DIR2``, and learning from
+preferences: ``reward-model``, ``dpo`` and ``train --reward-model DIR`` (:mod:`ppo_demo.preference_cli`).
 
 Every knob of :class:`ppo_demo.config.TrainConfig` is an option (``--learning-rate``,
 ``--kl-coef``...), with its help text from the one definition. Bad input prints one line
@@ -19,12 +20,14 @@ from pathlib import Path
 from .config import DEFAULT_PRESET, PRESETS, ConfigError, TrainConfig, knob_fields, preset_config
 from .reward import RewardConfig, RewardError
 from .tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, TaskError, load_tasks_file
+from .text import LocalizedError
 
 EXIT_USAGE = 2
 STEP_KEYS = ("step", "samples", "response_tokens", "reward_mean", "reward_std", "success_rate", "kl_mean",
              "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "explained_variance",
              "response_length_mean", "step_seconds", "tokens_per_second", "skipped_updates", "kl_coef", "kl_loss",
              "kl_exact", "clip_frac_low", "clip_frac_high", "frac_reward_zero_std")
+SCORE_PART_KEYS = ("gold_score_mean", "rm_score_mean")  # the rule's score and the reward model's, when there is one
 
 
 class CliError(Exception):
@@ -85,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--run", required=True, help="a folder written by 'train --out'")
     export.add_argument("--to", required=True, choices=("trl", "verl", "openrlhf"), help="the tool to export to")
     export.add_argument("--out", required=True, help="folder for the bundle (created)")
+    # Learning from preferences: PPO against a reward model, the reward model itself, DPO.
+    train.add_argument("--reward-model", metavar="DIR",
+                       help="a folder written by 'reward-model --out': PPO against its score (see --reward-source; "
+                            "reward_model when not given)")
+    from .preference_cli import add_commands
+    add_commands(sub, _add_knob_option, _field_default)
     return parser
 
 
@@ -106,7 +115,18 @@ def _add_knob_option(parser, f: dataclasses.Field, default_text: str) -> None:
         parser.add_argument(option, dest=f.name, metavar=f.name.upper(), help=help_text)
 
 
+def _reward_model(args, loaded):
+    """``train --reward-model DIR``: the reward model PPO scores against (None without it)."""
+    if not getattr(args, "reward_model", None):
+        return None
+    from .preference_cli import load_reward_model_arg
+
+    return load_reward_model_arg(args.reward_model, loaded, CliError)
+
+
 def _config_from_args(args) -> TrainConfig:
+    if getattr(args, "reward_model", None) and args.reward_source is None:
+        args.reward_source = "reward_model"  # --reward-model alone means: PPO against it
     overrides = {f.name: getattr(args, f.name) for f in knob_fields() if getattr(args, f.name, None) is not None}
     return preset_config(args.preset, **overrides)
 
@@ -127,6 +147,7 @@ def _tasks_and_reward(args):
 def _print_step(metrics: dict, total: int, jsonl: bool) -> None:
     if jsonl:
         print(json.dumps({k: _json_number(metrics.get(k)) for k in STEP_KEYS} |
+                         {k: _json_number(metrics[k]) for k in SCORE_PART_KEYS if k in metrics} |
                          {k: _json_number(v) for k, v in metrics.items()
                           if k.startswith("task_reward/") or k == "heldout_success_rate"}), flush=True)
         return
@@ -136,7 +157,9 @@ def _print_step(metrics: dict, total: int, jsonl: bool) -> None:
           f"value {_or_na(m['value_loss'], '.4f')}  "
           f"approx_kl {m['approx_kl']:.4f}  clip {m['clip_frac']:.2f}  len {m['response_length_mean']:.1f}  "
           f"{m['step_seconds']:.1f}s" + (f"  held-out success {m['heldout_success_rate']:.2f}"
-                                         if "heldout_success_rate" in m else ""), flush=True)
+                                         if "heldout_success_rate" in m else "")
+          + (f"  rm {m['rm_score_mean']:+.3f} gold {m['gold_score_mean']:+.3f}" if "rm_score_mean" in m else ""),
+          flush=True)
 
 
 def _print_warnings(warnings, jsonl: bool) -> None:
@@ -187,7 +210,7 @@ def run_train(args) -> int:
         print(f"loading {args.model} ...", file=sys.stderr, flush=True)
     try:
         loaded = load_model(args.model, device=args.device, dtype=parse_dtype(args.dtype) if args.dtype else None)
-        trainer = PPOTrainer(loaded, config, tasks, reward)
+        trainer = PPOTrainer(loaded, config, tasks, reward, reward_model=_reward_model(args, loaded))
     except (ModelLoadError, LoRAError, AdapterError) as exc:
         raise CliError(str(exc)) from None
     sink = None
@@ -317,7 +340,11 @@ def main(argv: list[str] | None = None) -> int:
             return run_export(args)
         if args.command == "probe":
             return run_probe(args)
-    except (CliError, ConfigError, TaskError, RewardError) as exc:
+        if args.command in ("reward-model", "dpo"):
+            from . import preference_cli
+            run = preference_cli.run_reward_model if args.command == "reward-model" else preference_cli.run_dpo
+            return run(args, CliError)
+    except (CliError, ConfigError, TaskError, RewardError, LocalizedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return 0

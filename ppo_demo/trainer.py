@@ -13,6 +13,9 @@ Where this departs from the seed notebook, and why (the ``seed`` preset undoes 2
 7. The advantage estimator is a knob: GAE with the critic (the seed's), or GRPO, RLOO or
    REINFORCE without one (then the value head is not trained); the KL can move from the
    reward into the loss, and beta can follow a target KL (the adaptive controller).
+8. The score at the last token is the rule reward (the seed's), a reward model's learnt from
+   preferences, or both (``reward_source``); with a reward model the rule's "gold" score is
+   reported beside it, so optimising the proxy while the gold falls shows in the metrics.
 
 A trainer's whole state (adapter or weights, value head, AdamW moments and step count, steps
 done, the adaptive KL coefficient) goes out with :meth:`PPOTrainer.state` and back in through
@@ -28,7 +31,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 
@@ -37,12 +40,17 @@ from .config import TrainConfig
 from .models import LoadedModel
 from .policy import (PolicyRuntime, PolicyState, autocast_context, layer_checkpointing, load_optimizer_state,
                      optimizer_state_on_cpu, response_scores)
+from .preference_losses import combine_scores
+from .preferences import PreferenceError
 from .prefix_sharing import can_pack, rows_grouped_by_prompt
 from .reward import RewardConfig, compile_expected, is_hit, rule_reward
 from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch
 from .scored_batch import ScoredBatch, micro_batch_rows
 from .tasks import Task
 from .text import LocalizedError
+
+if TYPE_CHECKING:
+    from .reward_model import RewardModel
 
 
 @dataclass
@@ -120,8 +128,11 @@ class PPOTrainer:
 
     def __init__(self, loaded: LoadedModel, config: TrainConfig, tasks: list[Task],
                  reward: RewardConfig = RewardConfig(), state: PolicyState | None = None,
-                 system_prompt: str = DEFAULT_SYSTEM_PROMPT):
+                 system_prompt: str = DEFAULT_SYSTEM_PROMPT, reward_model: "RewardModel | None" = None):
         self.config = config.validate()
+        if config.reward_source != "rule" and reward_model is None:
+            raise PreferenceError("preferences.error.no_reward_model", source=config.reward_source)
+        self.reward_model = reward_model  # scores answers when reward_source asks (and is reported)
         self.reward = reward.validate()
         if not tasks:
             raise ValueError("No tasks to train on.")
@@ -210,9 +221,9 @@ class PPOTrainer:
         held_out = self._held_out_success(step_seed)  # the same policy, on tasks it never trains on
         t_sampled = time.perf_counter()
 
-        # 2. Score each response with the rule reward.
+        # 2. Score each response: the rule reward, the reward model's or both (reward_source).
         texts = self.runtime.decode(batch)
-        scores = self._rule_scores(texts, task_indices, batch.ended_with_eos.tolist())  # (B,)
+        scores, score_metrics = self._scores(batch, texts, task_indices)  # (B,)
         mask = batch.response_mask  # (B, T)
 
         # 3. Old log-probs and values (policy), reference log-probs (pi_ref), no gradients; and,
@@ -239,7 +250,7 @@ class PPOTrainer:
         self.steps_done += 1
 
         # 7. Report, then let the adaptive controller move beta for the next step.
-        metrics = self._metrics(scored, update_stats) | held_out
+        metrics = self._metrics(scored, update_stats) | held_out | score_metrics
         metrics.update(step=self.steps_done, step_seconds=t_end - t_start, sample_seconds=t_sampled - t_start,
                        update_seconds=t_end - t_sampled, kl_coef=kl_coef)
         metrics["samples_per_second"] = metrics["samples"] / metrics["step_seconds"]
@@ -263,6 +274,21 @@ class PPOTrainer:
         indices = trainable * (size // n) + rng.sample(trainable, size % n)
         rng.shuffle(indices)
         return [i for i in indices for _ in range(G)]
+
+    def _scores(self, batch: RolloutBatch, texts: list[str], task_indices: list[int]) -> tuple[torch.Tensor, dict]:
+        """The score of each response, (B,), and what to report of its parts. With a reward
+        model, its normalised score (minus the missing-EOS penalty when it is the only source)
+        and the rule's ("gold") score are both reported, whichever one PPO follows."""
+        ended = batch.ended_with_eos.tolist()
+        rule = self._rule_scores(texts, task_indices, ended)  # (B,)
+        parts = {"gold_score_mean": _float(rule.mean())}
+        if self.reward_model is None:
+            return rule, parts
+        rm = self.reward_model.normalized_scores(batch).to(rule.device)  # (B,)
+        parts["rm_score_mean"] = _float(rm.mean())
+        if self.config.reward_source == "reward_model":
+            rm = rm - self.config.missing_eos_penalty * (~batch.ended_with_eos).to(rm.device, rm.dtype)
+        return combine_scores(rule, rm, self.config.reward_source), parts
 
     def _held_out_success(self, step_seed: int) -> dict:
         """{"heldout_success_rate": share of hits} over one answer per held-out task from the

@@ -123,6 +123,10 @@ def unmapped_notes(record: RunRecord) -> list[str]:
         f"exact_kl={getattr(k, 'exact_kl', False)}: a lab diagnostic, no counterpart.",
         "metrics: the lab's clip_frac_low/high, frac_reward_zero_std and kl_exact have no OpenRLHF counterpart.",
     ]
+    if getattr(k, "reward_source", "rule") != "rule":
+        notes.append(f"reward_source={k.reward_source}: reward.py is the rule only; the lab's reward model is not in "
+                     "this bundle (OpenRLHF takes one as --reward_pretrain: a full model, so its LoRA must be merged "
+                     "first).")
     mode = getattr(k, "loss_agg_mode", "token-mean")
     if mode not in LOSS_AGG_MODES:
         notes.append(f"loss_agg_mode={mode}: OpenRLHF aggregates by token-mean or seq-mean-token-mean only; "

@@ -93,6 +93,10 @@ def unmapped_notes(record: RunRecord) -> list[str]:
         f"missing_eos_penalty={record.missing_eos_penalty}: applied in reward.py from completion_ids "
         "(mask_truncated_completions would instead drop truncated answers from the loss).",
     ]
+    if getattr(k, "reward_source", "rule") != "rule":
+        notes.append(f"reward_source={k.reward_source}: reward.py is the rule only; the lab's reward model (a PEFT "
+                     "SEQ_CLS adapter, 'reward-model --out') is not in this bundle. GRPOTrainer takes one as a "
+                     "reward_funcs entry (a sequence-classification model).")
     if getattr(k, "loss_agg_mode", "token-mean") not in LOSS_TYPES:
         notes.append(f"loss_agg_mode={k.loss_agg_mode}: GRPOConfig has no per-response token sum without the "
                      "constant; exported as loss_type='grpo'.")

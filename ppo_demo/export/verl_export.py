@@ -161,7 +161,7 @@ def _number(value: float):
 
 def unmapped_notes(record: RunRecord) -> list[str]:
     k = record.knobs
-    return [
+    notes = [
         f"vf_coef={k.vf_coef}: veRL's critic is a separate model with its own optimizer (critic.optim.lr), "
         "so there is no weight of the value loss in a shared loss.",
         f"whiten={k.whiten}: veRL's GAE always whitens advantages over the batch.",
@@ -180,6 +180,11 @@ def unmapped_notes(record: RunRecord) -> list[str]:
         "metrics: clip_frac_low + clip_frac_high = actor/pg_clipfrac; entropy = actor/entropy; frac_reward_zero_std "
         "and kl_exact have no veRL counterpart.",
     ]
+    if getattr(k, "reward_source", "rule") != "rule":
+        notes.append(f"reward_source={k.reward_source}: compute_score is the rule only; the lab's reward model is not "
+                     "in this bundle (veRL takes one as reward_model.model.path: a full model, so its LoRA must be "
+                     "merged first).")
+    return notes
 
 
 def write_parquet_files(record: RunRecord, data_dir: Path) -> list[Path]:
