@@ -370,3 +370,12 @@ def test_packed_reward_pass_equals_the_plain_pass_with_gradients(tiny):
     assert s1.abs().max() > 0.1  # a live model, so the comparison can fail
     assert torch.allclose(s1, s2, atol=1e-5)
     assert torch.allclose(ga1, ga2, atol=1e-5, rtol=1e-4) and torch.allclose(gh1, gh2, atol=1e-5, rtol=1e-4)
+
+
+def test_the_page_keeps_the_reward_source_on_the_rule_until_it_can_load_a_reward_model():
+    from ppo_demo.ui.layout import build_demo
+
+    demo = build_demo()
+    component = demo.blocks[next(k for k, b in demo.blocks.items()
+                                 if getattr(b, "elem_id", None) == "knob-reward-source")]
+    assert component.visible is False and component.value == "rule"

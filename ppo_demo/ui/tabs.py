@@ -139,6 +139,9 @@ def tasks_tab(c: Components, limits: Limits, knob_defaults: dict, start_tasks: l
                 for f in knob_fields():
                     if f.metadata["group"] == "reward":
                         c[f.name] = knob_component(f, knob_defaults[f.name], limits)
+                # The page cannot train or load a reward model yet (the CLI can): until it can, the
+                # reward source stays "rule" and out of sight, rather than offer a choice that fails.
+                c["reward_source"].visible = False
         c["probe_result"] = gr.Markdown(elem_id="probe-result")  # the whole tab's width: a wide table
 
 
