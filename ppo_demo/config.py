@@ -149,6 +149,10 @@ class TrainConfig:
     missing_eos_penalty: float = knob(0.0, "subtracted from the score of a response that never "
                                       "emits EOS", low=0.0, high=100.0, group="reward",
                                       label="Missing-EOS penalty")
+    reward_source: str = knob("rule", "the score at each answer's last token: rule (the task's rule reward, "
+                              "the seed's), reward_model (a reward model trained on preferences, its score "
+                              "normalised), or both added", choices=("rule", "reward_model", "both"),
+                              group="reward", label="Reward source")
     micro_batch_tokens: int = knob(512, "memory budget: forward/backward passes are split into "
                                    "chunks of about this many computed tokens (prompt + response; "
                                    "shared prompts and packed answers count once) and the "
@@ -308,11 +312,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def all_knob_fields() -> list[dataclasses.Field]:
-    """Every knob a user sets: the training knobs, then the reward's (RewardConfig imports this
-    module, hence the import here)."""
+    """Every knob a user sets: the training knobs, then the reward's, the reward model's and
+    DPO's (their modules import this one, hence the imports here)."""
+    from .preferences import DPOConfig, RewardModelConfig
     from .reward import RewardConfig
 
-    return knob_fields() + knob_fields(RewardConfig)
+    return knob_fields() + knob_fields(RewardConfig) + knob_fields(RewardModelConfig) + knob_fields(DPOConfig)
 
 
 # The one starting point of the app and of the CLI without --preset: quick-cpu, because it is what

@@ -13,6 +13,9 @@ Where this departs from the seed notebook, and why (the ``seed`` preset undoes 2
 7. The advantage estimator is a knob: GAE with the critic (the seed's), or GRPO, RLOO or
    REINFORCE without one (then the value head is not trained); the KL can move from the
    reward into the loss, and beta can follow a target KL (the adaptive controller).
+8. The score at the last token is the rule reward (the seed's), a reward model's learnt from
+   preferences, or both (``reward_source``); with a reward model the rule's "gold" score is
+   reported beside it, so optimising the proxy while the gold falls shows in the metrics.
 
 A trainer's whole state (adapter or weights, value head, AdamW moments and step count, steps
 done, the adaptive KL coefficient) goes out with :meth:`PPOTrainer.state` and back in through
@@ -28,7 +31,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 
@@ -37,11 +40,17 @@ from .config import TrainConfig
 from .models import LoadedModel
 from .policy import (PolicyRuntime, PolicyState, autocast_context, layer_checkpointing, load_optimizer_state,
                      optimizer_state_on_cpu, response_scores)
+from .preference_losses import combine_scores
+from .preferences import PreferenceError
 from .prefix_sharing import can_pack, rows_grouped_by_prompt
 from .reward import RewardConfig, compile_expected, is_hit, rule_reward
 from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch
 from .scored_batch import ScoredBatch, micro_batch_rows
 from .tasks import Task
+from .text import LocalizedError
+
+if TYPE_CHECKING:
+    from .reward_model import RewardModel
 
 
 @dataclass
@@ -90,6 +99,10 @@ class TrainingError(RuntimeError):
     """The run cannot go on (e.g. too many non-finite losses in a row)."""
 
 
+class NothingToTrainError(LocalizedError):
+    """Every task is held out, so there is no prompt to train on."""
+
+
 def check_bad_updates(bad_in_a_row: int, limit: int) -> None:
     """The one rule for non-finite losses: after ``limit`` steps in a row whose every update was
     skipped, the run stops (TrainingError); the adapter keeps its last good weights."""
@@ -115,11 +128,16 @@ class PPOTrainer:
 
     def __init__(self, loaded: LoadedModel, config: TrainConfig, tasks: list[Task],
                  reward: RewardConfig = RewardConfig(), state: PolicyState | None = None,
-                 system_prompt: str = DEFAULT_SYSTEM_PROMPT):
+                 system_prompt: str = DEFAULT_SYSTEM_PROMPT, reward_model: "RewardModel | None" = None):
         self.config = config.validate()
+        if config.reward_source != "rule" and reward_model is None:
+            raise PreferenceError("preferences.error.no_reward_model", source=config.reward_source)
+        self.reward_model = reward_model  # scores answers when reward_source asks (and is reported)
         self.reward = reward.validate()
         if not tasks:
             raise ValueError("No tasks to train on.")
+        if all(task.held_out for task in tasks):
+            raise NothingToTrainError("tasks.all_held_out")
         for task in tasks:
             compile_expected(task.expected, reward)  # a bad regex fails here, not mid-run
         self.loaded = loaded
@@ -146,6 +164,9 @@ class PPOTrainer:
         vocab = self.actor_critic.model.get_output_embeddings().weight.shape[0]
         self.exact_kl = config.exact_kl and config.batch_size * config.max_new_tokens * vocab * 4 <= EXACT_KL_MAX_BYTES
         self._prompt_ids = [self.runtime.prompt_ids(t.prompt, system_prompt) for t in self.tasks]
+        # Held-out tasks are never trained on: the prompts are drawn from the others only.
+        self._train_indices = [i for i, t in enumerate(self.tasks) if not t.held_out]
+        self._held_out_indices = [i for i, t in enumerate(self.tasks) if t.held_out]
 
     # --- public API --------------------------------------------------------------------------
     def state(self) -> PolicyState:
@@ -197,11 +218,12 @@ class PPOTrainer:
             batch, policy_scores = self.runtime.sample(prompts, **sampling), None
         if stop_event is not None and stop_event.is_set():
             return None
+        held_out = self._held_out_success(step_seed)  # the same policy, on tasks it never trains on
         t_sampled = time.perf_counter()
 
-        # 2. Score each response with the rule reward.
+        # 2. Score each response: the rule reward, the reward model's or both (reward_source).
         texts = self.runtime.decode(batch)
-        scores = self._rule_scores(texts, task_indices, batch.ended_with_eos.tolist())  # (B,)
+        scores, score_metrics = self._scores(batch, texts, task_indices)  # (B,)
         mask = batch.response_mask  # (B, T)
 
         # 3. Old log-probs and values (policy), reference log-probs (pi_ref), no gradients; and,
@@ -228,7 +250,7 @@ class PPOTrainer:
         self.steps_done += 1
 
         # 7. Report, then let the adaptive controller move beta for the next step.
-        metrics = self._metrics(scored, update_stats)
+        metrics = self._metrics(scored, update_stats) | held_out | score_metrics
         metrics.update(step=self.steps_done, step_seconds=t_end - t_start, sample_seconds=t_sampled - t_start,
                        update_seconds=t_end - t_sampled, kl_coef=kl_coef)
         metrics["samples_per_second"] = metrics["samples"] / metrics["step_seconds"]
@@ -247,10 +269,41 @@ class PPOTrainer:
         fewer prompts than tasks, a random draw like the seed's random.choice."""
         rng = random.Random(seed)
         G = self.config.group_size
-        n, size = len(self.tasks), self.config.batch_size // G
-        indices = list(range(n)) * (size // n) + rng.sample(range(n), size % n)
+        trainable = self._train_indices  # held-out tasks are never picked
+        n, size = len(trainable), self.config.batch_size // G
+        indices = trainable * (size // n) + rng.sample(trainable, size % n)
         rng.shuffle(indices)
         return [i for i in indices for _ in range(G)]
+
+    def _scores(self, batch: RolloutBatch, texts: list[str], task_indices: list[int]) -> tuple[torch.Tensor, dict]:
+        """The score of each response, (B,), and what to report of its parts. With a reward
+        model, its normalised score (minus the missing-EOS penalty when it is the only source)
+        and the rule's ("gold") score are both reported, whichever one PPO follows."""
+        ended = batch.ended_with_eos.tolist()
+        rule = self._rule_scores(texts, task_indices, ended)  # (B,)
+        parts = {"gold_score_mean": _float(rule.mean())}
+        if self.reward_model is None:
+            return rule, parts
+        rm = self.reward_model.normalized_scores(batch).to(rule.device)  # (B,)
+        parts["rm_score_mean"] = _float(rm.mean())
+        if self.config.reward_source == "reward_model":
+            rm = rm - self.config.missing_eos_penalty * (~batch.ended_with_eos).to(rm.device, rm.dtype)
+        return combine_scores(rule, rm, self.config.reward_source), parts
+
+    def _held_out_success(self, step_seed: int) -> dict:
+        """{"heldout_success_rate": share of hits} over one answer per held-out task from the
+        policy that sampled this step's batch (before its update); {} without held-out tasks.
+        Its own seed, so the training batch is the same with or without held-out tasks. Not
+        used for any update."""
+        if not self._held_out_indices:
+            return {}
+        cfg = self.config
+        batch = self.runtime.sample([self._prompt_ids[i] for i in self._held_out_indices],
+                                    max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                    top_p=cfg.top_p, seed=step_seed + 500_001)
+        hits = [is_hit(text, self.tasks[i].expected, self.reward)
+                for text, i in zip(self.runtime.decode(batch), self._held_out_indices)]
+        return {"heldout_success_rate": sum(hits) / len(hits)}
 
     def _rule_scores(self, texts: list[str], task_indices: list[int], ended: list[bool]) -> torch.Tensor:
         """r_rm of each response, (B,)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..tasks import held_out_tasks, training_tasks
 from .run_record import RunRecord
 
 SCRIPT = "run_openrlhf.sh"
@@ -122,6 +123,10 @@ def unmapped_notes(record: RunRecord) -> list[str]:
         f"exact_kl={getattr(k, 'exact_kl', False)}: a lab diagnostic, no counterpart.",
         "metrics: the lab's clip_frac_low/high, frac_reward_zero_std and kl_exact have no OpenRLHF counterpart.",
     ]
+    if getattr(k, "reward_source", "rule") != "rule":
+        notes.append(f"reward_source={k.reward_source}: reward.py is the rule only; the lab's reward model is not in "
+                     "this bundle (OpenRLHF takes one as --reward_pretrain: a full model, so its LoRA must be merged "
+                     "first).")
     mode = getattr(k, "loss_agg_mode", "token-mean")
     if mode not in LOSS_AGG_MODES:
         notes.append(f"loss_agg_mode={mode}: OpenRLHF aggregates by token-mean or seq-mean-token-mean only; "
@@ -142,13 +147,16 @@ def write_openrlhf_bundle(record: RunRecord, out: Path) -> list[Path]:
     data.mkdir(parents=True, exist_ok=True)
     k = record.knobs
     needed = k.steps * openrlhf_prompts_per_step(k)
-    lines = []
-    for i in range(needed):
-        t = record.tasks[i % len(record.tasks)]
-        lines.append(json.dumps({"input": [{"role": "system", "content": record.system_prompt},
-                                           {"role": "user", "content": t.prompt}],
-                                 "label": t.expected}, ensure_ascii=False))
+    def line(t):
+        return json.dumps({"input": [{"role": "system", "content": record.system_prompt},
+                                     {"role": "user", "content": t.prompt}], "label": t.expected}, ensure_ascii=False)
+
+    train = training_tasks(record.tasks)  # held-out tasks are never trained on
+    lines = [line(train[i % len(train)]) for i in range(needed)]
     (data / "prompts.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    held_out = held_out_tasks(record.tasks)
+    if held_out:  # kept for evaluation, apart
+        (data / "heldout.jsonl").write_text("\n".join(line(t) for t in held_out) + "\n", encoding="utf-8")
     notes = "\n".join(f"# - {n}" for n in unmapped_notes(record))
     argv = openrlhf_args(record)
     rendered, i = [], 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..tasks import training_tasks
 from .run_record import ExportError, RunRecord
 
 SCRIPT = "run_verl.sh"
@@ -160,7 +161,7 @@ def _number(value: float):
 
 def unmapped_notes(record: RunRecord) -> list[str]:
     k = record.knobs
-    return [
+    notes = [
         f"vf_coef={k.vf_coef}: veRL's critic is a separate model with its own optimizer (critic.optim.lr), "
         "so there is no weight of the value loss in a shared loss.",
         f"whiten={k.whiten}: veRL's GAE always whitens advantages over the batch.",
@@ -179,6 +180,11 @@ def unmapped_notes(record: RunRecord) -> list[str]:
         "metrics: clip_frac_low + clip_frac_high = actor/pg_clipfrac; entropy = actor/entropy; frac_reward_zero_std "
         "and kl_exact have no veRL counterpart.",
     ]
+    if getattr(k, "reward_source", "rule") != "rule":
+        notes.append(f"reward_source={k.reward_source}: compute_score is the rule only; the lab's reward model is not "
+                     "in this bundle (veRL takes one as reward_model.model.path: a full model, so its LoRA must be "
+                     "merged first).")
+    return notes
 
 
 def write_parquet_files(record: RunRecord, data_dir: Path) -> list[Path]:
@@ -191,25 +197,27 @@ def write_parquet_files(record: RunRecord, data_dir: Path) -> list[Path]:
     except ImportError:
         raise ExportError("The veRL export writes parquet files, which needs pyarrow: pip install pyarrow") from None
 
-    def rows(split: str, repeats: int) -> list[dict]:
+    def rows(split: str, repeats: int, tasks) -> list[dict]:
         out = []
         for r in range(repeats):
-            for i, t in enumerate(record.tasks):
+            for i, t in enumerate(tasks):
                 out.append({
                     "data_source": DATA_SOURCE,
                     "prompt": [{"role": "system", "content": record.system_prompt},
                                {"role": "user", "content": t.prompt}],
                     "ability": "instruction-following",
                     "reward_model": {"style": "rule", "ground_truth": t.expected},
-                    "extra_info": {"split": split, "index": i, "match_mode": record.reward.match_mode},
+                    "extra_info": {"split": split, "index": i, "match_mode": record.reward.match_mode,
+                                   "held_out": t.held_out},
                 })
         return out
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    repeats = math.ceil(prompts_per_step(record.knobs) / len(record.tasks))
+    train_tasks = training_tasks(record.tasks)  # held-out tasks are never trained on; val has them all
+    repeats = math.ceil(prompts_per_step(record.knobs) / len(train_tasks))
     train, val = data_dir / "train.parquet", data_dir / "val.parquet"
-    pd.DataFrame(rows("train", repeats)).to_parquet(train, index=False)
-    pd.DataFrame(rows("test", 1)).to_parquet(val, index=False)
+    pd.DataFrame(rows("train", repeats, train_tasks)).to_parquet(train, index=False)
+    pd.DataFrame(rows("test", 1, record.tasks)).to_parquet(val, index=False)
     return [train, val]
 
 
