@@ -29,7 +29,7 @@ import torch.utils.checkpoint
 from .lora import (LoRAError, adapters_disabled, inject_lora, load_lora_state_dict, lora_layers,
                    lora_signature, lora_state_dict, remove_lora)
 from .packed_linears import packed_linears
-from .ppo import logprobs_and_entropy_from_logits, logprobs_from_logits
+from .ppo import logprobs_and_entropy_from_logits, logprobs_from_logits, upcast
 from .prefix_sharing import can_pack, packed_response_hidden, prompt_groups, shared_prompt_logits_and_hidden
 from .rollout import (DEFAULT_SYSTEM_PROMPT, RolloutBatch, chat_prompt_ids, eos_token_ids, has_plain_lm_head,
                       sample_and_score, sample_responses)
@@ -77,7 +77,7 @@ def response_logits_and_hidden(model, batch: RolloutBatch, temperature: float,
         # into one copy per row (8 x 57 MB for SmolLM2), which took most of a bf16 forward.
         hidden = trunk_out.last_hidden_state[:, P - 1:-1].contiguous()  # (B, T, H)
         logits = model.get_output_embeddings()(hidden)  # (B, T, V): response positions only
-    return logits.float() / temperature, hidden
+    return upcast(logits) / temperature, hidden
 
 
 @dataclass
@@ -101,7 +101,7 @@ def response_scores(model, batch: RolloutBatch, temperature: float, *, share_pro
     on padding past EOS. Same numbers up to float rounding, gradients included."""
     if share_prompts and can_pack(model):
         hidden, rows, cols = packed_response_hidden(model, batch)  # (N, H), (N,), (N,)
-        logits = model.get_output_embeddings()(hidden).float() / temperature  # (N, V)
+        logits = upcast(model.get_output_embeddings()(hidden)) / temperature  # (N, V)
         tokens = batch.response_ids[rows, cols]
         logprobs, ent = (logprobs_and_entropy_from_logits(logits, tokens, entropy_grad) if entropy
                          else (logprobs_from_logits(logits, tokens), None))
@@ -170,15 +170,16 @@ class ActorCritic(torch.nn.Module):
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
-        device = next(model.parameters()).device
+        weight = next(model.parameters())
+        dtype = torch.promote_types(weight.dtype, torch.float32)  # at least fp32, as the LoRA factors
         # Zero init: V = 0 everywhere at first, so the early value loss is just the returns².
-        self.value_head = torch.nn.Linear(hidden_size(model), 1, device=device, dtype=torch.float32)
+        self.value_head = torch.nn.Linear(hidden_size(model), 1, device=weight.device, dtype=dtype)
         torch.nn.init.zeros_(self.value_head.weight)
         torch.nn.init.zeros_(self.value_head.bias)
 
     def values(self, hidden: torch.Tensor) -> torch.Tensor:
         """V(s_t) from the hidden state before token t: (B, T, H) -> (B, T)."""
-        return self.value_head(hidden.float()).squeeze(-1)
+        return self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

@@ -87,7 +87,7 @@ class TrainingError(RuntimeError):
 
 
 def _float(x: torch.Tensor | float) -> float:
-    return float(x.detach().float().cpu()) if isinstance(x, torch.Tensor) else float(x)
+    return float(x.detach().double().cpu()) if isinstance(x, torch.Tensor) else float(x)
 
 
 class PPOTrainer:
@@ -242,14 +242,14 @@ class PPOTrainer:
     @property
     def _scores_from_sampling(self) -> bool:
         """Whether the old log-probs and values come from the sampling pass (no separate policy
-        forward). Only in fp32 without autocast: there the cached decode and a full forward
+        forward). Only in fp32 (or the tests' fp64) without autocast: there the cached decode and a full forward
         agree to ~1e-6, so the ratio before any update stays 1 to that precision. In bf16 or
         under CUDA autocast the two paths round differently by ~1e-2, which would show up as a
         ratio != 1 and clipping before the policy has changed, so the separate pass stays.
         Full fine-tuning, dropout in PPO updates and top-p < 1 need no exception: sampling runs
         the policy itself, in eval mode like the scoring pass, and the kept log-probs are taken
         from the full tempered softmax, not the truncated one sampled from."""
-        return self.device.type == "cpu" and self.loaded.dtype == torch.float32
+        return self.device.type == "cpu" and self.loaded.dtype in (torch.float32, torch.float64)
 
     @property
     def _share_prompts_in_update(self) -> bool:
@@ -273,13 +273,14 @@ class PPOTrainer:
         packed = cfg.share_prompts and can_pack(self.actor_critic.model)
         chunks = [(rows, batch.rows(rows).trimmed())
                   for rows in micro_batch_rows(batch, all_rows, cfg.micro_batch_tokens, packed=packed)]
-        ref_logprobs = torch.zeros(size, T, device=self.device)
+        dtype = torch.promote_types(self.loaded.dtype, torch.float32)  # fp32 (fp64 in the exact tests)
+        ref_logprobs = torch.zeros(size, T, device=self.device, dtype=dtype)
         self.actor_critic.eval()
         with autocast_context(self.device):
             if policy_scores is not None:
                 old_logprobs, old_values = policy_scores
             else:
-                old_logprobs, old_values = (torch.zeros(size, T, device=self.device) for _ in range(2))
+                old_logprobs, old_values = (torch.zeros(size, T, device=self.device, dtype=dtype) for _ in range(2))
                 for rows, mb in chunks:
                     t = mb.response_mask.shape[1]
                     policy = response_scores(self.actor_critic.model, mb, cfg.temperature,
@@ -365,7 +366,7 @@ class PPOTrainer:
         the whole mini-batch's loss (the same number a single pass would give). Each token's
         rho is written into ``ratios`` (B, T), so after the last epoch it holds the last pass's."""
         cfg = self.config
-        total_tokens = scored.response_mask[rows].sum()
+        total_tokens = int(scored.response_mask[rows].sum())
         sums: dict[str, torch.Tensor] = {}
         share = self._share_prompts_in_update
         if share:  # answers to one prompt in one chunk (the sum over rows does not depend on order)
@@ -374,7 +375,7 @@ class PPOTrainer:
         for chunk in micro_batch_rows(scored.batch, rows, cfg.micro_batch_tokens, packed=packed):
             mb = scored.rows(chunk).trimmed()  # (b, t), t <= T: columns past every row's EOS dropped
             mask = mb.response_mask
-            weight = mask.sum() / total_tokens
+            weight = int(mask.sum()) / total_tokens  # a Python float: exact in the loss's own dtype
             with autocast_context(self.device):
                 scores = response_scores(self.actor_critic.model, mb.batch, cfg.temperature, share_prompts=share,
                                          entropy=True, entropy_grad=cfg.ent_coef > 0)

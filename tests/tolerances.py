@@ -1,0 +1,70 @@
+"""Tolerances for tests that compare two computation orders, and why they hold on any CPU.
+
+Floating-point addition is not associative: two orders of the same sums (packed vs padded
+responses, micro-batched vs whole mini-batches, checkpointed vs not, shared vs unshared
+prompts, batched vs one row, merged vs unmerged LoRA) round differently, and *how* differently
+depends on the CPU's kernels: ATen's AVX-512 reductions add in another order than its AVX2 or
+default ones, and MKL/oneDNN choose their blocking per instruction set. A tolerance read off one
+machine's run is therefore not a bound. The tests use one of two ways instead:
+
+1. **Mathematical equality: compare in float64.** :func:`float64_everywhere` makes a tiny model
+   compute in float64 end to end (transformers' RMSNorm upcasts to float32 only, which would
+   *downcast* a float64 model: it is replaced). The rounding of one operation is then
+   u = 2**-53 ~ 1.1e-16, and a sum of n terms differs between two orders by at most
+   2 * gamma_n * sum|x_i| with gamma_n = n*u / (1 - n*u) (Higham, *Accuracy and Stability of
+   Numerical Algorithms*, 2nd ed., eq. 3.4 and section 4.2). The tiny model's sums have
+   n <= 10**3 terms, so one sum is off by ~1e-13 of its terms' magnitude; through two layers,
+   a softmax over the vocabulary and two PPO steps of four updates this grows by at most
+   ~10**4 (a generous bound on the condition numbers of these small, well-scaled operations).
+   EXACT_RTOL = 1e-9 leaves another factor 1e2 on top, and is still 10**5 times smaller than
+   anything a real bug changes (a wrong mask, weight or position moves these numbers by
+   >= 1e-4, as each test's guard shows). Kernels differ only in order, so the bound does not
+   depend on the ISA.
+
+2. **float32 where the float32 path itself is under test** (e.g. the packed fp32 linears,
+   which only exist for fp32): :func:`float32_bound` scales the tolerance by the magnitude of
+   the summed terms and their number, with the same gamma_n and u = 2**-24.
+"""
+
+from __future__ import annotations
+
+import torch
+
+FLOAT64_U = 2.0 ** -53
+FLOAT32_U = 2.0 ** -24
+
+# Relative (and, for quantities built from O(1) terms such as whitened advantages times ratios
+# near 1, absolute) tolerance for float64 comparisons of two computation orders: see above.
+EXACT_RTOL = 1e-9
+EXACT_ATOL = 1e-9
+
+
+def gamma(n: int, u: float) -> float:
+    """Higham's gamma_n = n*u / (1 - n*u): the relative error bound of a sum of n terms."""
+    assert n * u < 1, "bound meaningless: too many terms for this precision"
+    return n * u / (1 - n * u)
+
+
+def float32_bound(n_terms: int, magnitude: float, depth: int = 1) -> float:
+    """Absolute bound on the difference between two float32 orders of a computation whose
+    result is a chain of ``depth`` sums of ``n_terms`` terms each, the terms' absolute values
+    summing to about ``magnitude``: 2 * depth * gamma_n * magnitude (two orders, each off by
+    at most gamma_n * sum|x|, the errors of the chain adding up to first order)."""
+    return 2 * depth * gamma(n_terms, FLOAT32_U) * magnitude
+
+
+def float64_everywhere(model: torch.nn.Module) -> torch.nn.Module:
+    """Cast ``model`` to float64 and make its RMSNorms compute in float64 too (transformers'
+    compute in float32 whatever the input, which would round a float64 model's activations to
+    float32 at every norm and bring float32's order-dependence back). In place; returns it."""
+    model.to(torch.float64)
+    for module in model.modules():
+        if type(module).__name__.endswith("RMSNorm") and hasattr(module, "variance_epsilon"):
+            module.forward = _rms_norm_forward.__get__(module)
+    return model
+
+
+def _rms_norm_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    """y = w * x / sqrt(mean(x^2) + eps), in the input's own dtype (here float64)."""
+    variance = hidden_states.pow(2).mean(-1, keepdim=True)
+    return self.weight * (hidden_states * torch.rsqrt(variance + self.variance_epsilon))
