@@ -68,3 +68,47 @@ def _rms_norm_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
     """y = w * x / sqrt(mean(x^2) + eps), in the input's own dtype (here float64)."""
     variance = hidden_states.pow(2).mean(-1, keepdim=True)
     return self.weight * (hidden_states * torch.rsqrt(variance + self.variance_epsilon))
+
+
+# A first-order allowance for how much the rounding of one layer's products can grow through
+# the layers after it. The tiny models' activations pass an RMSNorm (or LayerNorm) before every
+# block and their weights are ~N(0, 0.02): each layer maps a perturbation to one of at most the
+# same size, and 10 covers the residual additions of a 2-layer model several times over.
+AMPLIFICATION = 10.0
+
+
+@torch.no_grad()
+def float32_forward_bound(model: torch.nn.Module, run) -> float:
+    """A bound on how much two float32 orders of ``model``'s forward (``run()`` performs it) can
+    differ at the output: for every Linear (a LoRA layer counted with W + ΔW and fan-in
+    d_in + r), Higham's 2 * gamma_n * max_j sum_i |x_i| |w_ji| over the product's outputs,
+    summed over the layers and times :data:`AMPLIFICATION`. Read from the magnitudes of this
+    very forward, so it scales with the model and the input, not with one CPU's run."""
+    from ppo_demo.lora import LoRALinear
+
+    total = 0.0
+    lora_bases = {id(m.base) for m in model.modules() if isinstance(m, LoRALinear)}
+
+    def hook(module, args, _out):
+        nonlocal total
+        x = args[0].detach().abs().double()
+        if isinstance(module, LoRALinear):
+            weight = module.base.weight.double().abs() + module.delta_weight().double().abs()
+            n = weight.shape[1] + module.r
+        elif id(module) in lora_bases:
+            return  # counted with its LoRA layer
+        else:
+            weight, n = module.weight.double().abs(), module.weight.shape[1]
+        magnitude = x @ weight.t()
+        if getattr(module, "bias", None) is not None and not isinstance(module, LoRALinear):
+            magnitude = magnitude + module.bias.double().abs()
+        total += 2 * gamma(n, FLOAT32_U) * float(magnitude.max())
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (torch.nn.Linear, LoRALinear))]
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+    return AMPLIFICATION * total
