@@ -384,11 +384,13 @@ class SeedPPO:
             "returns": returns.detach(),
         }
 
-    def step(self) -> Dict[str, Any]:
-        """One iteration of the notebook's training loop, with timings of its stages."""
+    def step(self, task: Task | None = None) -> Dict[str, Any]:
+        """One iteration of the notebook's training loop, with timings of its stages. ``task``:
+        the one to answer (the speed benchmark passes the tasks in turn, so both sides answer
+        the same mix); by default the notebook's ``random.choice``."""
         t0 = time.perf_counter()
         timings: Dict[str, float] = {}
-        task = random.choice(self.tasks)
+        task = task if task is not None else random.choice(self.tasks)
         rollout = self.rollout_one(task.prompt, task.expected, timings)
         self.steps_done += 1
         if rollout["skip"]:
@@ -404,7 +406,7 @@ class SeedPPO:
         t2 = time.perf_counter()
         timings["update"] = t2 - t1
         return {"step": self.steps_done, "skip": False, "samples": 1, "response_tokens": rollout["response_len"],
-                "step_seconds": t2 - t0, "timings": timings, "prompt": rollout["prompt"],
+                "step_seconds": t2 - t0, "timings": timings, "prompt": rollout["prompt"], "task": task.prompt,
                 "response": rollout["response"], "rm_reward": rollout["rm_reward"], "hit": rollout["hit"],
                 "ended_with_eos": rollout["ended_with_eos"], "kl_mean": rollout["kl_mean"], **metrics}
 

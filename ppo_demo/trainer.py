@@ -186,6 +186,7 @@ class PPOTrainer:
 
         # 3. Old log-probs and values (policy), reference log-probs (pi_ref), no gradients.
         old_logprobs, old_values, ref_logprobs = self._logprobs_and_values(batch, policy_scores)  # (B, T), 0 past EOS
+        t_scored = time.perf_counter()
 
         # 4. Per-token rewards: -beta * KL_t, plus the score at the last real token. With the
         #    KL in the loss instead, the reward is the score alone.
@@ -202,6 +203,7 @@ class PPOTrainer:
 
         # 6. PPO epochs over shuffled mini-batches (+ beta * E[k3] in the loss when kl_in is loss).
         ratios = torch.ones_like(old_logprobs)  # (B, T): each token's rho at its last update pass
+        t_epochs = time.perf_counter()
         update_stats = self._update(scored, step_seed, kl_coef, ratios)
         t_end = time.perf_counter()
         self.steps_done += 1
@@ -209,7 +211,9 @@ class PPOTrainer:
         # 7. Report, then let the adaptive controller move beta for the next step.
         metrics = self._metrics(scored, update_stats)
         metrics.update(step=self.steps_done, step_seconds=t_end - t_start, sample_seconds=t_sampled - t_start,
-                       update_seconds=t_end - t_sampled, kl_coef=kl_coef)
+                       update_seconds=t_end - t_sampled, kl_coef=kl_coef,
+                       # parts of update_seconds: decode + rule reward + scoring passes; the PPO epochs
+                       score_seconds=t_scored - t_sampled, epochs_seconds=t_end - t_epochs)
         metrics["samples_per_second"] = metrics["samples"] / metrics["step_seconds"]
         metrics["tokens_per_second"] = metrics["response_tokens"] / metrics["step_seconds"]
         if cfg.kl_target:
