@@ -37,9 +37,19 @@ def machine_info() -> dict:
     except (AttributeError, OSError):
         cpus = os.cpu_count()
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"python": platform.python_version(), "torch": torch.__version__, "cpus": cpus,
-            "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+    return {"python": platform.python_version(), "torch": torch.__version__, "cpus": cpus, "cpu": cpu_name(),
+            "kernels": kernel_path(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
             "loadavg_at_start": load, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def kernel_path() -> str:
+    """The CPU kernels this process runs: ATen's vector ISA, and oneDNN's cap when one is forced
+    (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``; see scripts/kernel_matrix.sh)."""
+    import torch
+
+    aten = torch.backends.cpu.get_cpu_capability()
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "default"
+    return f"ATen {aten}, oneDNN max ISA {onednn}"
 
 
 def cpu_name() -> str:

@@ -437,7 +437,8 @@ def main(argv=None) -> int:
         print(report_scenario(scenario["sides"]), flush=True)
 
     text = (f"model={args.model} tasks={args.tasks} threads={args.threads or 'all'} seed={args.seed}, "
-            f"machine: {results['machine']['cpus']} CPUs, {cpu_name()}\n" + report(results))
+            f"machine: {results['machine']['cpus']} CPUs, {cpu_name()}; kernels: {results['machine']['kernels']}\n"
+            + report(results))
     print()
     print(text)
     if args.json:
