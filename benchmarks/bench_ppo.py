@@ -143,7 +143,7 @@ def child_baseline(args) -> dict:
 
     tasks, reward = _tasks_and_reward(args)
     loaded, load_s = _load(args)
-    knobs = seed_knobs(max_new_tokens=args.max_new_tokens, seed=args.seed,
+    knobs = seed_knobs(max_new_tokens=args.max_new_tokens, seed=args.seed, top_k=args.baseline_top_k,
                        min_new_tokens=args.max_new_tokens if args.force_full_length else None)
     rss_loaded = peak_rss_mb()
     ppo = SeedPPO(loaded, tasks, reward, knobs)
@@ -333,6 +333,9 @@ def main(argv=None) -> int:
     parser.add_argument("--baseline-steps", type=int, default=None,
                         help="timed steps of the seed loop, 1 sample each (default: twice --steps, at least 8, a multiple of the task count)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--baseline-top-k", type=int, default=50,
+                        help="the seed loop's top-k: 50 is HF generate's default, which the notebook runs "
+                             "with; 0 samples from the nucleus alone, as the project does")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--batch-size", type=int, default=8, help="the project's batch (the seed's is 1)")
     parser.add_argument("--tasks", default="english", help="task preset (english, seed-zh)")

@@ -66,6 +66,10 @@ class SeedKnobs:
     max_new_tokens: int = 48
     temperature: float = 1.0
     top_p: float = 0.9
+    # HF generate's own default (transformers' GenerationConfig): the notebook never sets it, so
+    # its sampling keeps the 50 likeliest tokens, then the top-p nucleus. 0 turns it off, which
+    # samples exactly as the project does (nucleus only).
+    top_k: int = 50
     kl_coef: float = 0.05
     gamma: float = 1.0
     gae_lambda: float = 0.95
@@ -240,7 +244,7 @@ class SeedPPO:
     @torch.inference_mode()
     def sample_response(self, m: torch.nn.Module, prompt_input_ids: torch.Tensor, max_new_tokens: int = 48,
                         temperature: float = 1.0, top_p: float = 0.9,
-                        min_new_tokens: int | None = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                        min_new_tokens: int | None = None, top_k: int = 50) -> Tuple[torch.Tensor, torch.Tensor]:
         tok = self.tokenizer
         m.eval()
         input_ids = prompt_input_ids.unsqueeze(0).to(self.device)
@@ -256,6 +260,7 @@ class SeedPPO:
             do_sample=True,
             temperature=temperature,
             top_p=top_p,
+            top_k=top_k,
             eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,
         )
@@ -340,7 +345,7 @@ class SeedPPO:
         full_ids, response_ids = self.sample_response(self.actor_critic.base, prompt_ids,
                                                       max_new_tokens=k.max_new_tokens,
                                                       temperature=k.temperature, top_p=k.top_p,
-                                                      min_new_tokens=k.min_new_tokens)
+                                                      min_new_tokens=k.min_new_tokens, top_k=k.top_k)
         response_text = self.tokenizer.decode(response_ids, skip_special_tokens=True)
         t1 = time.perf_counter()
         timings["sample"] = t1 - t0
