@@ -15,12 +15,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .text import LocalizedError
+
 ADVANTAGE_ESTIMATORS = ("gae", "grpo", "rloo", "reinforce")
 CRITIC_FREE_ESTIMATORS = ("grpo", "rloo", "reinforce")  # no value head trained, no value loss
 LORA_TARGETS_DEFAULT = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-class ConfigError(ValueError):
+class ConfigError(LocalizedError):
     """A knob is out of range or of the wrong type; the message names it and its range."""
 
 
@@ -144,25 +146,23 @@ class TrainConfig:
         """Raise :class:`ConfigError` naming the first knob that is out of range."""
         check_knobs(self)
         if not self.lora_targets or not all(isinstance(t, str) and t.strip() for t in self.lora_targets):
-            raise ConfigError("LoRA target modules must be a non-empty list of layer names.")
+            raise ConfigError("config.lora_targets")
         self._validate_estimator()
         if self.num_minibatches > self.batch_size:
-            raise ConfigError(f"Mini-batches ({self.num_minibatches}) cannot exceed the batch size ({self.batch_size}).")
+            raise ConfigError("config.minibatches", n=self.num_minibatches, batch=self.batch_size)
         return self
 
     def _validate_estimator(self) -> None:
         G = self.group_size
         if self.advantage_estimator in ("grpo", "rloo") and G < 2:
-            raise ConfigError(f"{self.advantage_estimator.upper()} compares the answers to one prompt, so it needs "
-                              f"a group size G of at least 2; got {G}. Try G = 4 with a batch of 8 or 12.")
+            raise ConfigError("config.group_too_small", name=self.advantage_estimator.upper(), value=G)
         if self.batch_size % G:
-            raise ConfigError(f"The batch size ({self.batch_size}) must be a multiple of the group size G ({G}): "
-                              f"a step draws batch/G prompts and samples each G times.")
+            raise ConfigError("config.batch_not_multiple", batch=self.batch_size, group=G)
         if self.kl_target is not None:
             if isinstance(self.kl_target, bool) or not isinstance(self.kl_target, (int, float)):
-                raise ConfigError(f"Target KL must be a number; got {self.kl_target!r}.")
+                raise ConfigError("config.kl_target_number", value=repr(self.kl_target))
             if not (0 < self.kl_target < math.inf):
-                raise ConfigError(f"Target KL must be above 0 (leave it empty to keep β fixed); got {self.kl_target}.")
+                raise ConfigError("config.kl_target_positive", value=self.kl_target)
 
     @property
     def has_critic(self) -> bool:
@@ -186,20 +186,19 @@ class TrainConfig:
         return d
 
 
-def check_knobs(config, error: type[ValueError] = ConfigError) -> None:
+def check_knobs(config, error: type[LocalizedError] = ConfigError) -> None:
     """Raise ``error`` naming the first knob of ``config`` (any dataclass of knobs) that is not
     one of its choices or out of its range."""
     for f in knob_fields(type(config)):
         value = getattr(config, f.name)
         meta = f.metadata
-        label = meta.get("label") or f.name
         if meta.get("choices") is not None and value not in meta["choices"]:
-            raise error(f"{label} must be one of {', '.join(meta['choices'])}; got {value!r}.")
+            raise error("config.not_choice", knob=f.name, choices=", ".join(meta["choices"]), value=repr(value))
         if meta.get("low") is not None:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise error(f"{label} must be a number; got {value!r}.")
+                raise error("config.not_number", knob=f.name, value=repr(value))
             if value != value or not (meta["low"] <= value <= meta["high"]):  # NaN fails too
-                raise error(f"{label} must be between {meta['low']} and {meta['high']}; got {value}.")
+                raise error("config.out_of_range", knob=f.name, low=meta["low"], high=meta["high"], value=value)
 
 
 def knobs_from_dict(cls, values: dict[str, Any]):
@@ -208,12 +207,11 @@ def knobs_from_dict(cls, values: dict[str, Any]):
     fields = {f.name: f for f in knob_fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"Unknown setting(s): {', '.join(unknown)}.")
+        raise ConfigError("config.unknown_settings", names=", ".join(unknown))
     return cls(**{name: _coerce(fields[name], value) for name, value in values.items()})
 
 
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
-    label = f.metadata.get("label") or f.name
     kind = f.type if isinstance(f.type, str) else f.type.__name__
     if kind.endswith("| None"):  # optional knob: empty means "off"
         if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "off")):
@@ -242,8 +240,8 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
             return float(value)
         return str(value).strip()
     except (TypeError, ValueError, OverflowError):
-        noun = {"int": "a whole number", "float": "a number", "bool": "true or false"}.get(kind, kind)
-        raise ConfigError(f"{label} must be {noun}; got {value!r}.") from None
+        key = {"int": "config.not_int", "float": "config.not_number", "bool": "config.not_bool"}.get(kind)
+        raise ConfigError(key or "config.not_kind", knob=f.name, kind=kind, value=repr(value)) from None
 
 
 def knob_fields(cls=None) -> list[dataclasses.Field]:
@@ -297,7 +295,7 @@ def preset_config(name: str, **overrides) -> TrainConfig:
     """A preset's knobs with ``overrides``. A batch smaller than the preset's mini-batch count
     takes one mini-batch per response, unless the mini-batches are given too."""
     if name not in PRESETS:
-        raise ConfigError(f"Unknown preset '{name}'. Choose one of: {', '.join(PRESETS)}.")
+        raise ConfigError("config.unknown_preset", name=name, choices=", ".join(PRESETS))
     values = {**PRESETS[name], **overrides}
     if "num_minibatches" not in overrides and "batch_size" in overrides:
         values["num_minibatches"] = min(int(values["num_minibatches"]), int(values["batch_size"]))

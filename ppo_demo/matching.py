@@ -60,7 +60,15 @@ _BACKTRACKING = [
 
 
 class PatternError(ValueError):
-    """A pattern RE2 cannot compile. The message completes "The expected answer '...' ..."."""
+    """A pattern RE2 cannot compile. The message completes "The expected answer '...' ...".
+
+    ``invalid`` is RE2's message when the pattern is no regular expression at all (Python's
+    ``re`` refuses it too), None when it is one that RE2 does not support.
+    """
+
+    def __init__(self, message: str, invalid: str | None = None):
+        super().__init__(message)
+        self.invalid = invalid
 
 
 def _python_accepts(pattern: str) -> bool:
@@ -70,6 +78,9 @@ def _python_accepts(pattern: str) -> bool:
         return True
     except (re.error, RecursionError, OverflowError):
         return False
+
+
+INVALID = "is not a valid regular expression: {}."
 
 
 def _explain(pattern: str, re2_message: str) -> str:
@@ -83,7 +94,7 @@ def _explain(pattern: str, re2_message: str) -> str:
             return (f"uses {construct} ({fragment}), which is not supported: {_ENGINE}, and RE2 "
                     f"leaves out what needs backtracking. {hint}").rstrip()
     if not _python_accepts(pattern):
-        return f"is not a valid regular expression: {re2_message}."
+        return INVALID.format(re2_message)
     if fragment == "\\Z":
         return f"uses \\Z, which RE2 writes \\z ({_ENGINE}). Write \\z instead."
     if reason == "invalid repetition size":
@@ -113,7 +124,8 @@ def compile_pattern(pattern: str):
         if "pattern too large" in message:
             raise PatternError(f"is too large for RE2's memory budget ({_ENGINE}). "
                                "Use fewer or smaller repetitions.") from None
-        raise PatternError(_explain(pattern, message)) from None
+        explained = _explain(pattern, message)
+        raise PatternError(explained, message if explained == INVALID.format(message) else None) from None
 
 
 def search(compiled, text: str) -> bool:

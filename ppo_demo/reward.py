@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .config import check_knobs, knob, knobs_from_dict
 from .matching import PatternError, compile_pattern, search
+from .text import LocalizedError
 
 MATCH_MODES = ("contains", "exact", "regex")
 # The seed's list, plus the full-width forms a Chinese answer may use.
@@ -22,7 +23,7 @@ _STRIPPED_CHARS = [" ", "\n", "\t", "\r", "。", "，", ",", ".", "!", "?", "：
 _STRIP_TABLE = str.maketrans({ch: None for ch in _STRIPPED_CHARS})
 
 
-class RewardError(ValueError):
+class RewardError(LocalizedError):
     """A reward setting is invalid (e.g. a regex that does not compile)."""
 
 
@@ -66,7 +67,9 @@ def compile_expected(expected: str, config: RewardConfig):
     try:
         return compile_pattern(expected)
     except PatternError as exc:
-        raise RewardError(f"The expected answer {expected!r} {exc}") from None
+        if exc.invalid is not None:  # not a regular expression at all
+            raise RewardError("reward.bad_regex", answer=repr(expected), error=exc.invalid) from None
+        raise RewardError("reward.re2_refuses", answer=repr(expected), reason=str(exc)) from None
 
 
 def is_hit(response: str, expected: str, config: RewardConfig) -> bool:

@@ -8,11 +8,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .text import LocalizedError
+
 MAX_TASKS_DEFAULT = 64
 MAX_PROMPT_CHARS_DEFAULT = 2000
 
 
-class TaskError(ValueError):
+class TaskError(LocalizedError):
     """The task list is unusable; the message says which row and why."""
 
 
@@ -63,16 +65,16 @@ def tasks_from_rows(rows, max_tasks: int = MAX_TASKS_DEFAULT,
         if not prompt and not expected:
             continue
         if not prompt:
-            raise TaskError(f"Task row {index} has an expected answer but no prompt.")
+            raise TaskError("task.no_prompt", row=index)
         if not expected:
-            raise TaskError(f"Task row {index} ('{prompt[:40]}') has no expected answer.")
+            raise TaskError("task.no_expected", row=index, prompt=prompt[:40])
         if len(prompt) > max_prompt_chars:
-            raise TaskError(f"Task row {index}'s prompt is {len(prompt)} characters; the limit is {max_prompt_chars}.")
+            raise TaskError("task.prompt_too_long", row=index, n=len(prompt), limit=max_prompt_chars)
         tasks.append(Task(prompt, expected))
     if not tasks:
-        raise TaskError("The task table is empty: add at least one prompt with its expected answer.")
+        raise TaskError("task.empty_table")
     if len(tasks) > max_tasks:
-        raise TaskError(f"There are {len(tasks)} tasks; the limit is {max_tasks}.")
+        raise TaskError("task.too_many", n=len(tasks), limit=max_tasks)
     return tasks
 
 
@@ -82,20 +84,20 @@ def parse_tasks_text(text: str, fmt: str, **limits) -> list[Task]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise TaskError(f"The task file is not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+            raise TaskError("task.bad_json", error=exc.msg, line=exc.lineno) from None
         if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-            raise TaskError('A JSON task file must be a list of {"prompt": ..., "expected": ...} objects.')
+            raise TaskError("task.json_shape", shape='{"prompt": ..., "expected": ...}')
         return tasks_from_rows([(item.get("prompt", ""), item.get("expected", "")) for item in data], **limits)
     try:
         reader = csv.reader(io.StringIO(text))
         rows = list(reader)
     except csv.Error as exc:
-        raise TaskError(f"The task file is not valid CSV: {exc}.") from None
+        raise TaskError("task.bad_csv", error=str(exc)) from None
     if not rows:
-        raise TaskError("The task file is empty.")
+        raise TaskError("task.empty_file")
     header = [h.strip().lower().lstrip("\ufeff") for h in rows[0]]
     if "prompt" not in header or "expected" not in header:
-        raise TaskError(f"A CSV task file needs the header 'prompt,expected'; found {','.join(rows[0])[:80]!r}.")
+        raise TaskError("task.csv_header", found=repr(",".join(rows[0])[:80]))
     p, e = header.index("prompt"), header.index("expected")
     return tasks_from_rows([(r[p] if p < len(r) else "", r[e] if e < len(r) else "") for r in rows[1:]], **limits)
 
@@ -105,11 +107,11 @@ def load_tasks_file(path: str | Path, **limits) -> list[Task]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise TaskError(f"Cannot read the task file {path}: {exc.strerror}.") from None
+        raise TaskError("task.unreadable", path=str(path), error=exc.strerror) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise TaskError(f"The task file {path.name} is not UTF-8 text; save it as UTF-8 and try again.") from None
+        raise TaskError("task.not_utf8", name=path.name) from None
     fmt = "json" if path.suffix.lower() == ".json" or text.lstrip().startswith("[") else "csv"
     return parse_tasks_text(text, fmt, **limits)
 

@@ -86,6 +86,14 @@ class TrainingError(RuntimeError):
     """The run cannot go on (e.g. too many non-finite losses in a row)."""
 
 
+def check_bad_updates(bad_in_a_row: int, limit: int) -> None:
+    """The one rule for non-finite losses: after ``limit`` steps in a row whose every update was
+    skipped, the run stops (TrainingError); the adapter keeps its last good weights."""
+    if bad_in_a_row >= limit:
+        raise TrainingError(f"The loss was not finite in {bad_in_a_row} steps in a row, so training stopped. "
+                            "The adapter keeps its last good weights. Try a lower learning rate.")
+
+
 def _float(x: torch.Tensor | float) -> float:
     return float(x.detach().double().cpu()) if isinstance(x, torch.Tensor) else float(x)
 
@@ -146,11 +154,7 @@ class PPOTrainer:
                 return
             bad_in_a_row = 0 if result.updated else bad_in_a_row + 1
             yield result
-            if bad_in_a_row >= self.config.max_bad_updates:
-                raise TrainingError(
-                    f"The loss was not finite in {bad_in_a_row} steps in a row, so training stopped. "
-                    "The adapter keeps its last good weights. Try a lower learning rate."
-                )
+            check_bad_updates(bad_in_a_row, self.config.max_bad_updates)
 
     def step(self, stop_event: threading.Event | None = None) -> StepResult | None:
         """One PPO step. The global RNG (dropout masks) is seeded from the step's seed for the

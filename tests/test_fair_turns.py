@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
+import gradio as gr
 import pytest
 import torch
 
@@ -217,7 +218,7 @@ def test_a_waiting_run_says_how_many_are_ahead(registry, sessions):
 
 def test_a_waiting_compare_is_told_its_place(registry, sessions, monkeypatch):
     told: list[str] = []
-    monkeypatch.setattr(h.gr, "Info", lambda message, *a, **k: told.append(message))
+    monkeypatch.setattr(gr, "Info", lambda message, *a, **k: told.append(message))
     holder = MODEL_GATE.request("someone else")
     assert holder.wait(WAIT)
     thread, out = in_thread(lambda: h.compare(sessions("c"), TINY, knobs(), "Hi", registry=registry, limits=LIMITS))
@@ -235,7 +236,7 @@ def test_a_waiting_compare_is_told_its_place(registry, sessions, monkeypatch):
 
 def test_a_run_over_its_budget_stops_after_the_step_keeps_its_adapter_and_says_why(registry, sessions, monkeypatch):
     warnings: list[str] = []
-    monkeypatch.setattr(h.gr, "Warning", lambda message, *a, **k: warnings.append(message))
+    monkeypatch.setattr(gr, "Warning", lambda message, *a, **k: warnings.append(message))
     tight = replace(LIMITS, max_run_seconds=1e-6)  # every step takes longer than this
     session = sessions("budget")
     views = train(session, registry, limits=tight, steps=5)
@@ -273,16 +274,16 @@ def test_one_step_per_model_job_call_equals_one_call_for_the_whole_run(registry)
     """What a turn is in the app: train_steps called for ONE step with the session's state, its
     state fed to the next call. Four such calls == one call of four steps, bitwise, optimizer
     and the adaptive KL coefficient included (kl_target on: beta moves every step)."""
-    from ppo_demo.ui import model_jobs
+    from ppo_demo.ui import model_work
 
     config = h.build_config(knobs(steps=4, kl_target="0.05"), LIMITS)
     assert config.kl_target == 0.05
-    request = model_jobs.TrainRequest(model_jobs.registry_key(registry), TINY, config, h.build_tasks(TASKS, LIMITS),
+    request = model_work.TrainRequest(model_work.registry_key(registry), TINY, config, h.build_tasks(TASKS, LIMITS),
                                       h.build_reward("contains", 0.002, []), None, 4)
-    whole = [o for o in model_jobs.train_steps(request) if o.kind == "step"][-1].state
+    whole = [o for o in model_work.train_steps(request) if o.kind == "step"][-1].state
     state = None
     for _ in range(4):
-        (step,) = [o for o in model_jobs.train_steps(replace(request, state=state, steps=1)) if o.kind == "step"]
+        (step,) = [o for o in model_work.train_steps(replace(request, state=state, steps=1)) if o.kind == "step"]
         state = step.state
     assert state.steps_trained == whole.steps_trained == 4
     assert state.meta["kl_coef"] == whole.meta["kl_coef"] != config.kl_coef
@@ -292,7 +293,7 @@ def test_one_step_per_model_job_call_equals_one_call_for_the_whole_run(registry)
 
 
 def test_a_used_up_budget_ends_the_whole_kl_demo_press(registry, sessions, monkeypatch):
-    monkeypatch.setattr(h.gr, "Warning", lambda *a, **k: None)
+    monkeypatch.setattr(gr, "Warning", lambda *a, **k: None)
     session = sessions("kl-demo-budget")
     h.queue_kl_demo(session, 3)
     views = train(session, registry, limits=replace(LIMITS, max_run_seconds=1e-6), steps=3)

@@ -1,14 +1,22 @@
 """The Chinese page says everything the English one does: same keys, formulas translated."""
 
+import html
 import re
 
 from ppo_demo.config import all_knob_fields
-from ppo_demo.ui.i18n import EN, FORMULAS_EN, FORMULAS_ZH, KNOBS_ZH, ZH
+from ppo_demo.text import LocalizedError, long_text
+from ppo_demo.text import knobs_zh as _knobs_zh
+from ppo_demo.ui.i18n import page_strings
+
+FORMULAS_EN, FORMULAS_ZH = long_text("formulas", "en"), long_text("formulas", "zh")
+KNOBS_ZH = _knobs_zh()
 
 
 def test_every_english_string_has_a_chinese_one():
-    assert set(EN) == set(ZH)
-    assert all(ZH[key].strip() for key in ZH)
+    english, chinese = page_strings("en"), page_strings("zh")
+    assert set(english) == set(chinese)
+    assert all(chinese[key].strip() for key in chinese)
+    assert chinese["lab.formulas_md"] == FORMULAS_ZH != FORMULAS_EN == english["lab.formulas_md"]
 
 
 def test_every_formula_heading_is_translated_and_every_formula_kept():
@@ -31,7 +39,10 @@ def test_every_knob_has_a_chinese_label_and_help():
 import string  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from ppo_demo.ui.i18n import MESSAGES, knob_label, lang_of, t  # noqa: E402
+from ppo_demo.text import catalogue  # noqa: E402
+from ppo_demo.ui.i18n import knob_label, lang_of, t  # noqa: E402
+
+MESSAGES = catalogue()
 
 UNCHANGED_OK = {"eta.unknown", "header.rollout"}  # '?' and '#' read the same in both languages
 
@@ -51,9 +62,10 @@ def test_every_server_message_exists_in_both_languages_with_the_same_placeholder
 def test_every_message_key_the_ui_uses_is_in_the_catalog():
     """A t('...') with a misspelt key would raise in the middle of an event."""
     used = set()
-    for path in Path("ppo_demo/ui").glob("*.py"):
-        used |= set(re.findall(r"""\bt\(\s*["']([a-z_]+\.[a-z_.]+)["']""", path.read_text(encoding="utf-8")))
-        used |= set(re.findall(r"""RunsError\(\s*["']([a-z_]+\.[a-z_.]+)["']""", path.read_text(encoding="utf-8")))
+    for path in Path("ppo_demo").rglob("*.py"):
+        code = path.read_text(encoding="utf-8")
+        used |= set(re.findall(r"""\bt\(\s*["']([a-z_]+\.[a-z_.]+)["']""", code))
+        used |= set(re.findall(r"""(?:Runs|Config|Task|Reward|Localized)Error\(\s*["']([a-z_]+\.[a-z_.]+)["']""", code))
     assert used, "the scan found no keys: the pattern no longer matches the code"
     assert sorted(used - set(MESSAGES)) == []
 
@@ -90,19 +102,34 @@ def test_gradios_own_strings_missing_from_its_chinese_dictionary_are_supplied():
         assert "{position}" in translations["status.queue_position"]
 
 
-def _raised(fn) -> str:
+def _raised(fn) -> LocalizedError:
     try:
         fn()
-    except ValueError as exc:
-        return str(exc)
+    except LocalizedError as exc:
+        return exc
     raise AssertionError("expected an error")
 
 
-def test_the_engines_messages_are_translated_by_pattern():
+def engine_message(error: LocalizedError, lang: str) -> str:
+    """What the page shows for an engine error: the path every event takes (``user_errors``)."""
+    import gradio as gr
+
+    from ppo_demo.ui.errors import user_errors
+
+    try:
+        with user_errors(lang=lang):
+            raise error
+    except gr.Error as exc:
+        return html.unescape(str(exc.message))
+    raise AssertionError("user_errors let the error through")
+
+
+def test_the_engines_messages_carry_keys_and_render_in_both_languages():
+    import pickle
+
     from ppo_demo.config import TrainConfig
     from ppo_demo.reward import RewardConfig, compile_expected
     from ppo_demo.tasks import tasks_from_rows
-    from ppo_demo.ui.i18n import ENGINE_PATTERNS, engine_message
 
     raised = [
         _raised(lambda: TrainConfig.from_dict({"kl_estimator": "k2"})),
@@ -119,14 +146,14 @@ def test_the_engines_messages_are_translated_by_pattern():
         _raised(lambda: tasks_from_rows([["a", "b"]] * 3, max_tasks=2)),
         _raised(lambda: compile_expected("(", RewardConfig(match_mode="regex"))),
     ]
-    for english in raised:
-        chinese = engine_message(english, "zh")
+    for error in raised:
+        english, chinese = str(error), engine_message(error, "zh")
         assert chinese != english and not re.search(r"\b(must|got|limit)\b", chinese), english
-        assert engine_message(english, "en") == english
+        assert engine_message(error, "en") == english
+        assert str(pickle.loads(pickle.dumps(error))) == english  # a model job's error crosses processes
     assert engine_message(raised[1], "zh").startswith("学习率 必须在")  # the knob's label is translated too
+    assert str(raised[1]) == "Learning rate must be between 1e-08 and 1.0; got 5.0."  # the CLI's sentence
     assert "第 2 行" not in engine_message(raised[8], "zh") and "第 1 行" in engine_message(raised[8], "zh")
-    assert len(ENGINE_PATTERNS) >= 12
-    assert engine_message("Something the patterns do not know.", "zh") == "Something the patterns do not know."
 
 
 def test_the_clip_cases_in_the_catalog_are_the_engines_cases():
@@ -140,7 +167,6 @@ def test_the_clip_cases_in_the_catalog_are_the_engines_cases():
 
 def test_the_estimator_errors_are_translated():
     from ppo_demo.config import TrainConfig
-    from ppo_demo.ui.i18n import engine_message
 
     raised = [
         _raised(lambda: TrainConfig.from_dict({"advantage_estimator": "grpo", "group_size": 1})),
@@ -148,6 +174,6 @@ def test_the_estimator_errors_are_translated():
         _raised(lambda: TrainConfig.from_dict({"kl_target": "0"})),
         _raised(lambda: TrainConfig.from_dict({"kl_target": "abc"})),
     ]
-    for english in raised:
-        chinese = engine_message(english, "zh")
+    for error in raised:
+        english, chinese = str(error), engine_message(error, "zh")
         assert chinese != english and not re.search(r"\b(must|got)\b", chinese), english

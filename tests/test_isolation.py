@@ -12,6 +12,7 @@ from ppo_demo.ui import handlers as h
 from ppo_demo.ui.model_gate import MODEL_GATE
 from ppo_demo.ui.session import ModelRegistry, Session
 from test_ui_handlers import LIMITS, TINY, knobs, same, snapshot
+from gate_probe import gate_is_free
 
 TASKS_A = [["Say yes.", "yes"], ["Say no.", "no"]]
 TASKS_B = [["Name a colour.", "red"], ["Count to two.", "two"]]
@@ -76,7 +77,7 @@ def test_training_b_does_not_touch_a(sessions, registry):
     assert b_base == a_compare[0]
     after = base_weights(registry)
     assert after.keys() == base_before.keys() and all(torch.equal(after[k], base_before[k]) for k in after)
-    assert not MODEL_GATE.busy()
+    assert gate_is_free(MODEL_GATE)
 
 
 def test_reset_in_one_session_leaves_the_other_intact(sessions, registry):

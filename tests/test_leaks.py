@@ -17,6 +17,7 @@ from ppo_demo.ui import handlers as h
 from ppo_demo.ui.model_gate import MODEL_GATE
 from ppo_demo.ui.session import ModelRegistry, SessionStore
 from test_ui_handlers import LIMITS, TINY, knobs
+from gate_probe import gate_is_free
 
 CYCLES = 20
 MEASURE_AT = (5, 20)
@@ -51,7 +52,7 @@ def one_cycle(store: SessionStore, registry: ModelRegistry, i: int) -> None:
     job.join(30)
     assert sid not in store
     assert not files_dir.exists()
-    assert not MODEL_GATE.busy()
+    assert gate_is_free(MODEL_GATE)
 
 
 def test_repeated_cycles_do_not_leak(capsys):

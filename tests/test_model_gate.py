@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from ppo_demo.ui.model_gate import ModelGate
+from gate_probe import gate_is_free
 
 WAIT = 30  # seconds a test thread may wait for an event that must happen; never reached when it passes
 
@@ -38,7 +39,7 @@ def test_turns_are_granted_first_come_first_served():
     later[0].release()
     assert later[2].wait(0)
     later[2].release()
-    assert not gate.busy() and gate.waiting() == 0
+    assert gate_is_free(gate) and gate.waiting() == 0
 
 
 def test_two_runs_alternate_step_by_step_and_a_compare_gets_in_after_one_step():
@@ -89,7 +90,7 @@ def test_an_error_inside_a_turn_releases_it():
     with pytest.raises(ValueError):
         with gate.turn("a"):
             raise ValueError("a failing step")
-    assert not gate.busy()
+    assert gate_is_free(gate)
     with gate.turn("b") as ticket:
         assert ticket.holding
 
@@ -111,4 +112,4 @@ def test_a_waiter_hears_how_many_are_ahead_and_can_give_up():
             pass
     assert heard == [1] and gate.waiting() == 0
     holder.release()
-    assert not gate.busy()
+    assert gate_is_free(gate)

@@ -93,7 +93,9 @@ def test_legends_follow_the_language_and_the_spec_is_plain_json():
 
 
 def test_every_chart_metric_has_a_legend_name_in_both_languages():
-    from ppo_demo.ui.i18n import MESSAGES
+    from ppo_demo.text import catalogue
+
+    MESSAGES = catalogue()
 
     for chart, metrics in CHARTS.items():
         for metric in metrics:

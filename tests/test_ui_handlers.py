@@ -23,6 +23,7 @@ from ppo_demo.ui.limits import Limits, LimitsError, limits_from_env
 from ppo_demo.ui.plots import CHARTS, chart_frame, rollouts_frame
 from ppo_demo.ui.model_gate import MODEL_GATE
 from ppo_demo.ui.session import ModelRegistry, Session, SessionStore
+from gate_probe import gate_is_free
 
 TINY = "tiny-random"
 LIMITS = limits_from_env({"PPO_DEMO_MODEL": TINY})
@@ -109,7 +110,7 @@ def test_stop_ends_the_run_and_keeps_the_adapter(session, registry):
     done = len(session.history)
     assert 2 <= done < 50
     assert session.policy_state.steps_trained == done
-    assert not session.running and not MODEL_GATE.busy()
+    assert not session.running and gate_is_free(MODEL_GATE)
     assert h.stop(session).startswith("Nothing is running")
 
 
@@ -122,7 +123,7 @@ def test_closing_the_generator_stops_the_run(session, registry):
     gen.close()
     session.job.join(30)
     assert session.stop_event.is_set() and len(session.history) < 50
-    assert not MODEL_GATE.busy()
+    assert gate_is_free(MODEL_GATE)
 
 
 def test_reset_returns_to_base(session, registry):
@@ -152,7 +153,7 @@ def test_error_inside_a_step_ends_the_run_keeps_the_adapter(session, registry, m
     assert "Run ended with an error after 1 step" in views[-1].status
     assert session.policy_state.steps_trained == 3 and len(session.history) == 3
     assert before[1] == session.history[:2]
-    assert not MODEL_GATE.busy()
+    assert gate_is_free(MODEL_GATE)
     monkeypatch.setattr(PPOTrainer, "step", original)
     assert run(session, registry, steps=1)[-1].error is None  # the app stays usable
 
@@ -302,7 +303,7 @@ def test_corrupt_or_mismatched_adapter_is_a_clear_error_and_changes_nothing(sess
             h.import_adapter(session, files, TINY, knobs(), registry=registry, limits=LIMITS)
         assert fragment in info.value.message, (fragment, info.value.message)
         assert same(before, snapshot(session)), fragment
-    assert not MODEL_GATE.busy()
+    assert gate_is_free(MODEL_GATE)
 
 
 # --- bad input --------------------------------------------------------------------------------
@@ -338,7 +339,7 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(case, session, registry)
     assert fragment in info.value.message
     assert "Traceback" not in info.value.message
     assert same(before, snapshot(session))
-    assert not session.running and not MODEL_GATE.busy()
+    assert not session.running and gate_is_free(MODEL_GATE)
 
 
 # Errors only loading the model can find; every other one the page's quick check reports first.
@@ -457,7 +458,7 @@ def test_session_store_close_stops_run_and_frees_state(registry):
     list(gen)
     job.join(30)
     assert "tab-1" not in store and session.stop_event.is_set() and session.policy_state is None
-    assert not MODEL_GATE.busy()
+    assert gate_is_free(MODEL_GATE)
 
 
 def test_registry_loads_each_model_once():

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from ppo_demo.ui import handlers as h
-from ppo_demo.ui import jobs, model_jobs
+from ppo_demo.ui import model_work, run_jobs
 from ppo_demo.ui.limits import limits_from_env
 from ppo_demo.ui.session import ModelRegistry, Session
 from zerogpu_harness import run_forked
@@ -67,10 +67,10 @@ def test_every_value_a_model_handler_gives_pickles(registry):
 
 
 def test_train_steps_in_a_forked_worker_matches_the_same_steps_here(registry, one_thread):
-    request = model_jobs.TrainRequest(model_jobs.registry_key(registry), TINY, h.build_config(knobs(), LIMITS),
+    request = model_work.TrainRequest(model_work.registry_key(registry), TINY, h.build_config(knobs(), LIMITS),
                                       h.build_tasks(TASKS, LIMITS), h.build_reward("contains", 0.002, []), None, 2)
-    forked = list(run_forked(model_jobs.train_steps, request))  # no stop event: it does not pickle
-    here = list(model_jobs.train_steps(request))
+    forked = list(run_forked(model_work.train_steps, request))  # no stop event: it does not pickle
+    here = list(model_work.train_steps(request))
     assert [o.kind for o in forked] == ["ready", "step", "step"] == [o.kind for o in here]
     assert any(torch.count_nonzero(v) for k, v in forked[-1].state.tensors.items() if k.endswith("lora_B"))  # trained
     for a, b in zip(forked[1:], here[1:]):
@@ -83,8 +83,8 @@ def test_train_handler_on_zerogpu_streams_and_the_state_continues_in_the_parent(
     # Session A trains as on ZeroGPU: the model's work runs in a forked worker; Stop would
     # close the generator. Session B trains in this process. Then both continue here.
     with monkeypatch.context() as patch:
-        patch.setattr(jobs, "on_zerogpu", lambda: True)
-        patch.setattr(jobs, "train_steps", lambda request, stop_event: run_forked(model_jobs.train_steps, request))
+        patch.setattr(run_jobs, "on_zerogpu", lambda: True)
+        patch.setattr(run_jobs, "train_steps", lambda request, stop_event: run_forked(model_work.train_steps, request))
         a = Session("zerogpu")
         views_a = _train(a, registry)
     b = Session("here")
@@ -118,7 +118,7 @@ def _one(generator):
 def test_compare_and_evaluate_in_a_forked_worker_give_what_they_give_here(registry, one_thread):
     session = Session("short-jobs")
     _train(session, registry)
-    key, config = model_jobs.registry_key(registry), h.build_config(knobs(), LIMITS)
+    key, config = model_work.registry_key(registry), h.build_config(knobs(), LIMITS)
     state = session.policy_state
 
     def as_generator(fn):  # the harness runs generators; these jobs return one value
@@ -126,10 +126,10 @@ def test_compare_and_evaluate_in_a_forked_worker_give_what_they_give_here(regist
             yield fn(*args)
         return job
 
-    assert _one(run_forked(as_generator(model_jobs.compare_answers), key, TINY, config, state, "Say yes.")) == \
-        model_jobs.compare_answers(key, TINY, config, state, "Say yes.")
+    assert _one(run_forked(as_generator(model_work.compare_answers), key, TINY, config, state, "Say yes.")) == \
+        model_work.compare_answers(key, TINY, config, state, "Say yes.")
     tasks, reward = h.build_tasks(TASKS, LIMITS), h.build_reward("contains", 0.002, [])
-    forked = _one(run_forked(as_generator(model_jobs.evaluate_policy), key, TINY, config, state, tasks, reward, 2, 8))
-    here = model_jobs.evaluate_policy(key, TINY, config, state, tasks, reward, 2, 8)
+    forked = _one(run_forked(as_generator(model_work.evaluate_policy), key, TINY, config, state, tasks, reward, 2, 8))
+    here = model_work.evaluate_policy(key, TINY, config, state, tasks, reward, 2, 8)
     assert forked == here
     session.close()

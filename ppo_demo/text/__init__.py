@@ -116,6 +116,9 @@ class LocalizedError(ValueError):
 
     ``str(error)`` is the English sentence (CLI, logs); :meth:`in_lang` renders it in another
     language (the page). Subclasses say where the error comes from (a task, a knob, ...).
+    A value named ``knob`` is a knob's name: the template's ``{label}`` is then that knob's label
+    in the message's language. The error pickles as its key and values (a model job may run in
+    another process).
     """
 
     def __init__(self, key: str, **values):
@@ -123,4 +126,14 @@ class LocalizedError(ValueError):
         super().__init__(self.in_lang("en"))
 
     def in_lang(self, lang: str) -> str:
-        return t(self.key, lang, **self.values)
+        values = dict(self.values)
+        if "knob" in values:
+            values.setdefault("label", knob_text(values["knob"], "label", lang))
+        return t(self.key, lang, **values)
+
+    def __reduce__(self):
+        return _rebuild_error, (type(self), self.key, self.values)
+
+
+def _rebuild_error(cls, key: str, values: dict) -> LocalizedError:
+    return cls(key, **values)

@@ -19,9 +19,8 @@ from ..models import ModelLoadError
 from ..policy import AdapterError
 from ..reward import RewardError
 from ..tasks import TaskError
-from .i18n import engine_message
+from ..text import LocalizedError
 from .limits import LimitsError
-from .runs import RunsError
 
 # Errors the engine raises for bad input; each message is already written for the user.
 USER_ERRORS = (ConfigError, TaskError, RewardError, LoRAError, AdapterError, ModelLoadError, LimitsError)
@@ -40,16 +39,16 @@ def unexpected_error_text(exc: BaseException) -> str:
 @contextmanager
 def user_errors(unexpected: str | None = None, lang: str = "en"):
     """Inside this block an engine error becomes a :func:`user_error` with its own message (in
-    ``lang`` where :func:`~ppo_demo.ui.i18n.engine_message` knows it); with ``unexpected`` (e.g.
+    ``lang`` when it carries a catalogue key); with ``unexpected`` (e.g.
     "Could not set up the policy"), so does any other exception."""
     try:
         yield
     except gr.Error:
         raise
-    except RunsError as exc:
-        raise user_error(exc.message(lang)) from None
-    except USER_ERRORS as exc:
-        raise user_error(engine_message(str(exc), lang)) from None
+    except LocalizedError as exc:  # a key and values: the sentence in the page's language
+        raise user_error(exc.in_lang(lang)) from None
+    except USER_ERRORS as exc:  # written in English only (adapters, LoRA, loading a model)
+        raise user_error(str(exc)) from None
     except Exception as exc:
         if unexpected is None:
             raise

@@ -15,10 +15,15 @@ import os
 from dataclasses import dataclass, replace
 
 from ..models import DEFAULT_MODEL, TINY_RANDOM, resolve_model_name
+from ..text import LocalizedError
 
 
 class LimitsError(ValueError):
-    """An environment variable holds an unusable value."""
+    """An environment variable holds an unusable value (read by whoever deploys: English)."""
+
+
+class ServerLimitError(LocalizedError, LimitsError):
+    """A visitor asked for something this server does not offer (in the page's language)."""
 
 
 @dataclass(frozen=True)
@@ -66,14 +71,12 @@ class Limits:
         """The canonical name, or LimitsError if this server does not offer the model."""
         canonical = resolve_model_name(name)
         if not self.model_allowed(canonical):
-            raise LimitsError(f"Model '{name}' is not available on this server. "
-                              f"Choose one of: {', '.join(self.allowed_models)}.")
+            raise ServerLimitError("error.model_not_offered", name=name, choices=", ".join(self.allowed_models))
         return canonical
 
     def check_mode(self, mode: str) -> None:
         if mode == "full" and not self.allow_full_finetune:
-            raise LimitsError("Full fine-tuning is switched off on this server (each visitor would need "
-                              "gigabytes of memory); use LoRA mode.")
+            raise ServerLimitError("error.full_finetune_off")
 
 
 # Public-safe defaults on a Hugging Face Space (free CPU hardware: 2 vCPU, 16 GB RAM), chosen so

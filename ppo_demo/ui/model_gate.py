@@ -87,10 +87,6 @@ class ModelGate:
         with self._cond:
             return len(self._queue)
 
-    def busy(self) -> bool:
-        with self._cond:
-            return self._holder is not None
-
     # --- the queue itself (all under self._cond) ------------------------------------------------
     def _grant(self) -> None:
         if self._holder is None and self._queue:

@@ -17,7 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from .i18n import MESSAGES, t
+from ..text import has
+from .i18n import t
 
 COLUMNS = ["step", "value", "series"]
 NO_CRITIC = t("series.no_critic")  # the critic chart's one entry when the estimator trains no critic
@@ -68,7 +69,7 @@ MAX_MARKERS = 40  # markers per series at most; longer series get one every k st
 
 def series_name(metric: str, lang: str = "en") -> str:
     key = f"series.{metric}"
-    return t(key, lang) if key in MESSAGES else metric
+    return t(key, lang) if has(key) else metric
 
 
 def task_series(index: int, expected: str, lang: str = "en", width: int = 12) -> str:
@@ -98,6 +99,18 @@ def chart_frame(history: list[dict], chart: str, tasks_expected: list[str] | Non
     return pd.DataFrame(rows, columns=COLUMNS).astype({"step": "int64", "value": "float64", "series": "str"})
 
 
+def _chart_records(frame: pd.DataFrame) -> list[dict]:
+    """The chart's data: one record per point, at most MAX_MARKERS of each series marked."""
+    records = []
+    for name, group in frame.groupby("series", sort=False):
+        every = max(1, math.ceil(len(group) / MAX_MARKERS))
+        for position, (step, value) in enumerate(zip(group["step"], group["value"])):
+            marker = position % every == 0 or position == len(group) - 1
+            records.append({"step": int(step), "value": float(value) if math.isfinite(value) else None,
+                            "series": name, "marker": marker})  # None: in the legend, not drawn
+    return records
+
+
 def line_chart(frame: pd.DataFrame, *, styles: dict[str, int] | None = None, y_title: str = "",
                share: bool = False, lang: str = "en", height: int = 240, legend_columns: int = 2) -> dict:
     """A Vega-Lite spec: one line per series, each with its own colour, marker shape and dash.
@@ -109,13 +122,7 @@ def line_chart(frame: pd.DataFrame, *, styles: dict[str, int] | None = None, y_t
     names = list(dict.fromkeys(frame["series"]))
     styles = styles or {}
     index = {name: styles.get(name, i) for i, name in enumerate(names)}
-    records = []
-    for name, group in frame.groupby("series", sort=False):
-        every = max(1, math.ceil(len(group) / MAX_MARKERS))
-        for position, (step, value) in enumerate(zip(group["step"], group["value"])):
-            marker = position % every == 0 or position == len(group) - 1
-            records.append({"step": int(step), "value": float(value) if math.isfinite(value) else None,
-                            "series": name, "marker": marker})  # None: in the legend, not drawn
+    records = _chart_records(frame)
 
     def scale(values):
         return {"domain": names, "range": [values[index[n] % len(values)] for n in names]}

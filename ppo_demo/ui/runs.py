@@ -22,6 +22,7 @@ import pandas as pd
 
 from ..config import all_knob_fields
 from ..tasks import Task
+from ..text import LocalizedError
 from .i18n import knob_label, t
 from .plots import PLOTTED_METRICS, SHARE_METRICS, line_chart, series_name
 
@@ -34,15 +35,8 @@ DEFAULT_MAX_RUNS = 6
 KL_DEMO_BETAS = (0.0, 0.05, 0.5)
 
 
-class RunsError(ValueError):
+class RunsError(LocalizedError):
     """A request about runs that cannot be done; ``key``/``values`` give the message in any language."""
-
-    def __init__(self, key: str, **values):
-        self.key, self.values = key, values
-        super().__init__(t(key, "en", **values))
-
-    def message(self, lang: str) -> str:
-        return t(self.key, lang, **self.values)
 
 
 def format_value(value: Any, lang: str = "en") -> str:
@@ -205,11 +199,13 @@ class RunBook:
                                 {**knobs, **reward, "tasks": list(tasks), "model": model_name})
 
     @staticmethod
-    def record_step(run: Run, metrics: dict, training_state: Any, rollouts: list | None = None) -> None:
+    def record_step(run: Run, metrics: dict, training_state: Any = None, rollouts: list | None = None) -> None:
         """A step's metrics and the state after it, together, so the plots and the adapter never
-        disagree about how far the run got."""
+        disagree about how far the run got. ``training_state=None``: the state did not come with
+        this step (a full fine-tune's weights come with the run's last step only)."""
         run.history.append(dict(metrics))
-        run.training_state = training_state
+        if training_state is not None:
+            run.training_state = training_state
         if rollouts is not None:
             run.last_rollouts = list(rollouts)
 
@@ -249,9 +245,6 @@ class RunBook:
         if len(overrides) > free:
             raise RunsError("error.max_runs_plan", need=len(overrides), free=max(free, 0), limit=self.max_runs)
         self.planned = [dict(o) for o in overrides]
-
-    def next_planned(self) -> dict[str, Any] | None:
-        return self.planned.pop(0) if self.planned else None
 
     # --- what a person reads --------------------------------------------------------------
     def next_press(self, steps: int, lang: str = "en") -> str:

@@ -1,7 +1,7 @@
 """One builder per part of the page. Each creates its components inside the current ``gr.Blocks``
-and files them by name in the page's :class:`Components`; ``layout`` wires the events.
+and files them by name in the page's :class:`Components`; ``wiring`` wires the events.
 
-A new tab is one more function here, called from ``layout.build_demo``; its components are then
+A new tab is one more function here, called from ``layout.build_demo`` (its events wired in ``wiring``); its components are then
 reachable by name from every event (``c["my_button"]``, ``c.inputs("prompt", *KNOB_NAMES)``).
 """
 

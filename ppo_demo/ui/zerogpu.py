@@ -17,7 +17,7 @@ import importlib.util
 import os
 
 # Longest GPU time asked for per call (seconds). The app calls train_steps once per PPO step
-# (one turn at the model, see ui/jobs.py), so this bounds one step, not a whole run. ZeroGPU
+# (one turn at the model, see ui/run_jobs.py), so this bounds one step, not a whole run. ZeroGPU
 # queues shorter requests first and cuts a call at its duration (that step is then lost, the
 # state before it kept).
 TRAIN_DURATION = int(os.environ.get("PPO_DEMO_GPU_SECONDS", "120"))

@@ -2,7 +2,7 @@
 
 The run takes the shared model one PPO step at a time. For each step it waits for a turn at
 :data:`~ppo_demo.ui.model_gate.MODEL_GATE`, then calls the model's work,
-:func:`model_jobs.train_steps`, for ONE step with the session's whole training state (adapter
+:func:`model_work.train_steps`, for ONE step with the session's whole training state (adapter
 or weights, value head, AdamW moments and step count, steps done, the adaptive KL coefficient),
 stores the state and metrics it yields back (CPU tensors) in the session, and hands the turn
 back. Other sessions' work (a Compare, an Evaluate, another run's step) runs in between; each
@@ -27,12 +27,13 @@ import threading
 import time
 from contextlib import closing
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Literal
 
-from ..trainer import StepResult, TrainingError
+from ..text import LocalizedError
+from ..trainer import StepResult, TrainingError, check_bad_updates
 from .errors import unexpected_error_text
 from .model_gate import MODEL_GATE
-from .model_jobs import TrainRequest, train_steps
+from .model_work import TrainRequest, train_steps
 from .session import Session
 from .zerogpu import on_zerogpu
 
@@ -46,11 +47,19 @@ class _SetupFailed(Exception):
     """The first step could not set the policy up (bad input only the model can reveal)."""
 
 
+# What a run's job tells the page, in order: "waiting" (for its turn; ``ahead``), "ready" (set
+# up), "setup_error" (could not set up: ``message``), "step" (one more step: ``step``), "budget"
+# (the compute budget is used up), "error" (a step failed: ``message``), and always last "end".
+# The page itself turns an "end" before "ready" after Stop into "stopped".
+JobEventKind = Literal["waiting", "ready", "setup_error", "stopped", "step", "budget", "error", "end"]
+
+
 @dataclass
 class JobEvent:
-    kind: str  # "waiting" | "ready" | "setup_error" | "step" | "budget" | "error" | "end"
+    kind: JobEventKind
     step: StepResult | None = None
     message: str = ""
+    error: LocalizedError | None = None  # "setup_error" with a catalogue key (see model_work.TrainOutcome)
     ahead: int = 0  # "waiting": jobs before this run's next step
 
 
@@ -127,7 +136,7 @@ class TrainingJob:
                     for outcome in self._outcomes(outcomes):
                         if outcome.kind == "setup_error":
                             if first:
-                                self.events.put(JobEvent("setup_error", message=outcome.message))
+                                self.events.put(JobEvent("setup_error", message=outcome.message, error=outcome.error))
                                 raise _SetupFailed()
                             raise TrainingError(outcome.message)
                         if outcome.kind == "ready":
@@ -162,13 +171,13 @@ class TrainingJob:
     def _commit(self, result: StepResult, state) -> None:
         """Store the trained state and the step's metrics together, so the adapter and the
         plots never disagree about how far training got."""
-        session = self.session
+        runs = self.session.runs
+        run = runs.current
+        if run is None:
+            raise RuntimeError("no current run: RunBook.begin() starts one before anything is trained")
         if state is not None:
-            session.policy_state = state
-            session.model_name = self.request.model
-            session.tasks = list(self.request.tasks)
-        session.history.append(dict(result.metrics))
-        session.last_rollouts = result.rollouts
+            run.model_name, run.tasks = self.request.model, list(self.request.tasks)
+        runs.record_step(run, result.metrics, state, result.rollouts)
 
     # --- the run --------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -185,10 +194,7 @@ class TrainingJob:
                 self.events.put(JobEvent("step", result))
                 # Counted here, across turns: each turn's train_steps sees one step only.
                 bad_in_a_row = 0 if result.updated else bad_in_a_row + 1
-                if bad_in_a_row >= self.request.config.max_bad_updates:
-                    raise TrainingError(
-                        f"The loss was not finite in {bad_in_a_row} steps in a row, so training stopped. "
-                        "The adapter keeps its last good weights. Try a lower learning rate.")
+                check_bad_updates(bad_in_a_row, self.request.config.max_bad_updates)
                 if self.max_seconds is not None and self.compute_seconds >= self.max_seconds and done < total:
                     self.events.put(JobEvent("budget", message=f"{self.max_seconds:g} s"))
                     break

@@ -6,7 +6,7 @@ state (weights, value head, AdamW state, steps done, the adaptive KL coefficient
 tensors. It reads nothing from the session and writes nothing to it, so it can run in another
 process (ZeroGPU forks a worker and pickles the arguments and every yielded value; see
 ``zerogpu.py``); the caller, in the main process, stores what it receives. The app calls it
-for ONE step at a time, during one turn at the model (``jobs.py``): the state that comes out
+for ONE step at a time, during one turn at the model (``run_jobs.py``): the state that comes out
 of one call goes into the next, so a run cut into calls equals one long call, bit for bit.
 
 The shared model is found through a registry key, not passed: pickling the request must not
@@ -17,13 +17,14 @@ forked); one it loads itself stays in that worker.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Literal
 
 from .. import evaluation
 from ..config import TrainConfig
 from ..policy import PolicyRuntime, PolicyState
 from ..reward import RewardConfig
 from ..tasks import Task
+from ..text import LocalizedError
 from ..trainer import PPOTrainer, StepResult
 from .errors import USER_ERRORS, unexpected_error_text, user_errors
 from .session import ModelRegistry
@@ -57,10 +58,11 @@ class TrainOutcome:
     """One message from the job. ``kind``: "ready" (set up, about to sample step 1), "step",
     "setup_error" (bad input found while setting up: ``message`` is for the user)."""
 
-    kind: str
+    kind: Literal["ready", "step", "setup_error"]
     result: StepResult | None = None
     state: PolicyState | None = None  # the trained state after this step (None: not snapshotted)
     message: str = ""
+    error: LocalizedError | None = None  # "setup_error" with a catalogue key: the page renders it in its language
 
 
 @gpu_job(TRAIN_DURATION)
@@ -74,7 +76,7 @@ def train_steps(request: TrainRequest, stop_event=None) -> Iterator[TrainOutcome
     try:
         trainer = PPOTrainer(loaded, request.config, request.tasks, request.reward, state=request.state)
     except USER_ERRORS as exc:
-        yield TrainOutcome("setup_error", message=str(exc))
+        yield TrainOutcome("setup_error", message=str(exc), error=exc if isinstance(exc, LocalizedError) else None)
         return
     except Exception as exc:
         yield TrainOutcome("setup_error", message=f"Could not set up the policy: {unexpected_error_text(exc)}")

@@ -1,0 +1,28 @@
+"""Table headers and the match modes' names."""
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    "header.prompt": ("prompt", "提示词"),
+    "header.expected": ("expected", "期望答案"),
+    "header.task": ("task", "任务"),
+    "header.base_success": ("base success", "基座成功率"),
+    "header.adapted_success": ("adapted success", "适配后成功率"),
+    "header.base_reward": ("base reward", "基座奖励"),
+    "header.adapted_reward": ("adapted reward", "适配后奖励"),
+    "header.all_tasks": ("all tasks", "全部任务"),
+    "header.rollout": ("#", "#"),
+    "header.response": ("response", "回答"),
+    "header.reward": ("reward", "奖励"),
+    "header.hit": ("hit", "命中"),
+    "header.kl_sum": ("KL (sum)", "KL（总和）"),
+    "header.tokens": ("tokens", "token 数"),
+    "header.run": ("run", "运行"),
+    "header.differs": ("what differs", "不同之处"),
+    "header.steps": ("steps", "步数"),
+    "header.final_reward": ("final reward", "最终奖励"),
+    "header.final_success": ("success rate", "成功率"),
+    "header.final_kl": ("KL/token", "每 token KL"),
+    "header.seconds": ("seconds", "秒"),
+    "match.contains": ("contains", "包含"),
+    "match.exact": ("exact", "完全一致"),
+    "match.regex": ("regex", "正则表达式"),
+}

@@ -1,0 +1,159 @@
+"""The glue between handlers and components: event helpers and handler results as component updates.
+
+Every event that sets more than one component returns a dict keyed by component (Gradio
+applies each entry to its component), so adding an output is one entry here and one name in
+the event's output list, never a position to count.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import gradio as gr
+
+from . import handlers
+from .heatmap import heatmap_html
+from .i18n import t
+from .limits import Limits
+from .plots import CHARTS, chart_frame, line_chart, plot_value, rollouts_frame
+from .runs import RunBook
+from .tabs import KNOB_NAMES, PLOT_NAMES, RUNS_COLUMNS, TASK_HEADERS, Components
+
+# Each admitted model event holds one of Gradio's worker threads (40 by default) while it waits
+# for its turn or streams its run, so admit fewer than that and leave threads for light events.
+MODEL_EVENTS_AT_ONCE = 16
+MODEL_JOB = dict(concurrency_id="model", concurrency_limit=MODEL_EVENTS_AT_ONCE)
+LIGHT_JOB = dict(concurrency_limit=None)
+QUIET = dict(api_visibility="private", **LIGHT_JOB)  # a light event the API does not list
+
+TRAIN_OUTPUTS = ["status", *PLOT_NAMES, "rollouts_table", "heatmap", "heat_index", "download_adapter",
+                 "download_metrics"]
+RUNS_OUTPUTS = ["runs_table", "runs_plot", "runs_show", "runs_metric", "runs_pick", "runs_download", "compare_run",
+                "next_press"]
+RUNS_INPUTS = ["steps", "runs_metric", "runs_show"]
+
+
+def named_inputs(names: list[str], fn, generator: bool = False):
+    """An event function with one named parameter per input (so the API documents ``steps``,
+    ``kl_coef``... rather than ``param_7``) plus ``request``. ``fn(values: dict, request)``."""
+    if generator:
+        def wrapper(*args):
+            *values, request = args
+            yield from fn(dict(zip(names, values)), request)
+    else:
+        def wrapper(*args):
+            *values, request = args
+            return fn(dict(zip(names, values)), request)
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    wrapper.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, kind) for n in names] + [inspect.Parameter("request", kind, annotation=gr.Request)])
+    wrapper.__annotations__ = {"request": gr.Request}
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+def checked_model_job(button: gr.Button, c: Components, names: list[str], check, work, outputs: list, *,
+                      api_name: str, generator: bool = False, before=None):
+    """``button`` runs ``check(values, request)`` as a quick event with no outputs, then (on
+    success, after the optional ``before`` step) ``work`` as a model job. A mistake is then a
+    message on the tab where it can be fixed, no output is marked as failed, and nobody waits in
+    the model queue to hear of it. The check is queued (with no limit) because Gradio shows no
+    error toast for an unqueued event. The work itself checks again: the API can call it directly."""
+    event = button.click(named_inputs(names, check), c.inputs(*names), None, concurrency_id="control",
+                         api_visibility="private", **LIGHT_JOB)
+    if before is not None:
+        event = event.success(*before, queue=False, api_visibility="private")
+    return event.success(named_inputs(names, work, generator=generator), c.inputs(*names), outputs,
+                         api_name=api_name, **MODEL_JOB)
+
+
+def knobs_of(v: dict) -> dict:
+    return {name: v[name] for name in KNOB_NAMES}
+
+
+def model_of(v: dict, limits: Limits, lang: str = "en") -> str:
+    return handlers.resolve_model(v["model"], v["custom_model"], limits, lang)
+
+
+def match_mode_choices(lang: str) -> list[tuple[str, str]]:
+    """(name in ``lang``, value): the page shows '包含', the server still receives 'contains'."""
+    from ..reward import MATCH_MODES
+
+    return [(t(f"match.{mode}", lang), mode) for mode in MATCH_MODES]
+
+
+def task_headers(lang: str) -> list[str]:
+    return [t(f"header.{name}", lang) for name in TASK_HEADERS]
+
+
+# --- view -> component updates ------------------------------------------------------------
+
+def heat(rollouts, index, quantity, lang: str = "en"):
+    """(heatmap HTML, rollout slider) for the rollout at ``index`` (clamped to the rollouts there are)."""
+    n = len(rollouts)
+    index = min(max(int(index or 0), 0), max(n - 1, 0))
+    record = rollouts[index] if n else None
+    return heatmap_html(record, quantity or "advantage", lang), gr.Slider(maximum=max(n - 1, 1), value=index)
+
+
+def download(path: str | None) -> gr.DownloadButton:
+    """Greyed out while there is nothing to download (a live button that does nothing confuses)."""
+    return gr.DownloadButton(value=path, interactive=path is not None)
+
+
+def train_chart(history: list[dict], chart: str, tasks_expected: list[str], lang: str, redraw: int = 0):
+    """One Train-tab chart (None while there is nothing to draw: an empty plot box)."""
+    frame = chart_frame(history, chart, tasks_expected, lang)
+    if not len(frame):
+        return None
+    return plot_value(line_chart(frame, share=chart == "success", lang=lang), redraw)
+
+
+def view_updates(c: Components, view: handlers.TrainView, session, heat_index, heat_quantity, files: bool,
+                 lang: str = "en") -> dict:
+    """The Train tab (:data:`TRAIN_OUTPUTS`): status, charts, rollouts table, heatmap and its
+    slider, and the two downloads (``files=False`` leaves those as they are)."""
+    heatmap, slider = heat(view.rollouts, heat_index, heat_quantity, lang)
+    updates = {c["status"]: view.status, c["rollouts_table"]: rollouts_frame(view.rollouts, lang),
+               c["heatmap"]: heatmap, c["heat_index"]: slider,
+               c["download_adapter"]: download(handlers.export_adapter(session)) if files else gr.skip(),
+               c["download_metrics"]: download(handlers.export_metrics(session, lang)) if files else gr.skip()}
+    for chart, name in zip(CHARTS, PLOT_NAMES):
+        updates[c[name]] = train_chart(view.history, chart, view.tasks_expected, lang)
+    return updates
+
+
+def runs_updates(c: Components, session, steps, metric, shown, lang: str, *, all_shown: bool = False,
+                 files: bool = True, redraw: int = 0) -> dict:
+    """The Runs tab (table, overlay, pickers, CSV), Compare's run picker and the next-press line
+    (:data:`RUNS_OUTPUTS`). ``files=False`` keeps the CSV download as it is (nothing it holds
+    changed, or a run is still streaming: it is written once at the end, as the Train tab's
+    downloads are)."""
+    runs: RunBook = session.runs
+    options = runs.run_options(lang)
+    numbers = [number for _, number in options]
+    picked = numbers if all_shown or shown is None else [n for n in shown if n in numbers]
+    if not all_shown and shown is not None and not picked:
+        picked = numbers
+    metric_options = runs.metric_options(lang)
+    metric = metric if metric in [m for _, m in metric_options] else "reward_mean"
+    table = runs.summary(lang)
+    table.columns = [t(f"header.{h}", lang) for h in RUNS_COLUMNS]
+    spec = runs.overlay_chart(metric, picked, lang)
+    default_run = runs.current.number if runs.current and runs.current.steps else (numbers[-1] if numbers else None)
+    return {
+        c["runs_table"]: table,
+        c["runs_plot"]: plot_value(spec, redraw) if spec["data"]["values"] else None,
+        c["runs_show"]: gr.CheckboxGroup(choices=options, value=picked),
+        c["runs_metric"]: gr.Dropdown(choices=metric_options, value=metric),
+        c["runs_pick"]: gr.Dropdown(choices=options, value=numbers[-1] if numbers else None),
+        c["runs_download"]: download(handlers.export_runs_csv(session, lang)) if files else gr.skip(),
+        c["compare_run"]: gr.Dropdown(choices=[(t("choice.current_run", lang), 0), *options], value=default_run or 0),
+        c["next_press"]: handlers.next_press(session, steps, lang),
+    }
+
+
+def knob_updates(c: Components, values: dict[str, Any]) -> dict:
+    """The knob controls set to ``values`` (knobs not in it keep their value)."""
+    return {c[name]: values.get(name, gr.skip()) for name in KNOB_NAMES}
