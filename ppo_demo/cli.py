@@ -23,7 +23,8 @@ from .tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, TaskError, load_tasks_f
 EXIT_USAGE = 2
 STEP_KEYS = ("step", "samples", "response_tokens", "reward_mean", "reward_std", "success_rate", "kl_mean",
              "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "explained_variance",
-             "response_length_mean", "step_seconds", "tokens_per_second", "skipped_updates", "kl_coef", "kl_loss")
+             "response_length_mean", "step_seconds", "tokens_per_second", "skipped_updates", "kl_coef", "kl_loss",
+             "kl_exact", "clip_frac_low", "clip_frac_high", "frac_reward_zero_std")
 
 
 class CliError(Exception):
@@ -201,17 +202,14 @@ def _print_eval(report, jsonl: bool) -> None:
 
 
 def _save_run(trainer, loaded, tasks, reward, config, out_dir: Path) -> None:
-    """The adapter (PEFT format in LoRA mode; full fine-tuning keeps the lab's own format) and
-    run.json, which 'export' reads."""
+    """The adapter (:func:`~ppo_demo.peft_format.save_adapter`: PEFT format in LoRA mode, the
+    lab's own format for full fine-tuning, AdamW's state beside it) and run.json, which 'export'
+    reads."""
     from .export import make_run_record, write_run_record
-    from .peft_format import save_peft_adapter
-    from .policy import save_policy_state
+    from .peft_format import save_adapter
 
     state = trainer.state()
-    if state.mode == "lora":
-        save_peft_adapter(state, out_dir)
-    else:
-        save_policy_state(state, out_dir)
+    save_adapter(state, out_dir)
     record = make_run_record(loaded.name, tasks, reward, config, eos_token=loaded.tokenizer.eos_token or "",
                              steps_trained=state.steps_trained)
     write_run_record(record, out_dir)

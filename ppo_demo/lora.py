@@ -171,7 +171,12 @@ def adapters_disabled(model: torch.nn.Module):
 
 @contextmanager
 def adapters_merged(model: torch.nn.Module):
-    """Fold ΔW into the weights for the duration (generation then costs no extra matmuls)."""
+    """Fold ΔW into the weights for the duration (generation then costs no extra matmuls).
+
+    The app never does this to the shared model: in fp32, W + ΔW − ΔW is not W again, so pi_ref
+    would drift run after run. Sampling merges into packed copies instead
+    (:mod:`ppo_demo.packed_linears`). This is the textbook merge, kept as the reference the
+    tests hold that path (and the unmerged forward) against."""
     layers = [m for _, m in lora_layers(model)]
     for m in layers:
         m.merge()

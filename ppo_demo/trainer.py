@@ -68,6 +68,7 @@ class RolloutRecord:
     # its clip case (a code of ppo.CLIP_CASES). Empty when no update ran in the step.
     ratios: list[float] = field(default_factory=list)
     clip_cases: list[int] = field(default_factory=list)
+    kl_exact: list[float] = field(default_factory=list)  # the true KL per token; empty when not computed
 
     @property
     def kl_sum(self) -> float:
@@ -80,6 +81,9 @@ class StepResult:
     metrics: dict
     rollouts: list[RolloutRecord]
     updated: bool  # False when every update of the step was skipped (non-finite loss)
+
+
+EXACT_KL_MAX_BYTES = 512 * 2**20  # quick-CPU on SmolLM2: 38 MB; batch 64 x 256 tokens: 3.2 GB, skipped
 
 
 class TrainingError(RuntimeError):
@@ -96,6 +100,14 @@ def check_bad_updates(bad_in_a_row: int, limit: int) -> None:
 
 def _float(x: torch.Tensor | float) -> float:
     return float(x.detach().double().cpu()) if isinstance(x, torch.Tensor) else float(x)
+
+
+def seed_of_step(seed: int, steps_done: int) -> int:
+    """The seed of the step that follows ``steps_done`` steps of a run seeded with ``seed``.
+
+    Every random draw of that step comes from it (the prompts, the sampled tokens, the dropout
+    masks, the mini-batch order), so a step depends only on the state it starts from."""
+    return seed * 1_000_003 + steps_done
 
 
 class PPOTrainer:
@@ -129,6 +141,10 @@ class PPOTrainer:
         resumed_beta = state.meta.get("kl_coef") if state is not None and config.kl_target else None
         self.kl_coef = float(resumed_beta) if resumed_beta is not None else config.kl_coef
         self.system_prompt = system_prompt
+        # The exact KL keeps pi's whole distribution for every sampled token until pi_ref's pass:
+        # batch x max_new_tokens x V floats. Above EXACT_KL_MAX_BYTES it is not computed (NaN).
+        vocab = self.actor_critic.model.get_output_embeddings().weight.shape[0]
+        self.exact_kl = config.exact_kl and config.batch_size * config.max_new_tokens * vocab * 4 <= EXACT_KL_MAX_BYTES
         self._prompt_ids = [self.runtime.prompt_ids(t.prompt, system_prompt) for t in self.tasks]
 
     # --- public API --------------------------------------------------------------------------
@@ -161,14 +177,14 @@ class PPOTrainer:
         step and restored afterwards, so a step depends only on the state it starts from."""
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.config.seed * 1_000_003 + self.steps_done)
+            torch.manual_seed(seed_of_step(self.config.seed, self.steps_done))
             return self._step(stop_event)
 
     def _step(self, stop_event: threading.Event | None) -> StepResult | None:
         """One PPO step, in the order a student reads the algorithm."""
         cfg = self.config
         t_start = time.perf_counter()
-        step_seed = cfg.seed * 1_000_003 + self.steps_done
+        step_seed = seed_of_step(cfg.seed, self.steps_done)
 
         # 1. Pick prompts and sample responses from the current policy (dropout off); in fp32 the
         #    sampling pass also yields the old log-probs and values (see _scores_from_sampling).
@@ -176,7 +192,7 @@ class PPOTrainer:
         prompts = [self._prompt_ids[i] for i in task_indices]
         sampling = dict(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=step_seed)
         if self._scores_from_sampling:
-            batch, *policy_scores = self.runtime.sample_and_score(prompts, **sampling)
+            batch, *policy_scores = self.runtime.sample_and_score(prompts, **sampling, distribution=self.exact_kl)
         else:
             batch, policy_scores = self.runtime.sample(prompts, **sampling), None
         if stop_event is not None and stop_event.is_set():
@@ -188,8 +204,9 @@ class PPOTrainer:
         scores = self._rule_scores(texts, task_indices, batch.ended_with_eos.tolist())  # (B,)
         mask = batch.response_mask  # (B, T)
 
-        # 3. Old log-probs and values (policy), reference log-probs (pi_ref), no gradients.
-        old_logprobs, old_values, ref_logprobs = self._logprobs_and_values(batch, policy_scores)  # (B, T), 0 past EOS
+        # 3. Old log-probs and values (policy), reference log-probs (pi_ref), no gradients; and,
+        #    with exact_kl, the true KL(pi || pi_ref) at each token from both whole distributions.
+        old_logprobs, old_values, ref_logprobs, kl_exact = self._logprobs_and_values(batch, policy_scores)  # (B, T)
         t_scored = time.perf_counter()
 
         # 4. Per-token rewards: -beta * KL_t, plus the score at the last real token. With the
@@ -203,7 +220,7 @@ class PPOTrainer:
         advantages, returns, train_advantages = self._advantages(rewards, old_values, mask)
         scored = ScoredBatch(batch, texts, task_indices, scores, old_logprobs=old_logprobs, old_values=old_values,
                              ref_logprobs=ref_logprobs, kl=kl, rewards=rewards, advantages=advantages,
-                             train_advantages=train_advantages, returns=returns)
+                             train_advantages=train_advantages, returns=returns, kl_exact=kl_exact)
 
         # 6. PPO epochs over shuffled mini-batches (+ beta * E[k3] in the loss when kl_in is loss).
         ratios = torch.ones_like(old_logprobs)  # (B, T): each token's rho at its last update pass
@@ -250,14 +267,14 @@ class PPOTrainer:
     @property
     def _scores_from_sampling(self) -> bool:
         """Whether the old log-probs and values come from the sampling pass (no separate policy
-        forward). Only in fp32 (or the tests' fp64) without autocast: there the cached decode and a full forward
+        forward). Only in fp32 without autocast: there the cached decode and a full forward
         agree to ~1e-6, so the ratio before any update stays 1 to that precision. In bf16 or
         under CUDA autocast the two paths round differently by ~1e-2, which would show up as a
         ratio != 1 and clipping before the policy has changed, so the separate pass stays.
         Full fine-tuning, dropout in PPO updates and top-p < 1 need no exception: sampling runs
         the policy itself, in eval mode like the scoring pass, and the kept log-probs are taken
         from the full tempered softmax, not the truncated one sampled from."""
-        return self.device.type == "cpu" and self.loaded.dtype in (torch.float32, torch.float64)
+        return self.device.type == "cpu" and self.loaded.dtype in (torch.float32, torch.float64)  # fp64: the exact tests
 
     @property
     def _share_prompts_in_update(self) -> bool:
@@ -268,11 +285,12 @@ class PPOTrainer:
         return cfg.share_prompts and not cfg.gradient_checkpointing and not cfg.dropout_in_ppo
 
     @torch.no_grad()
-    def _logprobs_and_values(self, batch: RolloutBatch, policy_scores=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Old log-probs and values of the policy, and reference log-probs, each (B, T) and 0
-        past each response's end. Chunked like the update so memory stays within the budget.
-        ``policy_scores`` (old log-probs, old values) from the sampling pass skip the policy's
-        forward; pi_ref is always a pass of its own (it did not sample)."""
+    def _logprobs_and_values(self, batch: RolloutBatch, policy_scores=None) -> tuple:
+        """Old log-probs and values of the policy, reference log-probs, and the exact KL (None
+        unless ``exact_kl``), each (B, T) and 0 past each response's end. Chunked like the
+        update so memory stays within the budget. ``policy_scores`` (old log-probs, old values
+        [, whole log-softmax (B, T, V)]) from the sampling pass skip the policy's forward; pi_ref
+        is always a pass of its own (it did not sample)."""
         cfg = self.config
         size, T = batch.response_mask.shape
         all_rows = torch.arange(size, device=self.device)
@@ -285,22 +303,32 @@ class PPOTrainer:
         ref_logprobs = torch.zeros(size, T, device=self.device, dtype=dtype)
         self.actor_critic.eval()
         with autocast_context(self.device):
+            policy_dist = None  # (B, T, V) log pi over the vocabulary, for the exact KL
             if policy_scores is not None:
-                old_logprobs, old_values = policy_scores
+                old_logprobs, old_values, *rest = policy_scores
+                policy_dist = rest[0] if rest else None
             else:
                 old_logprobs, old_values = (torch.zeros(size, T, device=self.device, dtype=dtype) for _ in range(2))
                 for rows, mb in chunks:
                     t = mb.response_mask.shape[1]
                     policy = response_scores(self.actor_critic.model, mb, cfg.temperature,
-                                             share_prompts=cfg.share_prompts)
+                                             share_prompts=cfg.share_prompts, distribution=self.exact_kl)
                     old_logprobs[rows, :t] = policy.logprobs * mb.response_mask
                     old_values[rows, :t] = self.actor_critic.values(policy.hidden) * mb.response_mask
+                    if self.exact_kl:
+                        if policy_dist is None:
+                            policy_dist = torch.zeros(size, T, policy.log_probs.shape[-1], device=self.device)
+                        policy_dist[rows, :t] = policy.log_probs.float()
+            kl_exact = torch.zeros(size, T, device=self.device) if self.exact_kl else None
             with self.runtime.reference() as ref_model:  # adapters switched off once for all chunks
                 for rows, mb in chunks:
                     t = mb.response_mask.shape[1]
-                    ref = response_scores(ref_model, mb, cfg.temperature, share_prompts=cfg.share_prompts)
+                    ref = response_scores(ref_model, mb, cfg.temperature, share_prompts=cfg.share_prompts,
+                                          distribution=self.exact_kl)
                     ref_logprobs[rows, :t] = ref.logprobs * mb.response_mask
-        return old_logprobs, old_values, ref_logprobs
+                    if kl_exact is not None:  # sum_v pi (log pi - log pi_ref) at each real token
+                        kl_exact[rows, :t] = ppo.exact_kl(policy_dist[rows, :t], ref.log_probs.float()) * mb.response_mask
+        return old_logprobs, old_values, ref_logprobs, kl_exact
 
     def _advantages(self, rewards: torch.Tensor, values: torch.Tensor,
                     mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -311,7 +339,8 @@ class PPOTrainer:
         if cfg.advantage_estimator == "gae":
             advantages, returns = ppo.gae(rewards, values, mask, cfg.gamma, cfg.gae_lambda)
         elif cfg.advantage_estimator == "grpo":
-            advantages, returns = ppo.grpo_advantages(rewards, mask, cfg.group_size, cfg.gamma)
+            advantages, returns = ppo.grpo_advantages(rewards, mask, cfg.group_size, cfg.gamma,
+                                                      std_norm=cfg.grpo_std_norm)
         elif cfg.advantage_estimator == "rloo":
             advantages, returns = ppo.rloo_advantages(rewards, mask, cfg.group_size, cfg.gamma)
         else:
@@ -357,8 +386,9 @@ class PPOTrainer:
         self.actor_critic.eval()
         self.optimizer.zero_grad(set_to_none=True)
         stats = {k: v / updates for k, v in sums.items()} if updates else {
-            k: math.nan for k in ("loss", "policy_loss", "value_loss", "entropy", "grad_norm",
-                                  "ratio_mean", "clip_frac", "approx_kl", "value_clip_frac", "kl_loss")}
+            k: math.nan for k in ("loss", "policy_loss", "value_loss", "entropy", "grad_norm", "ratio_mean",
+                                  "clip_frac", "clip_frac_low", "clip_frac_high", "approx_kl",
+                                  "value_clip_frac", "kl_loss")}
         if not cfg.has_critic:  # no critic, no value loss: NaN (shown as n/a), not a made-up 0
             stats.update(value_loss=math.nan, value_clip_frac=math.nan)
         stats.update(updates=updates, skipped_updates=skipped)
@@ -369,12 +399,17 @@ class PPOTrainer:
         """Backward the mini-batch ``rows`` in micro-batches; returns its loss terms, or None
         (gradients possibly partial: the caller zeroes them) if a loss is not finite.
 
-        Each micro-batch's losses are masked means over its own tokens, so weighting them by
-        its share of the mini-batch's tokens makes the summed gradient equal the gradient of
-        the whole mini-batch's loss (the same number a single pass would give). Each token's
+        Each micro-batch's losses are aggregated over its own tokens (``ppo.agg_loss``), so
+        weighting them by its share of what the aggregation divides by (tokens for token-mean,
+        responses for the seq-mean modes, whose constant L is max_new_tokens) makes the summed
+        gradient equal the gradient of the whole mini-batch's loss (the same number a single
+        pass would give). Each token's
         rho is written into ``ratios`` (B, T), so after the last epoch it holds the last pass's."""
         cfg = self.config
-        total_tokens = int(scored.response_mask[rows].sum())
+        agg = dict(loss_agg_mode=cfg.loss_agg_mode, norm_length=cfg.max_new_tokens)  # E_t of every term
+        # Python numbers: each chunk's weight is then exact in the loss's own dtype (fp64 in the exact tests)
+        total = int(ppo.agg_count(scored.response_mask[rows], cfg.loss_agg_mode))  # tokens, or responses
+        total_tokens = int(scored.response_mask[rows].sum())  # the diagnostics are means over tokens
         sums: dict[str, torch.Tensor] = {}
         share = self._share_prompts_in_update
         if share:  # answers to one prompt in one chunk (the sum over rows does not depend on order)
@@ -383,24 +418,28 @@ class PPOTrainer:
         for chunk in micro_batch_rows(scored.batch, rows, cfg.micro_batch_tokens, packed=packed):
             mb = scored.rows(chunk).trimmed()  # (b, t), t <= T: columns past every row's EOS dropped
             mask = mb.response_mask
-            weight = int(mask.sum()) / total_tokens  # a Python float: exact in the loss's own dtype
+            weight = int(ppo.agg_count(mask, cfg.loss_agg_mode)) / total  # this chunk's share of E_t
+            token_weight = int(mask.sum()) / total_tokens
             with autocast_context(self.device):
                 scores = response_scores(self.actor_critic.model, mb.batch, cfg.temperature, share_prompts=share,
                                          entropy=True, entropy_grad=cfg.ent_coef > 0)
                 logprobs, entropy, hidden = scores.logprobs, scores.entropy, scores.hidden  # (b, t), (b, t), (b, t, H)
                 policy_loss, pstats = ppo.ppo_policy_loss(logprobs, mb.old_logprobs, mb.train_advantages, mask,
-                                                          cfg.clip_eps)
-                entropy_mean = ppo.masked_mean(entropy, mask)
-                loss = policy_loss - cfg.ent_coef * entropy_mean
-                terms = dict(policy_loss=policy_loss, entropy=entropy_mean, **pstats)
+                                                          cfg.clip_eps, cfg.clip_eps_high, **agg)
+                entropy_term = ppo.agg_loss(entropy, mask, cfg.loss_agg_mode, cfg.max_new_tokens)  # E_t[H_t]
+                loss = policy_loss - cfg.ent_coef * entropy_term
+                # reported: the mean entropy per token whatever the aggregation (as TRL's "entropy")
+                terms = dict(policy_loss=policy_loss, entropy=ppo.masked_mean(entropy.detach(), mask), **pstats)
+                diagnostics = {"entropy", *pstats}  # entropy, ratio, clip fractions, approx KL: token means
                 if cfg.has_critic:  # without one the value head stays out of the graph: not trained
                     values = self.actor_critic.values(hidden)  # (b, t)
                     value_loss, vstats = ppo.ppo_value_loss(values, mb.old_values, mb.returns, mask,
-                                                            cfg.value_clip_eps)
+                                                            cfg.value_clip_eps, **agg)
                     loss = loss + cfg.vf_coef * value_loss
                     terms.update(value_loss=value_loss, **vstats)
+                    diagnostics |= set(vstats)
                 if cfg.kl_in == "loss":
-                    kl_loss = ppo.kl_penalty_loss(logprobs, mb.ref_logprobs, mask)
+                    kl_loss = ppo.kl_penalty_loss(logprobs, mb.ref_logprobs, mask, cfg.kl_loss_estimator, **agg)
                     loss = loss + kl_coef * kl_loss
                     terms.update(kl_loss=kl_loss)
             if not torch.isfinite(loss):
@@ -409,7 +448,8 @@ class PPOTrainer:
             ratios[chunk, :mask.shape[1]] = torch.exp(logprobs.detach() - mb.old_logprobs) * mask
             del scores, hidden, logprobs, entropy
             for key, value in dict(loss=loss, **terms).items():
-                sums[key] = sums.get(key, 0.0) + value.detach() * weight
+                share = token_weight if key in diagnostics else weight
+                sums[key] = sums.get(key, 0.0) + value.detach() * share
         return sums
 
     def _metrics(self, scored: ScoredBatch, update_stats: dict) -> dict:
@@ -425,6 +465,11 @@ class PPOTrainer:
             "success_rate": sum(hits) / len(hits),
             "kl_mean": _float(ppo.masked_mean(scored.kl, mask)),  # per token, as the seed prints it
             "kl_sum_mean": _float(scored.kl.sum(-1).mean()),  # per response: what -beta*KL costs
+            # the true KL(pi || pi_ref) per token, over the whole vocabulary (NaN when not computed)
+            "kl_exact": (_float(ppo.masked_mean(scored.kl_exact, mask)) if scored.kl_exact is not None
+                         else math.nan),
+            # groups whose scores all tie: GRPO/RLOO give them A = 0 (TRL's frac_reward_zero_std)
+            "frac_reward_zero_std": ppo.frac_reward_zero_std(scores, self.config.group_size),
             "eos_rate": _float(batch.ended_with_eos.float().mean()),
             # no critic, no explained variance: NaN, which the plots and the CLI show as n/a
             "explained_variance": (_float(ppo.explained_variance(scored.old_values, scored.returns, mask))
@@ -441,7 +486,8 @@ class PPOTrainer:
     def _records(self, scored: ScoredBatch, ratios: torch.Tensor | None) -> list[RolloutRecord]:
         """Per-response lists for the UI; ``ratios`` (B, T) None when no update ran."""
         records = []
-        codes = (ppo.clip_cases(ratios, scored.train_advantages, scored.response_mask, self.config.clip_eps)
+        codes = (ppo.clip_cases(ratios, scored.train_advantages, scored.response_mask, self.config.clip_eps,
+                                self.config.clip_eps_high)
                  if ratios is not None else None)  # (B, T)
         batch = scored.batch
         lengths = batch.response_lengths.tolist()
@@ -459,5 +505,6 @@ class PPOTrainer:
                 values=cut(scored.old_values), advantages=cut(scored.advantages),
                 train_advantages=cut(scored.train_advantages), returns=cut(scored.returns),
                 rewards=cut(scored.rewards), ratios=cut(ratios) if ratios is not None else [],
-                clip_cases=codes[row, :n].tolist() if codes is not None else []))
+                clip_cases=codes[row, :n].tolist() if codes is not None else [],
+                kl_exact=cut(scored.kl_exact) if scored.kl_exact is not None else []))
         return records

@@ -123,20 +123,20 @@ def test_shared_prompts_give_the_same_update(budget, packed, monkeypatch):
     gradients flowing through the shared prefix), the responses packed without their padding
     or as a padded rectangle (models that cannot take a block mask): the same losses and
     trained weights as every row running its own prompt."""
-    from ppo_demo import policy
+    from ppo_demo import scoring
 
     unshared = run_two_steps(share_prompts=False, micro_batch_tokens=budget)
     calls = {True: 0, False: 0}  # by torch.is_grad_enabled(): update forwards / scoring passes
     name = "packed_response_hidden" if packed else "shared_prompt_logits_and_hidden"
-    original = getattr(policy, name)
+    original = getattr(scoring, name)
 
     def counting(*args, **kwargs):
         calls[torch.is_grad_enabled()] += 1
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(policy, name, counting)
+    monkeypatch.setattr(scoring, name, counting)
     if not packed:
-        monkeypatch.setattr(policy, "can_pack", lambda model: False)
+        monkeypatch.setattr(scoring, "can_pack", lambda model: False)
     shared = run_two_steps(share_prompts=True, micro_batch_tokens=budget)
     assert calls[True] > 0 and calls[False] > 0  # guard: the path under test really ran, both ways
     assert_same_run(unshared, shared)

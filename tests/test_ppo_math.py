@@ -78,8 +78,11 @@ def test_kl_estimators_hand_example():
     # k1 is negative where pi_ref is likelier; k3 never is
     assert ppo.kl_per_token(ref, logp, "k1").item() < 0
     assert ppo.kl_per_token(ref, logp, "k3").item() > 0
+    # k2 = 1/2 (ln 2)^2 = 0.240227, the same whichever side is likelier
+    assert ppo.kl_per_token(logp, ref, "k2").item() == pytest.approx(0.5 * math.log(2.0) ** 2, abs=1e-6)
+    assert ppo.kl_per_token(ref, logp, "k2").item() == pytest.approx(0.5 * math.log(2.0) ** 2, abs=1e-6)
     with pytest.raises(ValueError):
-        ppo.kl_per_token(logp, ref, "k2")
+        ppo.kl_per_token(logp, ref, "k4")
 
 
 def test_per_token_rewards_puts_score_on_last_real_token():

@@ -5,7 +5,7 @@ import torch
 
 from ppo_demo.policy import response_logits_and_hidden
 from ppo_demo.ppo import logprobs_from_logits
-from ppo_demo.rollout import (RolloutBatch, chat_prompt_ids, draw_from, eos_token_ids, left_pad,
+from ppo_demo.rollout import (RolloutBatch, chat_prompt_ids, draw_with_uniforms, eos_token_ids, left_pad,
                               position_ids_from_mask, response_mask_from_tokens, sample_responses, top_p_filter)
 from tolerances import EXACT_ATOL, EXACT_RTOL, float64_everywhere
 
@@ -34,16 +34,23 @@ def test_top_p_candidate_shortcut_keeps_the_same_tokens_as_a_full_sort(scale, to
         assert int(full_sort.sum(-1).max()) <= 64
 
 
-def test_draw_from_matches_the_probabilities_and_never_draws_a_zero():
+def draw(probs, generator):
+    """One token per row from ``probs`` (B, V), as the sampler draws it: one uniform per row."""
+    from ppo_demo.rollout import uniforms
+
+    return draw_with_uniforms(probs, uniforms(probs.shape[0], generator, probs.device))
+
+
+def test_draw_matches_the_probabilities_and_never_draws_a_zero():
     probs = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2, 0.0]]).repeat(4000, 1)  # (4000, 6)
     generator = torch.Generator().manual_seed(0)
-    tokens = draw_from(probs, generator)
+    tokens = draw(probs, generator)
     counts = torch.bincount(tokens, minlength=6).float() / len(tokens)
     assert counts[[0, 2, 5]].sum() == 0  # probability 0: never
     # binomial standard error at n=4000 is <= 0.008; 0.03 is ~4 sigma
     assert torch.allclose(counts, probs[0], atol=0.03), counts
     # the last token with mass is reachable, and a row's draw depends only on its own row
-    edge = draw_from(torch.tensor([[0.0, 0.0, 1.0, 0.0]]), generator)
+    edge = draw(torch.tensor([[0.0, 0.0, 1.0, 0.0]]), generator)
     assert edge.tolist() == [2]
 
 
@@ -161,7 +168,7 @@ def test_sampler_draws_from_the_tempered_nucleus(tiny, temperature, top_p):
 
     def predicted(t, p):
         probs = torch.softmax(top_p_filter(logits / t, p), dim=-1).expand(len(prompts), -1)
-        return draw_from(probs, torch.Generator().manual_seed(11)).tolist()
+        return draw(probs, torch.Generator().manual_seed(11)).tolist()
 
     sampled = batch.response_ids[:, 0].tolist()
     assert sampled == predicted(temperature, top_p)

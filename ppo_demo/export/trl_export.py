@@ -15,6 +15,14 @@ from pathlib import Path
 from .run_record import RunRecord
 
 SCRIPT = "train_grpo.py"
+# The lab's loss_agg_mode -> GRPOConfig.loss_type (TRL 1.16's aggregation of the per-token loss):
+# grpo = per-response token mean, then the mean; bnpo = token mean over the local batch;
+# dr_grpo = sum / (responses · max_completion_length). seq-mean-token-sum has none.
+LOSS_TYPES = {"token-mean": "bnpo", "seq-mean-token-mean": "grpo", "seq-mean-token-sum-norm": "dr_grpo"}
+# The lab's metric names -> TRL's GRPOTrainer logs (None: TRL logs no such number).
+METRIC_NAMES = {"clip_frac_low": "clip_ratio/low_mean", "clip_frac_high": "clip_ratio/high_mean",
+                "clip_frac": None, "frac_reward_zero_std": "frac_reward_zero_std", "entropy": "entropy",
+                "kl_exact": None, "kl_mean": "kl (TRL's: the k3 estimate)"}
 
 
 def grpo_batch_shape(knobs) -> dict:
@@ -35,6 +43,10 @@ def grpo_settings(record: RunRecord) -> list[tuple[str, object, str]]:
     k = record.knobs
     shape = grpo_batch_shape(k)
     scale = {"batch": "batch", "sequence": "group", "none": "none"}[k.whiten]
+    if getattr(k, "advantage_estimator", "grpo") == "grpo":  # the lab's GRPO divides by the group std
+        scale = "group" if getattr(k, "grpo_std_norm", True) else "none"
+    clip_high = getattr(k, "clip_eps_high", None)
+    mode = getattr(k, "loss_agg_mode", "token-mean")
     return [
         ("max_steps", k.steps, "steps"),
         ("learning_rate", k.learning_rate, "learning_rate"),
@@ -49,15 +61,17 @@ def grpo_settings(record: RunRecord) -> list[tuple[str, object, str]]:
         ("temperature", k.temperature, "temperature (TRL also divides logits by it when scoring)"),
         ("top_p", k.top_p, "top_p"),
         ("top_k", 0, "no top-k, as in the lab"),
-        ("epsilon", k.clip_eps, "clip_eps"),
+        ("epsilon", k.clip_eps, "clip_eps (ε_low)"),
+        ("epsilon_high", k.clip_eps if clip_high is None else clip_high, "clip_eps_high (DAPO clip-higher)"),
         ("beta", k.kl_coef, "kl_coef; TRL puts the KL (k3) in the loss, not in the per-token reward"),
         ("entropy_coef", k.ent_coef, "ent_coef"),
         ("max_grad_norm", k.max_grad_norm, "max_grad_norm"),
-        ("scale_rewards", scale, f"whiten={k.whiten} (GRPO scales rewards, not token advantages)"),
+        ("scale_rewards", scale, f"grpo_std_norm={getattr(k, 'grpo_std_norm', True)} for grpo, else whiten={k.whiten} "
+         "(GRPO scales rewards, not token advantages; none = Dr. GRPO)"),
         ("disable_dropout", not k.dropout_in_ppo, "dropout_in_ppo off => dropout disabled"),
         ("gradient_checkpointing", k.gradient_checkpointing, "gradient_checkpointing"),
         ("seed", k.seed, "seed"),
-        ("loss_type", "grpo", "per-sequence token mean, the closest to the lab's masked token mean"),
+        ("loss_type", LOSS_TYPES.get(mode, "grpo"), f"loss_agg_mode={mode}"),
     ]
 
 
@@ -67,13 +81,20 @@ def unmapped_notes(record: RunRecord) -> list[str]:
         f"gamma={k.gamma}, gae_lambda={k.gae_lambda}: no critic, no GAE in TRL's GRPO (the advantage is the "
         "group-normalised reward).",
         f"vf_coef={k.vf_coef}, value_clip_eps={k.value_clip_eps}: no value head to train.",
-        f"kl_estimator={k.kl_estimator}: GRPOTrainer always uses k3 as a loss term (beta above).",
+        f"kl_estimator={k.kl_estimator}, kl_loss_estimator={getattr(k, 'kl_loss_estimator', 'k3')}: GRPOTrainer "
+        "always uses k3 as a loss term (beta above).",
+        f"exact_kl={getattr(k, 'exact_kl', False)}: a lab diagnostic, no counterpart.",
+        "metrics: the lab's clip_frac_low/high are TRL's clip_ratio/low_mean and clip_ratio/high_mean; "
+        "frac_reward_zero_std and entropy keep their names; kl_exact has none.",
         f"micro_batch_tokens={k.micro_batch_tokens}: no token budget; lower per_device_train_batch_size and raise "
         "steps_per_generation instead.",
         f"max_bad_updates={k.max_bad_updates}: no equivalent (the Trainer does not stop on non-finite losses).",
         f"missing_eos_penalty={record.missing_eos_penalty}: applied in reward.py from completion_ids "
         "(mask_truncated_completions would instead drop truncated answers from the loss).",
     ]
+    if getattr(k, "loss_agg_mode", "token-mean") not in LOSS_TYPES:
+        notes.append(f"loss_agg_mode={k.loss_agg_mode}: GRPOConfig has no per-response token sum without the "
+                     "constant; exported as loss_type='grpo'.")
     estimator = getattr(k, "advantage_estimator", None)
     if estimator and estimator not in ("grpo",):
         notes.append(f"advantage_estimator={estimator}: exported as GRPO (TRL's RLOOTrainer is the other option).")
@@ -176,7 +197,3 @@ def write_trl_bundle(record: RunRecord, out: Path) -> list[Path]:
     script = _SCRIPT.format(base_model=record.base_model, lora=repr(lora), settings=settings, notes=notes)
     (out / SCRIPT).write_text(script, encoding="utf-8")
     return [out / SCRIPT, data / "train.jsonl"]
-
-
-def trl_launch_command() -> str:
-    return f"pip install trl==1.16.0 peft==0.21.2 && python {SCRIPT}"

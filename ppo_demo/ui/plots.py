@@ -53,12 +53,14 @@ def rollouts_frame(rollouts: list, lang: str = "en") -> pd.DataFrame:
 CHARTS: dict[str, list[str]] = {
     "reward": ["reward_mean"],
     "success": ["success_rate"],  # a share in [0, 1]: its own axis, not squeezed into the reward's
-    "kl": ["kl_mean", "kl_sum_mean", "kl_coef"],  # kl_coef: β, moved by the adaptive controller
+    # kl_mean: the estimator in use (k1 can go below 0); kl_exact: the true KL per token, never < 0
+    "kl": ["kl_mean", "kl_exact", "kl_sum_mean", "kl_coef"],  # kl_coef: β, moved by the adaptive controller
     "policy": ["policy_loss", "entropy"],
     "critic": ["value_loss", "explained_variance"],
-    "health": ["clip_frac", "approx_kl"],
+    "health": ["clip_frac", "clip_frac_low", "clip_frac_high", "frac_reward_zero_std", "approx_kl"],
 }
-SHARE_METRICS = frozenset({"success_rate", "eos_rate", "clip_frac"})  # drawn on a 0-100 % axis when alone
+SHARE_METRICS = frozenset({"success_rate", "eos_rate", "clip_frac", "clip_frac_low", "clip_frac_high",
+                           "frac_reward_zero_std"})  # drawn on a 0-100 % axis when alone
 PLOTTED_METRICS = [metric for metrics in CHARTS.values() for metric in metrics]
 # Eight shapes Vega-Lite knows, paired with PALETTE: with both, nine or more curves stay apart
 # (the ninth repeats the colour with another shape).
