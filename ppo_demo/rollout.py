@@ -271,7 +271,7 @@ def _sample(model, prompt_ids, *, pad_id, eos_ids, max_new_tokens, temperature, 
     if keep_scores:
         logprobs = torch.zeros(batch, max_new_tokens, device=device, dtype=logits.dtype)  # fp32 (fp64 in exact tests)
         hiddens = torch.zeros(batch, max_new_tokens, hidden.shape[-1], device=device, dtype=hidden.dtype)
-    distribution = (torch.zeros(batch, max_new_tokens, logits.shape[-1], device=device)  # (B, T, V)
+    distribution = (torch.zeros(batch, max_new_tokens, logits.shape[-1], device=device, dtype=logits.dtype)  # (B, T, V)
                     if keep_scores and keep_distribution else None)
     steps = 0
     for t in range(max_new_tokens):
@@ -313,7 +313,7 @@ def _keep_token_scores(logits, token, temperature, running, t, logprobs, distrib
     ``logprobs[running, t]`` (and the whole log-softmax into ``distribution`` when it is kept).
     logits (b, V) and token (b,) for the ``running`` rows."""
     if distribution is not None:
-        log_p = torch.log_softmax(logits.float() / temperature, dim=-1)  # (b, V)
+        log_p = torch.log_softmax(upcast(logits) / temperature, dim=-1)  # (b, V)
         distribution[running, t] = log_p
         logprobs[running, t] = log_p.gather(-1, token.unsqueeze(-1))[:, 0]
     else:

@@ -317,9 +317,9 @@ class PPOTrainer:
                     old_values[rows, :t] = self.actor_critic.values(policy.hidden) * mb.response_mask
                     if self.exact_kl:
                         if policy_dist is None:
-                            policy_dist = torch.zeros(size, T, policy.log_probs.shape[-1], device=self.device)
-                        policy_dist[rows, :t] = policy.log_probs.float()
-            kl_exact = torch.zeros(size, T, device=self.device) if self.exact_kl else None
+                            policy_dist = torch.zeros(size, T, policy.log_probs.shape[-1], device=self.device, dtype=dtype)
+                        policy_dist[rows, :t] = policy.log_probs.to(dtype)
+            kl_exact = torch.zeros(size, T, device=self.device, dtype=dtype) if self.exact_kl else None
             with self.runtime.reference() as ref_model:  # adapters switched off once for all chunks
                 for rows, mb in chunks:
                     t = mb.response_mask.shape[1]
@@ -327,7 +327,7 @@ class PPOTrainer:
                                           distribution=self.exact_kl)
                     ref_logprobs[rows, :t] = ref.logprobs * mb.response_mask
                     if kl_exact is not None:  # sum_v pi (log pi - log pi_ref) at each real token
-                        kl_exact[rows, :t] = ppo.exact_kl(policy_dist[rows, :t], ref.log_probs.float()) * mb.response_mask
+                        kl_exact[rows, :t] = ppo.exact_kl(policy_dist[rows, :t], ref.log_probs.to(dtype)) * mb.response_mask
         return old_logprobs, old_values, ref_logprobs, kl_exact
 
     def _advantages(self, rewards: torch.Tensor, values: torch.Tensor,
