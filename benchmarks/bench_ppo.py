@@ -64,9 +64,9 @@ def _setup_threads(threads: int | None) -> None:
 
 def _tasks_and_reward(args):
     from ppo_demo.reward import RewardConfig
-    from ppo_demo.tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS
+    from ppo_demo.tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, training_tasks
 
-    return TASK_PRESETS[args.tasks], RewardConfig(match_mode=args.match_mode or TASK_PRESET_MATCH_MODE[args.tasks])
+    return training_tasks(TASK_PRESETS[args.tasks]), RewardConfig(match_mode=args.match_mode or TASK_PRESET_MATCH_MODE[args.tasks])
 
 
 def _load(args):

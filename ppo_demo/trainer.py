@@ -42,6 +42,7 @@ from .reward import RewardConfig, compile_expected, is_hit, rule_reward
 from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch
 from .scored_batch import ScoredBatch, micro_batch_rows
 from .tasks import Task
+from .text import LocalizedError
 
 
 @dataclass
@@ -90,6 +91,10 @@ class TrainingError(RuntimeError):
     """The run cannot go on (e.g. too many non-finite losses in a row)."""
 
 
+class NothingToTrainError(LocalizedError):
+    """Every task is held out, so there is no prompt to train on."""
+
+
 def check_bad_updates(bad_in_a_row: int, limit: int) -> None:
     """The one rule for non-finite losses: after ``limit`` steps in a row whose every update was
     skipped, the run stops (TrainingError); the adapter keeps its last good weights."""
@@ -120,6 +125,8 @@ class PPOTrainer:
         self.reward = reward.validate()
         if not tasks:
             raise ValueError("No tasks to train on.")
+        if all(task.held_out for task in tasks):
+            raise NothingToTrainError("tasks.all_held_out")
         for task in tasks:
             compile_expected(task.expected, reward)  # a bad regex fails here, not mid-run
         self.loaded = loaded
@@ -146,6 +153,9 @@ class PPOTrainer:
         vocab = self.actor_critic.model.get_output_embeddings().weight.shape[0]
         self.exact_kl = config.exact_kl and config.batch_size * config.max_new_tokens * vocab * 4 <= EXACT_KL_MAX_BYTES
         self._prompt_ids = [self.runtime.prompt_ids(t.prompt, system_prompt) for t in self.tasks]
+        # Held-out tasks are never trained on: the prompts are drawn from the others only.
+        self._train_indices = [i for i, t in enumerate(self.tasks) if not t.held_out]
+        self._held_out_indices = [i for i, t in enumerate(self.tasks) if t.held_out]
 
     # --- public API --------------------------------------------------------------------------
     def state(self) -> PolicyState:
@@ -197,6 +207,7 @@ class PPOTrainer:
             batch, policy_scores = self.runtime.sample(prompts, **sampling), None
         if stop_event is not None and stop_event.is_set():
             return None
+        held_out = self._held_out_success(step_seed)  # the same policy, on tasks it never trains on
         t_sampled = time.perf_counter()
 
         # 2. Score each response with the rule reward.
@@ -230,7 +241,7 @@ class PPOTrainer:
         self.steps_done += 1
 
         # 7. Report, then let the adaptive controller move beta for the next step.
-        metrics = self._metrics(scored, update_stats)
+        metrics = self._metrics(scored, update_stats) | held_out
         metrics.update(step=self.steps_done, step_seconds=t_end - t_start, sample_seconds=t_sampled - t_start,
                        update_seconds=t_end - t_sampled, kl_coef=kl_coef,
                        # parts of update_seconds: decode + rule reward + scoring passes; the PPO epochs
@@ -251,10 +262,26 @@ class PPOTrainer:
         fewer prompts than tasks, a random draw like the seed's random.choice."""
         rng = random.Random(seed)
         G = self.config.group_size
-        n, size = len(self.tasks), self.config.batch_size // G
-        indices = list(range(n)) * (size // n) + rng.sample(range(n), size % n)
+        trainable = self._train_indices  # held-out tasks are never picked
+        n, size = len(trainable), self.config.batch_size // G
+        indices = trainable * (size // n) + rng.sample(trainable, size % n)
         rng.shuffle(indices)
         return [i for i in indices for _ in range(G)]
+
+    def _held_out_success(self, step_seed: int) -> dict:
+        """{"heldout_success_rate": share of hits} over one answer per held-out task from the
+        policy that sampled this step's batch (before its update); {} without held-out tasks.
+        Its own seed, so the training batch is the same with or without held-out tasks. Not
+        used for any update."""
+        if not self._held_out_indices:
+            return {}
+        cfg = self.config
+        batch = self.runtime.sample([self._prompt_ids[i] for i in self._held_out_indices],
+                                    max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                    top_p=cfg.top_p, seed=step_seed + 500_001)
+        hits = [is_hit(text, self.tasks[i].expected, self.reward)
+                for text, i in zip(self.runtime.decode(batch), self._held_out_indices)]
+        return {"heldout_success_rate": sum(hits) / len(hits)}
 
     def _rule_scores(self, texts: list[str], task_indices: list[int], ended: list[bool]) -> torch.Tensor:
         """r_rm of each response, (B,)."""

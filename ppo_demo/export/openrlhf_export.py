@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..tasks import held_out_tasks, training_tasks
 from .run_record import RunRecord
 
 SCRIPT = "run_openrlhf.sh"
@@ -142,13 +143,16 @@ def write_openrlhf_bundle(record: RunRecord, out: Path) -> list[Path]:
     data.mkdir(parents=True, exist_ok=True)
     k = record.knobs
     needed = k.steps * openrlhf_prompts_per_step(k)
-    lines = []
-    for i in range(needed):
-        t = record.tasks[i % len(record.tasks)]
-        lines.append(json.dumps({"input": [{"role": "system", "content": record.system_prompt},
-                                           {"role": "user", "content": t.prompt}],
-                                 "label": t.expected}, ensure_ascii=False))
+    def line(t):
+        return json.dumps({"input": [{"role": "system", "content": record.system_prompt},
+                                     {"role": "user", "content": t.prompt}], "label": t.expected}, ensure_ascii=False)
+
+    train = training_tasks(record.tasks)  # held-out tasks are never trained on
+    lines = [line(train[i % len(train)]) for i in range(needed)]
     (data / "prompts.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    held_out = held_out_tasks(record.tasks)
+    if held_out:  # kept for evaluation, apart
+        (data / "heldout.jsonl").write_text("\n".join(line(t) for t in held_out) + "\n", encoding="utf-8")
     notes = "\n".join(f"# - {n}" for n in unmapped_notes(record))
     argv = openrlhf_args(record)
     rendered, i = [], 0

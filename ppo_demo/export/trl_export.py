@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..tasks import held_out_tasks, training_tasks
 from .run_record import RunRecord
 
 SCRIPT = "train_grpo.py"
@@ -186,9 +187,18 @@ if __name__ == "__main__":
 def write_trl_bundle(record: RunRecord, out: Path) -> list[Path]:
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
-    rows = [{"prompt": [{"role": "system", "content": record.system_prompt}, {"role": "user", "content": t.prompt}],
-             "expected": t.expected} for t in record.tasks]
-    (data / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    def rows(tasks):
+        return [{"prompt": [{"role": "system", "content": record.system_prompt}, {"role": "user", "content": t.prompt}],
+                 "expected": t.expected} for t in tasks]
+
+    def write(path, tasks):
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows(tasks)), encoding="utf-8")
+
+    # Held-out tasks are never trained on: they go to a file of their own, for evaluation.
+    write(data / "train.jsonl", training_tasks(record.tasks))
+    held_out = held_out_tasks(record.tasks)
+    if held_out:
+        write(data / "heldout.jsonl", held_out)
     k = record.knobs
     lora = None if k.mode != "lora" else {"r": k.lora_r, "alpha": k.lora_alpha, "dropout": k.lora_dropout,
                                           "targets": list(k.lora_targets)}
@@ -196,4 +206,4 @@ def write_trl_bundle(record: RunRecord, out: Path) -> list[Path]:
     notes = "\n".join(f"# - {note}" for note in unmapped_notes(record))
     script = _SCRIPT.format(base_model=record.base_model, lora=repr(lora), settings=settings, notes=notes)
     (out / SCRIPT).write_text(script, encoding="utf-8")
-    return [out / SCRIPT, data / "train.jsonl"]
+    return [out / SCRIPT, data / "train.jsonl"] + ([data / "heldout.jsonl"] if held_out else [])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..tasks import training_tasks
 from .run_record import ExportError, RunRecord
 
 SCRIPT = "run_verl.sh"
@@ -191,25 +192,27 @@ def write_parquet_files(record: RunRecord, data_dir: Path) -> list[Path]:
     except ImportError:
         raise ExportError("The veRL export writes parquet files, which needs pyarrow: pip install pyarrow") from None
 
-    def rows(split: str, repeats: int) -> list[dict]:
+    def rows(split: str, repeats: int, tasks) -> list[dict]:
         out = []
         for r in range(repeats):
-            for i, t in enumerate(record.tasks):
+            for i, t in enumerate(tasks):
                 out.append({
                     "data_source": DATA_SOURCE,
                     "prompt": [{"role": "system", "content": record.system_prompt},
                                {"role": "user", "content": t.prompt}],
                     "ability": "instruction-following",
                     "reward_model": {"style": "rule", "ground_truth": t.expected},
-                    "extra_info": {"split": split, "index": i, "match_mode": record.reward.match_mode},
+                    "extra_info": {"split": split, "index": i, "match_mode": record.reward.match_mode,
+                                   "held_out": t.held_out},
                 })
         return out
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    repeats = math.ceil(prompts_per_step(record.knobs) / len(record.tasks))
+    train_tasks = training_tasks(record.tasks)  # held-out tasks are never trained on; val has them all
+    repeats = math.ceil(prompts_per_step(record.knobs) / len(train_tasks))
     train, val = data_dir / "train.parquet", data_dir / "val.parquet"
-    pd.DataFrame(rows("train", repeats)).to_parquet(train, index=False)
-    pd.DataFrame(rows("test", 1)).to_parquet(val, index=False)
+    pd.DataFrame(rows("train", repeats, train_tasks)).to_parquet(train, index=False)
+    pd.DataFrame(rows("test", 1, record.tasks)).to_parquet(val, index=False)
     return [train, val]
 
 

@@ -52,7 +52,9 @@ def rollouts_frame(rollouts: list, lang: str = "en") -> pd.DataFrame:
 # chart key -> the metrics it draws; "reward" also draws one series per task.
 CHARTS: dict[str, list[str]] = {
     "reward": ["reward_mean"],
-    "success": ["success_rate"],  # a share in [0, 1]: its own axis, not squeezed into the reward's
+    # a share in [0, 1]: its own axis, not squeezed into the reward's; the held-out tasks' success
+    # (one answer per held-out task per step, never trained on) beside the training tasks'
+    "success": ["success_rate", "heldout_success_rate"],
     # kl_mean: the estimator in use (k1 can go below 0); kl_exact: the true KL per token, never < 0
     "kl": ["kl_mean", "kl_exact", "kl_sum_mean", "kl_coef"],  # kl_coef: β, moved by the adaptive controller
     "policy": ["policy_loss", "entropy"],
@@ -172,6 +174,32 @@ def line_chart(frame: pd.DataFrame, *, styles: dict[str, int] | None = None, y_t
              "encoding": {"shape": {"field": "series", "type": "nominal", "scale": scale(SHAPES)}}},
         ],
     }
+
+
+# Where a health warning fired, on the chart of the metric it reads (see ppo_demo.health.RULES).
+WARNING_CHART = {"kl_mean": "kl", "entropy": "policy", "clip_frac": "health", "value_loss": "critic",
+                 "explained_variance": "critic", "reward_mean": "reward", "reward_std": "reward",
+                 "response_length_mean": "reward"}
+WARNING_COLOUR = "#D55E00"
+
+
+def warning_layers(warnings: list, chart: str, lang: str = "en") -> list[dict]:
+    """Layers for a chart's spec: a dashed rule and a ⚠ at each step where a health warning about
+    this chart's metrics fired; the tooltip names it and says what it means. Their own data, and
+    no y or colour (``null`` drops the chart's shared encodings), so the series are untouched."""
+    values = [{"step": w.step, "warning": w.name, "meaning": w.meaning(lang)}
+              for w in warnings if WARNING_CHART.get(w.metric) == chart]
+    if not values:
+        return []
+    encoding = {"y": None, "color": None,
+                "tooltip": [{"field": "warning", "type": "nominal", "title": t("health.axis", lang)},
+                            {"field": "step", "type": "quantitative", "title": t("axis.step", lang)},
+                            {"field": "meaning", "type": "nominal", "title": " "}]}
+    return [{"data": {"values": values}, "encoding": encoding,
+             "mark": {"type": "rule", "color": WARNING_COLOUR, "strokeDash": [6, 4], "strokeWidth": 2}},
+            {"data": {"values": values}, "encoding": encoding,
+             "mark": {"type": "text", "text": "⚠", "y": 0, "baseline": "top", "fontSize": 18,
+                      "color": WARNING_COLOUR}}]
 
 
 def plot_value(spec: dict, redraw: int = 0):
