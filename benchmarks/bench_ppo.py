@@ -46,9 +46,9 @@ BASELINE_STAGES = ("sample", "score_policy", "score_ref", "gae", "update", "othe
 PROJECT_STAGES = ("sample", "score", "epochs", "other")
 STAGE_HELP = {
     "sample": "generation: batched KV-cached sampling, which also yields old log-probs and values (sample_seconds)",
-    "score": "decoding, rule reward, reference (and if needed policy) scoring passes (score_seconds)",
+    "score": "decoding, rule reward, scoring passes, KL, GAE (update_seconds - epochs_seconds)",
     "epochs": "PPO epochs: forwards, backward, clipping, AdamW (epochs_seconds)",
-    "other": "KL, rewards, GAE, whitening, metrics and per-token records",
+    "other": "metrics and per-token records",
 }
 MIN_TIMED_STEPS = 8
 LENGTH_MISMATCH = 0.15  # flag when the sides' mean answer lengths differ by more than this
@@ -113,8 +113,8 @@ def child_project(args) -> dict:
         total = time.perf_counter() - t0
         m = result.metrics
         stages = {"sample": m["sample_seconds"]}
-        if "score_seconds" in m:  # older checkouts (--compare-to) report sampling and the rest only
-            stages.update(score=m["score_seconds"], epochs=m["epochs_seconds"])
+        if "epochs_seconds" in m:  # older checkouts (--compare-to) report sampling and the rest only
+            stages.update(score=m["update_seconds"] - m["epochs_seconds"], epochs=m["epochs_seconds"])
         stages["other"] = total - sum(stages.values())
         rec = {"seconds": total, "cpu_seconds": time.process_time() - cpu0, "samples": m["samples"], "response_tokens": m["response_tokens"],
                "success_rate": m["success_rate"], "reward_mean": m["reward_mean"],

@@ -218,7 +218,6 @@ class PPOTrainer:
         # 3. Old log-probs and values (policy), reference log-probs (pi_ref), no gradients; and,
         #    with exact_kl, the true KL(pi || pi_ref) at each token from both whole distributions.
         old_logprobs, old_values, ref_logprobs, kl_exact = self._logprobs_and_values(batch, policy_scores)  # (B, T)
-        t_scored = time.perf_counter()
 
         # 4. Per-token rewards: -beta * KL_t, plus the score at the last real token. With the
         #    KL in the loss instead, the reward is the score alone.
@@ -235,7 +234,6 @@ class PPOTrainer:
 
         # 6. PPO epochs over shuffled mini-batches (+ beta * E[k3] in the loss when kl_in is loss).
         ratios = torch.ones_like(old_logprobs)  # (B, T): each token's rho at its last update pass
-        t_epochs = time.perf_counter()
         update_stats = self._update(scored, step_seed, kl_coef, ratios)
         t_end = time.perf_counter()
         self.steps_done += 1
@@ -243,9 +241,7 @@ class PPOTrainer:
         # 7. Report, then let the adaptive controller move beta for the next step.
         metrics = self._metrics(scored, update_stats) | held_out
         metrics.update(step=self.steps_done, step_seconds=t_end - t_start, sample_seconds=t_sampled - t_start,
-                       update_seconds=t_end - t_sampled, kl_coef=kl_coef,
-                       # parts of update_seconds: decode + rule reward + scoring passes; the PPO epochs
-                       score_seconds=t_scored - t_sampled, epochs_seconds=t_end - t_epochs)
+                       update_seconds=t_end - t_sampled, kl_coef=kl_coef)
         metrics["samples_per_second"] = metrics["samples"] / metrics["step_seconds"]
         metrics["tokens_per_second"] = metrics["response_tokens"] / metrics["step_seconds"]
         if cfg.kl_target:
@@ -382,6 +378,7 @@ class PPOTrainer:
 
     def _update(self, scored: ScoredBatch, seed: int, kl_coef: float, ratios: torch.Tensor) -> dict:
         cfg = self.config
+        t_start = time.perf_counter()
         params = self.actor_critic.trainable_parameters()
         generator = torch.Generator().manual_seed(seed)
         sums: dict[str, float] = {}
@@ -418,7 +415,8 @@ class PPOTrainer:
                                   "value_clip_frac", "kl_loss")}
         if not cfg.has_critic:  # no critic, no value loss: NaN (shown as n/a), not a made-up 0
             stats.update(value_loss=math.nan, value_clip_frac=math.nan)
-        stats.update(updates=updates, skipped_updates=skipped)
+        # epochs_seconds: the PPO epochs' share of update_seconds (the rest: decoding, reward, scoring passes, GAE)
+        stats.update(updates=updates, skipped_updates=skipped, epochs_seconds=time.perf_counter() - t_start)
         return stats
 
     def _accumulate_gradients(self, scored: ScoredBatch, rows: torch.Tensor, kl_coef: float,
