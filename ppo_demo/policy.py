@@ -50,13 +50,14 @@ class ActorCritic(torch.nn.Module):
         self.model = model
         device = next(model.parameters()).device
         # Zero init: V = 0 everywhere at first, so the early value loss is just the returns².
-        self.value_head = torch.nn.Linear(hidden_size(model), 1, device=device, dtype=torch.float32)
+        dtype = torch.promote_types(next(model.parameters()).dtype, torch.float32)  # at least fp32, as LoRA's
+        self.value_head = torch.nn.Linear(hidden_size(model), 1, device=device, dtype=dtype)
         torch.nn.init.zeros_(self.value_head.weight)
         torch.nn.init.zeros_(self.value_head.bias)
 
     def values(self, hidden: torch.Tensor) -> torch.Tensor:
         """V(s_t) from the hidden state before token t: (B, T, H) -> (B, T)."""
-        return self.value_head(hidden.float()).squeeze(-1)
+        return self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

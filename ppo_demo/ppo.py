@@ -36,18 +36,24 @@ from __future__ import annotations
 import torch
 
 
+def upcast(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in at least float32: bf16/fp16 logits go to fp32 before a log-softmax; fp64 (the
+    tests' exact-equality runs) stays fp64."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """log softmax(logits)[token] for each position.
 
     logits (B, T, V) already divided by the sampling temperature; tokens (B, T) -> (B, T).
     """
-    log_p = torch.log_softmax(logits.float(), dim=-1)  # (B, T, V)
+    log_p = torch.log_softmax(upcast(logits), dim=-1)  # (B, T, V)
     return log_p.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """H = -sum_v p_v log p_v per position: (B, T, V) -> (B, T)."""
-    log_p = torch.log_softmax(logits.float(), dim=-1)
+    log_p = torch.log_softmax(upcast(logits), dim=-1)
     return -(log_p.exp() * log_p).sum(-1)
 
 
@@ -59,7 +65,7 @@ def logprobs_and_entropy_from_logits(logits: torch.Tensor, tokens: torch.Tensor,
     (9 MB per 48-token response of SmolLM2). With ``entropy_grad`` False (entropy coef 0) the
     entropy is only reported, so autograd keeps nothing for it.
     """
-    log_p = torch.log_softmax(logits.float(), dim=-1)  # (B, T, V)
+    log_p = torch.log_softmax(upcast(logits), dim=-1)  # (B, T, V)
     logprobs = log_p.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)  # (B, T)
     with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
         entropy = -(log_p.exp() * log_p).sum(-1)  # (B, T)

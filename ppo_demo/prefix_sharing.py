@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import torch
 
+from .ppo import upcast
 from .rollout import RolloutBatch, distinct_rows, has_plain_lm_head
 
 
@@ -63,7 +64,7 @@ def shared_prompt_logits_and_hidden(model, batch: RolloutBatch, temperature: flo
     last_prompt_hidden = prompt.last_hidden_state[:, -1:][index]  # (B, 1, H)
     hidden = torch.cat([last_prompt_hidden, response.last_hidden_state[:, :-1]], dim=1)  # (B, T, H)
     logits = model.get_output_embeddings()(hidden)  # (B, T, V)
-    return logits.float() / temperature, hidden
+    return upcast(logits) / temperature, hidden
 
 
 def rows_grouped_by_prompt(batch: RolloutBatch, rows: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .ppo import logprobs_from_logits
+from .ppo import logprobs_from_logits, upcast
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
@@ -269,9 +269,9 @@ def _sample(model, prompt_ids, *, pad_id, eos_ids, max_new_tokens, temperature, 
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     response = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
     if keep_scores:
-        logprobs = torch.zeros(batch, max_new_tokens, device=device)
+        logprobs = torch.zeros(batch, max_new_tokens, device=device, dtype=logits.dtype)  # fp32 (fp64 in exact tests)
         hiddens = torch.zeros(batch, max_new_tokens, hidden.shape[-1], device=device, dtype=hidden.dtype)
-    distribution = (torch.zeros(batch, max_new_tokens, logits.shape[-1], device=device)  # (B, T, V)
+    distribution = (torch.zeros(batch, max_new_tokens, logits.shape[-1], device=device, dtype=logits.dtype)  # (B, T, V)
                     if keep_scores and keep_distribution else None)
     steps = 0
     for t in range(max_new_tokens):
@@ -313,7 +313,7 @@ def _keep_token_scores(logits, token, temperature, running, t, logprobs, distrib
     ``logprobs[running, t]`` (and the whole log-softmax into ``distribution`` when it is kept).
     logits (b, V) and token (b,) for the ``running`` rows."""
     if distribution is not None:
-        log_p = torch.log_softmax(logits.float() / temperature, dim=-1)  # (b, V)
+        log_p = torch.log_softmax(upcast(logits) / temperature, dim=-1)  # (b, V)
         distribution[running, t] = log_p
         logprobs[running, t] = log_p.gather(-1, token.unsqueeze(-1))[:, 0]
     else:
@@ -356,10 +356,10 @@ class _NextToken:
         if self.split:
             out = self.model.get_decoder()(**inputs, use_cache=True)
             hidden = out.last_hidden_state[:, -1]  # (rows, H)
-            return self.model.get_output_embeddings()(hidden).float(), hidden, out.past_key_values
+            return upcast(self.model.get_output_embeddings()(hidden)), hidden, out.past_key_values
         out = self.model(**inputs, use_cache=True, output_hidden_states=self.keep_hidden, **self.last_only)
         hidden = out.hidden_states[-1][:, -1] if self.keep_hidden else None
-        return out.logits[:, -1, :].float(), hidden, out.past_key_values
+        return upcast(out.logits[:, -1, :]), hidden, out.past_key_values
 
 
 def distinct_rows(prompt_ids: list[list[int]]) -> tuple[list[int], list[int]]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.utils.checkpoint
 
-from .ppo import logprobs_and_entropy_from_logits, logprobs_from_logits
+from .ppo import logprobs_and_entropy_from_logits, logprobs_from_logits, upcast
 from .prefix_sharing import can_pack, packed_response_hidden, prompt_groups, shared_prompt_logits_and_hidden
 from .rollout import RolloutBatch, has_plain_lm_head
 
@@ -46,7 +46,7 @@ def response_logits_and_hidden(model, batch: RolloutBatch, temperature: float,
         # into one copy per row (8 x 57 MB for SmolLM2), which took most of a bf16 forward.
         hidden = trunk_out.last_hidden_state[:, P - 1:-1].contiguous()  # (B, T, H)
         logits = model.get_output_embeddings()(hidden)  # (B, T, V): response positions only
-    return logits.float() / temperature, hidden
+    return upcast(logits) / temperature, hidden
 
 
 @dataclass
@@ -72,7 +72,7 @@ def response_scores(model, batch: RolloutBatch, temperature: float, *, share_pro
     ``distribution``: also the whole log-softmax (B, T, V) (no-grad passes: the exact KL)."""
     if share_prompts and can_pack(model):
         hidden, rows, cols = packed_response_hidden(model, batch)  # (N, H), (N,), (N,)
-        logits = model.get_output_embeddings()(hidden).float() / temperature  # (N, V)
+        logits = upcast(model.get_output_embeddings()(hidden)) / temperature  # (N, V)
         tokens = batch.response_ids[rows, cols]
         full = torch.log_softmax(logits, dim=-1) if distribution and not entropy else None  # (N, V)
         if entropy:

@@ -112,7 +112,7 @@ def check_bad_updates(bad_in_a_row: int, limit: int) -> None:
 
 
 def _float(x: torch.Tensor | float) -> float:
-    return float(x.detach().float().cpu()) if isinstance(x, torch.Tensor) else float(x)
+    return float(x.detach().double().cpu()) if isinstance(x, torch.Tensor) else float(x)
 
 
 def seed_of_step(seed: int, steps_done: int) -> int:
@@ -323,7 +323,7 @@ class PPOTrainer:
         Full fine-tuning, dropout in PPO updates and top-p < 1 need no exception: sampling runs
         the policy itself, in eval mode like the scoring pass, and the kept log-probs are taken
         from the full tempered softmax, not the truncated one sampled from."""
-        return self.device.type == "cpu" and self.loaded.dtype == torch.float32
+        return self.device.type == "cpu" and self.loaded.dtype in (torch.float32, torch.float64)  # fp64: the exact tests
 
     @property
     def _share_prompts_in_update(self) -> bool:
@@ -348,7 +348,8 @@ class PPOTrainer:
         packed = cfg.share_prompts and can_pack(self.actor_critic.model)
         chunks = [(rows, batch.rows(rows).trimmed())
                   for rows in micro_batch_rows(batch, all_rows, cfg.micro_batch_tokens, packed=packed)]
-        ref_logprobs = torch.zeros(size, T, device=self.device)
+        dtype = torch.promote_types(self.loaded.dtype, torch.float32)  # fp32 (fp64 in the exact tests)
+        ref_logprobs = torch.zeros(size, T, device=self.device, dtype=dtype)
         self.actor_critic.eval()
         with autocast_context(self.device):
             policy_dist = None  # (B, T, V) log pi over the vocabulary, for the exact KL
@@ -356,7 +357,7 @@ class PPOTrainer:
                 old_logprobs, old_values, *rest = policy_scores
                 policy_dist = rest[0] if rest else None
             else:
-                old_logprobs, old_values = (torch.zeros(size, T, device=self.device) for _ in range(2))
+                old_logprobs, old_values = (torch.zeros(size, T, device=self.device, dtype=dtype) for _ in range(2))
                 for rows, mb in chunks:
                     t = mb.response_mask.shape[1]
                     policy = response_scores(self.actor_critic.model, mb, cfg.temperature,
@@ -365,9 +366,9 @@ class PPOTrainer:
                     old_values[rows, :t] = self.actor_critic.values(policy.hidden) * mb.response_mask
                     if self.exact_kl:
                         if policy_dist is None:
-                            policy_dist = torch.zeros(size, T, policy.log_probs.shape[-1], device=self.device)
-                        policy_dist[rows, :t] = policy.log_probs.float()
-            kl_exact = torch.zeros(size, T, device=self.device) if self.exact_kl else None
+                            policy_dist = torch.zeros(size, T, policy.log_probs.shape[-1], device=self.device, dtype=dtype)
+                        policy_dist[rows, :t] = policy.log_probs.to(dtype)
+            kl_exact = torch.zeros(size, T, device=self.device, dtype=dtype) if self.exact_kl else None
             with self.runtime.reference() as ref_model:  # adapters switched off once for all chunks
                 for rows, mb in chunks:
                     t = mb.response_mask.shape[1]
@@ -375,7 +376,7 @@ class PPOTrainer:
                                           distribution=self.exact_kl)
                     ref_logprobs[rows, :t] = ref.logprobs * mb.response_mask
                     if kl_exact is not None:  # sum_v pi (log pi - log pi_ref) at each real token
-                        kl_exact[rows, :t] = ppo.exact_kl(policy_dist[rows, :t], ref.log_probs.float()) * mb.response_mask
+                        kl_exact[rows, :t] = ppo.exact_kl(policy_dist[rows, :t], ref.log_probs.to(dtype)) * mb.response_mask
         return old_logprobs, old_values, ref_logprobs, kl_exact
 
     def _advantages(self, rewards: torch.Tensor, values: torch.Tensor,
@@ -403,6 +404,7 @@ class PPOTrainer:
 
     def _update(self, scored: ScoredBatch, seed: int, kl_coef: float, ratios: torch.Tensor) -> dict:
         cfg = self.config
+        t_start = time.perf_counter()
         params = self.actor_critic.trainable_parameters()
         generator = torch.Generator().manual_seed(seed)
         sums: dict[str, float] = {}
@@ -439,7 +441,8 @@ class PPOTrainer:
                                   "value_clip_frac", "kl_loss")}
         if not cfg.has_critic:  # no critic, no value loss: NaN (shown as n/a), not a made-up 0
             stats.update(value_loss=math.nan, value_clip_frac=math.nan)
-        stats.update(updates=updates, skipped_updates=skipped)
+        # epochs_seconds: the PPO epochs' share of update_seconds (the rest: decoding, reward, scoring passes, GAE)
+        stats.update(updates=updates, skipped_updates=skipped, epochs_seconds=time.perf_counter() - t_start)
         return stats
 
     def _accumulate_gradients(self, scored: ScoredBatch, rows: torch.Tensor, kl_coef: float,
@@ -455,8 +458,9 @@ class PPOTrainer:
         rho is written into ``ratios`` (B, T), so after the last epoch it holds the last pass's."""
         cfg = self.config
         agg = dict(loss_agg_mode=cfg.loss_agg_mode, norm_length=cfg.max_new_tokens)  # E_t of every term
-        total = ppo.agg_count(scored.response_mask[rows], cfg.loss_agg_mode)  # tokens, or responses
-        total_tokens = scored.response_mask[rows].sum()  # the diagnostics are means over tokens
+        # Python numbers: each chunk's weight is then exact in the loss's own dtype (fp64 in the exact tests)
+        total = int(ppo.agg_count(scored.response_mask[rows], cfg.loss_agg_mode))  # tokens, or responses
+        total_tokens = int(scored.response_mask[rows].sum())  # the diagnostics are means over tokens
         sums: dict[str, torch.Tensor] = {}
         share = self._share_prompts_in_update
         if share:  # answers to one prompt in one chunk (the sum over rows does not depend on order)
@@ -465,8 +469,8 @@ class PPOTrainer:
         for chunk in micro_batch_rows(scored.batch, rows, cfg.micro_batch_tokens, packed=packed):
             mb = scored.rows(chunk).trimmed()  # (b, t), t <= T: columns past every row's EOS dropped
             mask = mb.response_mask
-            weight = ppo.agg_count(mask, cfg.loss_agg_mode) / total  # this chunk's share of E_t
-            token_weight = mask.sum() / total_tokens
+            weight = int(ppo.agg_count(mask, cfg.loss_agg_mode)) / total  # this chunk's share of E_t
+            token_weight = int(mask.sum()) / total_tokens
             with autocast_context(self.device):
                 scores = response_scores(self.actor_critic.model, mb.batch, cfg.temperature, share_prompts=share,
                                          entropy=True, entropy_grad=cfg.ent_coef > 0)

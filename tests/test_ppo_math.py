@@ -222,3 +222,12 @@ def test_explained_variance():
 def test_last_token_index():
     mask = t([[1, 1, 0], [1, 1, 1], [0, 0, 0]])
     assert ppo.last_token_index(mask).tolist() == [1, 2, 0]
+
+
+def test_upcast_gives_at_least_float32_and_keeps_float64():
+    """bf16/fp16 logits go to fp32 before a log-softmax; fp64 (exact-equality tests) stays fp64."""
+    for dtype, expected in [(torch.bfloat16, torch.float32), (torch.float16, torch.float32),
+                            (torch.float32, torch.float32), (torch.float64, torch.float64)]:
+        assert ppo.upcast(torch.zeros(2, dtype=dtype)).dtype == expected
+    logits = torch.tensor([[[0.1, 0.2, 0.3]]], dtype=torch.float64)
+    assert ppo.logprobs_from_logits(logits, torch.tensor([[1]])).dtype == torch.float64
