@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--run", required=True, help="a folder written by 'train --out'")
     export.add_argument("--to", required=True, choices=("trl", "verl", "openrlhf"), help="the tool to export to")
     export.add_argument("--out", required=True, help="folder for the bundle (created)")
+    _add_lesson_parser(sub)
     # Learning from preferences: PPO against a reward model, the reward model itself, DPO.
     train.add_argument("--reward-model", metavar="DIR",
                        help="a folder written by 'reward-model --out': PPO against its score (see --reward-source; "
@@ -331,6 +332,76 @@ def run_export(args) -> int:
     return 0
 
 
+# --- lesson: a classroom question as an experiment with a verdict -----------------------------
+def _add_lesson_parser(sub) -> None:
+    lesson = sub.add_parser("lesson", help="run a lesson: a control run and treatments, then a verdict from their numbers")
+    lesson.add_argument("name", nargs="?", help="the lesson (see --list)")
+    lesson.add_argument("--list", action="store_true", help="print one lesson name per line")
+    lesson.add_argument("--model", default="smollm2-135m-instruct", help="as for train (default: the embedded model)")
+    lesson.add_argument("--steps", type=int, help="PPO steps per run (default: the lesson's)")
+    lesson.add_argument("--seeds", help="comma-separated seeds, each arm run once per seed (default: the lesson's)")
+    lesson.add_argument("--jsonl", action="store_true",
+                        help="one JSON object per step (with 'arm' and 'seed'), then one verdict line")
+    lesson.add_argument("--markdown", metavar="FILE", help="also write the verdict with its numbers as Markdown")
+    lesson.add_argument("--lang", choices=("en", "zh"), default="en", help="language of the verdict text")
+    lesson.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda if available)")
+    lesson.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), help="as for train")
+
+
+def run_lesson_command(args) -> int:
+    from .lessons import LESSONS, LessonError, get_lesson, parse_seeds, plan, run_lesson, verdict_text
+    from .lessons.export import lesson_markdown
+
+    if args.list:
+        print("\n".join(LESSONS))
+        return 0
+    try:
+        if not args.name:
+            raise LessonError("lesson.error.no_name")
+        lesson = get_lesson(args.name)
+        seeds = parse_seeds(args.seeds) if args.seeds else None
+        plan(lesson, args.steps, seeds)  # bad knobs or a missing setting fail before the model loads
+    except LessonError as exc:
+        raise CliError(str(exc)) from None
+    from .cpu_tuning import configure_cpu_runtime
+    from .models import ModelLoadError, load_model, parse_dtype
+    from .trainer import TrainingError
+
+    configure_cpu_runtime()
+    if not args.jsonl:
+        print(f"loading {args.model} ...", file=sys.stderr, flush=True)
+    try:
+        loaded = load_model(args.model, device=args.device, dtype=parse_dtype(args.dtype) if args.dtype else None)
+    except ModelLoadError as exc:
+        raise CliError(str(exc)) from None
+
+    def on_step(arm_run, metrics):
+        if args.jsonl:
+            line = {"arm": arm_run.arm.key, "seed": arm_run.seed}
+            line.update({k: _json_number(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+            print(json.dumps(line), flush=True)
+        else:
+            print(f"[{arm_run.arm.label(args.lang)} · seed {arm_run.seed}] ", end="")
+            _print_step(metrics, arm_run.config.steps, False)
+
+    try:
+        result = run_lesson(lesson, loaded, steps=args.steps, seeds=seeds, on_step=on_step)
+    except TrainingError as exc:
+        raise CliError(str(exc)) from None
+    outcome = result.outcome
+    if args.markdown:
+        Path(args.markdown).write_text(lesson_markdown(result, args.lang, model=loaded.name), encoding="utf-8")
+    if args.jsonl:
+        print(json.dumps({"event": "verdict", "lesson": lesson.name, "observed": outcome.observed,
+                          "measured": {k: _json_number(v) for k, v in outcome.measured.items()},
+                          "seconds": round(result.seconds, 1)}), flush=True)
+    else:
+        print()
+        print(lesson.question(args.lang))
+        print(verdict_text(lesson, outcome, args.lang))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -338,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_train(args)
         if args.command == "export":
             return run_export(args)
+        if args.command == "lesson":
+            return run_lesson_command(args)
         if args.command == "probe":
             return run_probe(args)
         if args.command in ("reward-model", "dpo"):

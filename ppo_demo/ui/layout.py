@@ -20,6 +20,7 @@ import gradio as gr
 
 from . import handlers, tabs
 from .i18n import I18N
+from .lessons import lessons_tab, wire_lessons
 from .limits import Limits, limits_from_env
 from .runs import RunBook
 from .session import ModelRegistry, SessionStore, without_optimizer
@@ -83,6 +84,7 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
             tabs.runs_tab(c)
             tabs.compare_tab(c, limits, start_tasks)
             tabs.files_tab(c)
+            lessons_tab(c)
         wire_page_language(demo, c, registry, session_of)
         wire_training(c, limits, registry, session_of)
         wire_runs(c, session_of)
@@ -90,6 +92,7 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
         wire_compare(c, limits, registry, session_of)
         wire_probe(c, limits, registry, session_of)
         wire_files(c, limits, registry, session_of)
+        wire_lessons(demo, c, limits, registry, session_of)
 
         # A closed tab stops its run and frees its adapter (the thread ends after its step).
         def on_unload(request: gr.Request):
