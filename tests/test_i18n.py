@@ -55,7 +55,8 @@ def test_every_server_message_exists_in_both_languages_with_the_same_placeholder
     for key, (english, chinese) in MESSAGES.items():
         assert english.strip() and chinese.strip(), key
         assert _placeholders(english) == _placeholders(chinese), key
-        if key not in UNCHANGED_OK:
+        # A text with no Latin word in it ('β = 0', '?') reads the same in both languages.
+        if key not in UNCHANGED_OK and re.search(r"[A-Za-z]{2,}", english):
             assert chinese != english, f"{key} is not translated"
 
 
