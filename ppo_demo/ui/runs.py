@@ -4,8 +4,9 @@ Reset starts a new run (the previous one is kept); Train after Stop continues th
 A :class:`Run` keeps what it was trained with (knobs, reward settings, tasks, model), what it
 measured (one metrics dict per step) and what it trained (``training_state``: whatever the
 session trains, a ``PolicyState`` today, maybe with optimizer moments later; this module never
-looks inside it). Its name says what differs from the run before it ("run 3 · KL coef β 0.5"),
-so a legend answers "which curve was which?" by itself.
+looks inside it). Its name says what differs from the session's first run (run 1: from the
+page's start settings), the most telling settings first ("run 3 · Advantage estimator GRPO,
+Group size G 4"), so a legend answers "which curve was which?" by itself; a person may rename it.
 
 :class:`RunBook` is one session's list: start, continue, delete, a cap on how many are kept (each
 holds an adapter in memory), a summary table, one CSV of every run's metrics with its knobs, and
@@ -22,7 +23,7 @@ import pandas as pd
 
 from ..config import all_knob_fields
 from ..tasks import Task
-from ..text import LocalizedError
+from ..text import LocalizedError, has, tn
 from .i18n import knob_label, t
 from .plots import PLOTTED_METRICS, SHARE_METRICS, line_chart, series_name
 
@@ -30,7 +31,12 @@ from .plots import PLOTTED_METRICS, SHARE_METRICS, line_chart, series_name
 SAME_RESULTS_KNOBS = frozenset({"micro_batch_tokens", "gradient_checkpointing", "max_bad_updates"})
 # Steps is how long one Train press goes, not what a run is (the table shows each run's steps).
 NOT_IN_NAMES = SAME_RESULTS_KNOBS | {"steps"}
-NAME_DIFFS = 2  # a name lists at most this many differences, then "+N more"
+NAME_DIFFS = 3  # a name lists at most this many differences, then "+N more"
+# The settings a lesson varies, most telling first: a name lists these before any other, so the
+# one that matters is never the one cut ("+N more"). The rest follow in the knobs' order.
+NAME_PRIORITY = ("advantage_estimator", "kl_coef", "clip_eps", "ppo_epochs", "length_penalty", "match_mode",
+                 "kl_in", "kl_target", "mode", "learning_rate", "group_size", "lora_r", "tasks", "model")
+MAX_TITLE_CHARS = 60
 DEFAULT_MAX_RUNS = 6
 KL_DEMO_BETAS = (0.0, 0.05, 0.5)
 
@@ -39,9 +45,12 @@ class RunsError(LocalizedError):
     """A request about runs that cannot be done; ``key``/``values`` give the message in any language."""
 
 
-def format_value(value: Any, lang: str = "en") -> str:
+def format_value(value: Any, lang: str = "en", knob: str = "") -> str:
     """A knob value as a person writes it: 0.5, 1e-04, on, q_proj, v_proj; an optional knob left
-    empty (None, e.g. no Target KL) is "off"."""
+    empty (None, e.g. no Target KL) is "off"; an option of ``knob`` by its name in ``lang``
+    ('GRPO (group mean)')."""
+    if knob and isinstance(value, str) and has(f"option.{knob}.{value}"):
+        return t(f"option.{knob}.{value}", lang)
     if value is None:
         return t("run.off", lang)
     if isinstance(value, bool):
@@ -57,6 +66,7 @@ def knob_differences(before: dict[str, Any], after: dict[str, Any]) -> dict[str,
     """knob -> (before, after) for every setting that changes the numbers, in the knobs' order.
     A setting ``before`` does not know (e.g. a knob added since) is not a difference."""
     known = [f.name for f in all_knob_fields()] + ["tasks", "model"]
+    known = [n for n in NAME_PRIORITY if n in known] + [n for n in known if n not in NAME_PRIORITY]
     order = known + sorted(set(after) - set(known))
     diffs = {}
     for name in order:
@@ -79,7 +89,7 @@ def describe_differences(diffs: dict[str, tuple[Any, Any]], lang: str = "en", li
         elif name == "model":
             parts.append(t("run.model", lang, model=new))
         else:
-            parts.append(f"{knob_label(name, lang)} {format_value(new, lang)}")
+            parts.append(f"{knob_label(name, lang)} {format_value(new, lang, name)}")
     if limit is not None and len(parts) > limit:
         parts = parts[:limit] + [t("run.more", lang, n=len(parts) - limit)]
     return ", ".join(parts)
@@ -94,11 +104,12 @@ class Run:
     reward: dict[str, Any]  # the reward's settings (match_mode, length_penalty)
     tasks: list[Task]
     model_name: str
-    differs: dict[str, tuple[Any, Any]]  # what differs from the run before it (or the start settings)
+    differs: dict[str, tuple[Any, Any]]  # what differs from the session's first run (or the start settings)
     history: list[dict] = field(default_factory=list)  # one metrics dict per step
     training_state: Any = None  # what the session trains; None = nothing trained yet (the base model)
     last_rollouts: list = field(default_factory=list)  # the latest step's records (heatmap, table)
     changes: list[tuple[int, dict[str, tuple[Any, Any]]]] = field(default_factory=list)  # (first step, diffs)
+    title: str = ""  # a name a person gave it ("GRPO"); empty = named by what differs
 
     @property
     def steps(self) -> int:
@@ -110,8 +121,11 @@ class Run:
         return sum(float(m.get("step_seconds", 0.0)) for m in self.history)
 
     def name(self, lang: str = "en") -> str:
-        """'run 3 · KL coef β 0.5': the number and what differs from the run before it."""
+        """'run 3 · KL coef β 0.5': the number and what differs from the session's first run (or
+        the title a person gave it: 'run 3 · GRPO')."""
         label = t("run.name", lang, number=self.number)
+        if self.title:
+            return f"{label} · {self.title}"
         if not self.differs:
             return label
         return f"{label} · {describe_differences(self.differs, lang, limit=NAME_DIFFS)}"
@@ -151,6 +165,8 @@ class RunBook:
         if max_runs < 1:
             raise ValueError("max_runs must be at least 1")
         self.start_settings = dict(start_settings or {})  # run 1 is named by what differs from these
+        # Later runs are named by what differs from the session's first run (kept if it is deleted).
+        self.first_settings: dict[str, Any] | None = None
         self.max_runs = max_runs
         # Applied to a run's state when it stops being current: it can no longer be continued, only
         # compared, so e.g. optimizer moments may be dropped here to save memory.
@@ -177,15 +193,17 @@ class RunBook:
         return self.start(knobs, reward, tasks, model_name)
 
     def start(self, knobs: dict[str, Any], reward: dict[str, Any], tasks: list[Task], model_name: str) -> Run:
-        """A new run from the base model, named by what differs from the latest kept run."""
+        """A new run from the base model, named by what differs from the session's first run (the
+        first run itself: from the start settings)."""
         if len(self.runs) >= self.max_runs:
             raise RunsError("error.max_runs", limit=self.max_runs)
         self.close_current()
-        before = self.runs[-1].settings() if self.runs else {
-            **self.start_settings, "tasks": list(tasks), "model": model_name}
+        before = self.first_settings or {**self.start_settings, "tasks": list(tasks), "model": model_name}
         run = Run(number=self._next_number, knobs=dict(knobs), reward=dict(reward), tasks=list(tasks),
                   model_name=model_name, differs={})
         run.differs = knob_differences(before, run.settings())
+        if self.first_settings is None:
+            self.first_settings = run.settings()
         self._next_number += 1
         self.runs.append(run)
         self.current = run
@@ -231,12 +249,21 @@ class RunBook:
                 return run
         raise RunsError("error.no_such_run", number=number)
 
+    def rename(self, number: int, title: str) -> Run:
+        """Give a run a name of its own ('' goes back to the name by differences)."""
+        title = " ".join(str(title or "").split())
+        if len(title) > MAX_TITLE_CHARS:
+            raise RunsError("error.run_title_long", limit=MAX_TITLE_CHARS, n=len(title))
+        run = self.get(number)
+        run.title = title
+        return run
+
     def trained(self) -> list[Run]:
         """The runs with at least one step (what a table, a plot or Compare can show)."""
         return [run for run in self.runs if run.steps]
 
     def clear(self) -> None:
-        self.runs, self.current, self.planned = [], None, []
+        self.runs, self.current, self.planned, self.first_settings = [], None, [], None
 
     # --- a queue of runs (the KL demo) --------------------------------------------------
     def plan(self, overrides: list[dict[str, Any]]) -> None:
@@ -255,9 +282,9 @@ class RunBook:
         run = self.current
         if run is None:
             name = t("run.name", lang, number=self._next_number)
-            return t("next.start", lang, run=name, steps=steps)
+            return tn("plural.next_start", steps, lang, run=name)
         done = run.history[-1].get("step", run.steps) if run.history else 0
-        return t("next.continue", lang, run=run.name(lang), steps=steps, first=done + 1, last=done + steps)
+        return tn("plural.next_continue", steps, lang, run=run.name(lang), first=done + 1, last=done + steps)
 
     def summary(self, lang: str = "en") -> pd.DataFrame:
         """One row per run: name, what differs, steps, final reward, success rate, KL, seconds."""

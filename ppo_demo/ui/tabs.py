@@ -206,6 +206,8 @@ def runs_tab(c: Components) -> None:
                                        column_widths=["30%", "30%", "8%", "9%", "9%", "8%", "6%"])
         with gr.Row():
             c["runs_pick"] = gr.Dropdown([], label=text("runs_pick"), elem_id="runs-pick", scale=2)
+            c["runs_title"] = gr.Textbox("", label=text("runs_title"), elem_id="runs-title", max_lines=1, scale=2)
+            c["runs_rename"] = gr.Button(text("runs_rename"), elem_id="runs-rename", scale=1)
             c["runs_delete"] = gr.Button(text("runs_delete"), variant="stop", elem_id="runs-delete", scale=1)
             c["runs_download"] = gr.DownloadButton(text("runs_download"), elem_id="runs-download", interactive=False,
                                                    scale=1)

@@ -162,6 +162,20 @@ def wire_runs(c: Components, session_of) -> None:
     c["runs_delete"].click(on_delete, c.inputs("runs_pick", *RUNS_INPUTS), c.inputs(*RUNS_OUTPUTS),
                            api_name="delete_run", concurrency_id="control", **LIGHT_JOB)
 
+    def on_rename(number, title, steps, metric, shown, request: gr.Request):
+        """The Runs tab, Compare's picker, the next-press line and the status line follow the new name."""
+        session, lang = session_of(request), lang_of(request)
+        name = handlers.rename_run(session, number, title, lang)
+        status = gr.skip() if session.running else t("status.renamed", lang, run=name)
+        return {**runs_updates(c, session, steps, metric, shown, lang, files=False), c["status"]: status,
+                c["runs_title"]: ""}
+
+    c["runs_rename"].click(on_rename, c.inputs("runs_pick", "runs_title", *RUNS_INPUTS),
+                           c.inputs(*RUNS_OUTPUTS, "status", "runs_title"), api_name="rename_run",
+                           concurrency_id="control", **LIGHT_JOB)
+    c["runs_title"].submit(on_rename, c.inputs("runs_pick", "runs_title", *RUNS_INPUTS),
+                           c.inputs(*RUNS_OUTPUTS, "status", "runs_title"), concurrency_id="control", **QUIET)
+
     def on_kl_demo(steps, metric, shown, request: gr.Request):
         session, lang = session_of(request), lang_of(request)
         sentence = handlers.queue_kl_demo(session, steps, lang)
@@ -204,9 +218,11 @@ def wire_tasks(c: Components, limits: Limits, session_of) -> None:
         rows = handlers.upload_tasks(getattr(file, "name", file), limits, lang)
         return pd.DataFrame(rows, columns=task_headers(lang))
 
-    def task_choices(table):
-        prompts = [str(r[0]).strip() for r in handlers.table_rows(table) if r and str(r[0] or "").strip()]
-        return gr.Dropdown(choices=prompts, value=None)
+    def on_tasks_for_compare(table, picked, prompt):
+        """Compare's picker follows the table in every language and after every upload."""
+        prompts, picked, prompt = handlers.compare_pick(table, picked, prompt)
+        return {c["compare_task"]: gr.Dropdown(choices=prompts, value=picked),
+                c["prompt"]: gr.skip() if prompt is None else prompt}
 
     # The CSV is written whenever the table changes, so the button always downloads what is shown.
     def on_table_change(table, request: gr.Request):
@@ -222,9 +238,10 @@ def wire_tasks(c: Components, limits: Limits, session_of) -> None:
     c["load_preset"].click(on_preset_tasks, c["task_preset"], c.inputs("tasks", "match_mode"), api_name="task_preset",
                            **LIGHT_JOB)
     c["upload_csv"].upload(on_upload_tasks, c["upload_csv"], table, **QUIET)
-    table.change(task_choices, table, c["compare_task"], **QUIET)
+    table.change(on_tasks_for_compare, c.inputs("tasks", "compare_task", "prompt"),
+                 c.inputs("compare_task", "prompt"), **QUIET)
     table.change(on_table_change, table, c["download_csv"], **QUIET)
-    c["compare_task"].change(lambda p: p or gr.skip(), c["compare_task"], c["prompt"], **QUIET)
+    c["compare_task"].input(lambda p: p or gr.skip(), c["compare_task"], c["prompt"], **QUIET)
 
     def on_preset(name):
         return knob_updates(c, handlers.preset_knobs(name, limits))
