@@ -39,6 +39,8 @@ CSS = """
 .heat-legend { margin-top: 8px; font-size: 14px; display: flex; align-items: center; gap: 6px; }
 .heat-legend .bar { display: inline-block; width: 140px; height: 12px; border-radius: 3px;
   background: linear-gradient(90deg, rgba(37,99,235,0.8), rgba(255,255,255,0.9), rgba(220,38,38,0.8)); }
+.tok-stack { display: inline-flex; flex-direction: column; align-items: center; vertical-align: top; }
+.tok-num { font-size: 13px; line-height: 1.2; color: #222; }
 .heatmap-empty { color: var(--body-text-color-subdued); padding: 12px; }
 #base-output textarea, #adapted-output textarea { font-size: 17px; }
 #next-press { font-size: 16px; margin-top: -6px; }

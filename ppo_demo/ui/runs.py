@@ -353,7 +353,8 @@ class RunBook:
         """The overlay plot's spec: ``metric`` of each chosen run, one colour and marker per run."""
         frame = self.overlay_frame(metric, numbers, lang)
         return line_chart(frame, styles=self.run_styles(lang), y_title=series_name(metric, lang),
-                          share=metric in SHARE_METRICS, lang=lang, legend_columns=2)
+                          share=metric in SHARE_METRICS, lang=lang, legend_columns=2,
+                          title=t("overlay.title", lang, metric=series_name(metric, lang)))
 
 
 def kl_demo_plan(betas: tuple[float, ...] = KL_DEMO_BETAS) -> list[dict[str, Any]]:

@@ -12,9 +12,10 @@ import dataclasses
 import gradio as gr
 import pandas as pd
 
-from ..config import knob_fields
+from ..config import all_knob_fields, knob_fields
 from ..reward import RewardConfig
 from ..tasks import TASK_PRESETS
+from ..text import has
 from . import handlers
 from .heatmap import heatmap_html, quantity_choices
 from .i18n import I18N, knob_key, t, text
@@ -25,6 +26,7 @@ from .runs import RunBook
 TASK_HEADERS = ["prompt", "expected"]
 KNOB_GROUPS = ("lora", "rollout", "ppo")  # "reward" knobs sit next to the task table
 KNOB_NAMES = [f.name for f in knob_fields()]
+OPTION_KNOBS = [f.name for f in knob_fields() if f.metadata.get("choices")]  # radios with named options
 REWARD_NAMES = [f.name for f in knob_fields(RewardConfig)]
 PLOT_NAMES = [f"plot_{name}" for name in CHARTS]
 
@@ -46,7 +48,7 @@ def knob_component(f: dataclasses.Field, value, limits: Limits) -> gr.components
                   elem_id=f"knob-{name.replace('_', '-')}")
     kind = f.type if isinstance(f.type, str) else f.type.__name__
     if meta.get("choices"):
-        return gr.Radio(choices=list(meta["choices"]), value=value, **common)
+        return gr.Radio(choices=option_choices(name), value=value, **common)
     if kind == "bool":
         return gr.Checkbox(value=bool(value), **common)
     if kind == "tuple":
@@ -68,6 +70,18 @@ def knob_component(f: dataclasses.Field, value, limits: Limits) -> gr.components
     # No minimum/maximum on a Number: Gradio's own check would say "Value -1 is less than minimum
     # value 1e-08" without naming the knob; TrainConfig.validate names it and its range.
     return gr.Number(value=value, step=low if logarithmic else 0.01, **common)
+
+
+def option_choices(knob: str, lang: str = "en") -> list[tuple[str, str]]:
+    """(name in ``lang``, value) of a knob's options: the page shows 'GRPO (group mean)' or
+    'GRPO（组内均值）', the server still receives 'grpo'."""
+    choices = next(f.metadata["choices"] for f in all_knob_fields() if f.name == knob)
+    return [(t(f"option.{knob}.{v}", lang) if has(f"option.{knob}.{v}") else v, v) for v in choices]
+
+
+def preset_choices(lang: str = "en") -> list[tuple[str, str]]:
+    """(name in ``lang``, key) of the task presets."""
+    return [(t(f"preset.{name}", lang), name) for name in TASK_PRESETS]
 
 
 def knob_columns(fields) -> list[tuple[str, list]]:
@@ -121,7 +135,7 @@ def tasks_tab(c: Components, limits: Limits, knob_defaults: dict, start_tasks: l
                 c["selected_row"] = gr.State(None)  # the row of the cell last clicked (Remove takes it)
                 gr.Markdown(text("remove_row_info"), elem_classes=["hint"])
                 with gr.Row():
-                    c["task_preset"] = gr.Dropdown(list(TASK_PRESETS), value="english", label=text("task_preset"),
+                    c["task_preset"] = gr.Dropdown(preset_choices(), value="english", label=text("task_preset"),
                                                    scale=2)
                     c["load_preset"] = gr.Button(text("load_preset"), size="sm", scale=1)
                     c["upload_csv"] = gr.UploadButton(text("upload_csv"), file_types=[".csv", ".json"],
@@ -158,7 +172,9 @@ def knobs_tab(c: Components, limits: Limits, knob_defaults: dict) -> None:
 
 
 def _chart(c: Components, name: str, label_key: str) -> None:
-    c[f"plot_{name}"] = gr.Plot(label=text(label_key), elem_id=f"{name}-plot", show_label=True)
+    # The chart draws its own title (plots.train_chart_spec), laid out above the plot area: the
+    # block's label would float over the top of the data (a line at 100 % disappeared under it).
+    c[f"plot_{name}"] = gr.Plot(label=text(label_key), elem_id=f"{name}-plot", show_label=False)
 
 
 def train_tab(c: Components) -> None:
@@ -185,6 +201,7 @@ def train_tab(c: Components) -> None:
                     c["heat_index"] = gr.Slider(0, 1, value=0, step=1, label=text("heat_index"), elem_id="heat-index")
                     c["heat_quantity"] = gr.Dropdown(quantity_choices(), value="advantage", label=text("heat_quantity"),
                                                      elem_id="heat-quantity")
+                    c["heat_numbers"] = gr.Checkbox(False, label=text("heat_numbers"), elem_id="heat-numbers")
                 c["heatmap"] = gr.HTML(heatmap_html(None), label=text("heatmap"), elem_id="token-heatmap")
 
 
@@ -194,7 +211,7 @@ def runs_tab(c: Components) -> None:
         gr.Markdown(text("runs_note"))
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                c["runs_plot"] = gr.Plot(label=text("runs_plot"), elem_id="runs-plot", show_label=True)
+                c["runs_plot"] = gr.Plot(label=text("runs_plot"), elem_id="runs-plot", show_label=False)
             with gr.Column(scale=1, min_width=260):
                 # A value from the start: an API client that leaves it out gets the reward, not an error.
                 c["runs_metric"] = gr.Dropdown(RunBook().metric_options(), value="reward_mean",

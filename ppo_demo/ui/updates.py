@@ -16,7 +16,7 @@ from . import handlers
 from .heatmap import heatmap_html
 from .i18n import t
 from .limits import Limits
-from .plots import CHARTS, chart_frame, line_chart, plot_value, rollouts_frame
+from .plots import CHARTS, plot_value, rollouts_frame, train_chart_spec
 from .runs import RunBook
 from .tabs import KNOB_NAMES, PLOT_NAMES, RUNS_COLUMNS, TASK_HEADERS, Components
 
@@ -89,12 +89,13 @@ def task_headers(lang: str) -> list[str]:
 
 # --- view -> component updates ------------------------------------------------------------
 
-def heat(rollouts, index, quantity, lang: str = "en"):
+def heat(rollouts, index, quantity, lang: str = "en", numbers: bool = False):
     """(heatmap HTML, rollout slider) for the rollout at ``index`` (clamped to the rollouts there are)."""
     n = len(rollouts)
     index = min(max(int(index or 0), 0), max(n - 1, 0))
     record = rollouts[index] if n else None
-    return heatmap_html(record, quantity or "advantage", lang), gr.Slider(maximum=max(n - 1, 1), value=index)
+    return (heatmap_html(record, quantity or "advantage", lang, numbers=numbers),
+            gr.Slider(maximum=max(n - 1, 1), value=index))
 
 
 def download(path: str | None) -> gr.DownloadButton:
@@ -104,17 +105,15 @@ def download(path: str | None) -> gr.DownloadButton:
 
 def train_chart(history: list[dict], chart: str, tasks_expected: list[str], lang: str, redraw: int = 0):
     """One Train-tab chart (None while there is nothing to draw: an empty plot box)."""
-    frame = chart_frame(history, chart, tasks_expected, lang)
-    if not len(frame):
-        return None
-    return plot_value(line_chart(frame, share=chart == "success", lang=lang), redraw)
+    spec = train_chart_spec(history, chart, tasks_expected, lang)
+    return None if spec is None else plot_value(spec, redraw)
 
 
 def view_updates(c: Components, view: handlers.TrainView, session, heat_index, heat_quantity, files: bool,
                  lang: str = "en") -> dict:
     """The Train tab (:data:`TRAIN_OUTPUTS`): status, charts, rollouts table, heatmap and its
     slider, and the two downloads (``files=False`` leaves those as they are)."""
-    heatmap, slider = heat(view.rollouts, heat_index, heat_quantity, lang)
+    heatmap, slider = heat(view.rollouts, heat_index, heat_quantity, lang, session.heat_numbers)
     updates = {c["status"]: view.status, c["rollouts_table"]: rollouts_frame(view.rollouts, lang),
                c["heatmap"]: heatmap, c["heat_index"]: slider,
                c["download_adapter"]: download(handlers.export_adapter(session)) if files else gr.skip(),

@@ -18,7 +18,7 @@ from .i18n import lang_of, t
 from .limits import Limits
 from .plots import CHARTS, rollouts_frame
 from .session import ModelRegistry
-from .tabs import KNOB_NAMES, PLOT_NAMES, REWARD_NAMES, Components
+from .tabs import KNOB_NAMES, OPTION_KNOBS, PLOT_NAMES, REWARD_NAMES, Components, option_choices, preset_choices
 from .updates import (LIGHT_JOB, MODEL_JOB, QUIET, RUNS_INPUTS, RUNS_OUTPUTS, TRAIN_OUTPUTS, checked_model_job, heat,
                       knob_updates, knobs_of, match_mode_choices, model_of, named_inputs, runs_updates, task_headers,
                       train_chart, view_updates)
@@ -40,7 +40,7 @@ def wire_page_language(demo: gr.Blocks, c: Components, registry: ModelRegistry, 
     """On load, everything the server writes is put in the page's language (the labels follow it
     by themselves, through gr.I18n), and the status line says whether the model is still loading."""
     outputs = ["status", "match_mode", "heat_quantity", "heatmap", "rollouts_table", "eval_table", "load_timer",
-               "tasks", *RUNS_OUTPUTS]
+               "tasks", "task_preset", *OPTION_KNOBS, *RUNS_OUTPUTS]
 
     def on_load(model, steps, table, request: gr.Request):
         lang = lang_of(request)
@@ -54,6 +54,8 @@ def wire_page_language(demo: gr.Blocks, c: Components, registry: ModelRegistry, 
                 c["load_timer"]: gr.Timer(active=loading),
                 # English headers are already there; rewriting them would fire the table's change events.
                 c["tasks"]: pd.DataFrame(rows, columns=task_headers(lang)) if lang != "en" else gr.skip(),
+                c["task_preset"]: gr.Dropdown(choices=preset_choices(lang)),
+                **{c[name]: gr.Radio(choices=option_choices(name, lang)) for name in OPTION_KNOBS},
                 **runs_updates(c, session, steps, None, None, lang, all_shown=True)}
 
     demo.load(on_load, c.inputs("model", "steps", "tasks"), c.inputs(*outputs), **QUIET)
@@ -127,11 +129,13 @@ def wire_training(c: Components, limits: Limits, registry: ModelRegistry, sessio
 
 def wire_heatmap_and_next_press(c: Components, session_of) -> None:
     """The heatmap follows its rollout slider and quantity; the line under Train follows Steps."""
-    def on_heat(h_index, h_quantity, request: gr.Request):
-        return heat(session_of(request).last_rollouts, h_index, h_quantity, lang_of(request))[0]
+    def on_heat(h_index, h_quantity, numbers, request: gr.Request):
+        session = session_of(request)
+        session.heat_numbers = bool(numbers)
+        return heat(session.last_rollouts, h_index, h_quantity, lang_of(request), session.heat_numbers)[0]
 
-    for name in ("heat_index", "heat_quantity"):
-        c[name].change(on_heat, c.inputs("heat_index", "heat_quantity"), c["heatmap"], **QUIET)
+    for name in ("heat_index", "heat_quantity", "heat_numbers"):
+        c[name].change(on_heat, c.inputs("heat_index", "heat_quantity", "heat_numbers"), c["heatmap"], **QUIET)
 
     def on_steps(steps, request: gr.Request):
         return handlers.next_press(session_of(request), steps, lang_of(request))

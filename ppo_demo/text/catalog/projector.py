@@ -84,5 +84,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "chart.critic": ("Critic", "价值网络"),
     "chart.health": ("Update health", "更新健康度"),
     "chart.beta": ("β {beta}", "β {beta}"),
+    "overlay.title": ("Runs side by side: {metric}", "并排比较运行：{metric}"),
     "lab.heat_numbers": ("Numbers on the tokens", "在 token 上显示数值"),
 }
