@@ -104,3 +104,20 @@ def test_compare_picker_follows_the_table():
     assert compare_pick(uploaded, "What is 2+2?", "What is 2+2?") == (["Say yes."], "Say yes.", "Say yes.")
     # A prompt a person typed stays.
     assert compare_pick(uploaded, "What is 2+2?", "Tell me a joke")[2] is None
+
+
+def test_overlay_steps_axis_covers_only_the_runs_shown():
+    """A 20-step run 1 stretched the 8-step KL demo runs; shown alone, the demo runs fill the axis."""
+    from ppo_demo.ui.runs import RunBook
+
+    book = RunBook()
+    long = book.begin({"kl_coef": 0.05}, {}, [], "m")
+    for step in range(1, 21):
+        book.record_step(long, {"step": step, "reward_mean": 0.0})
+    book.close_current()
+    short = book.start({"kl_coef": 0.5}, {}, [], "m")
+    for step in range(1, 9):
+        book.record_step(short, {"step": step, "reward_mean": 0.0})
+    steps = {r["step"] for r in book.overlay_chart("reward_mean", [short.number])["data"]["values"]}
+    assert max(steps) == 8
+    assert max(r["step"] for r in book.overlay_chart("reward_mean")["data"]["values"]) == 20

@@ -131,14 +131,19 @@ def test_summary_table_one_row_per_run_with_final_values_in_both_languages():
     book.close_current()
     trained(book, {**KNOBS, "kl_coef": 0.5}, steps=2)
     table = book.summary()
-    assert list(table.columns) == ["run", "what differs", "steps", "final reward", "success rate", "KL/token",
-                                   "seconds"]
+    assert list(table.columns) == ["run", "what differs", "steps", "reward (mean of last 3)", "success (last 3)",
+                                   "KL/token (last 3)", "time"]
     assert table["run"].tolist() == ["run 1", "run 2 · KL coef β 0.5 (current)"]
     assert table["what differs"].tolist() == ["start settings", "KL coef β 0.5"]
     assert table["steps"].tolist() == [3, 2]
-    assert table["final reward"].tolist() == [0.0, -0.5]
-    assert table["seconds"].tolist() == [6.0, 4.0]
+    # The mean of the last 3 steps (-1, -0.5, 0), not the one noisy last batch; success in %.
+    assert table["reward (mean of last 3)"].tolist() == [-0.5, -0.75]
+    assert table["success (last 3)"].tolist() == ["50%", "50%"]
+    assert table["time"].tolist() == ["6 s", "4 s"]
     assert list(book.summary("zh").columns)[:2] == ["运行", "不同之处"]
+    assert book.summary("zh").iloc[0, -1] == "6 秒"
+    book.record_step(book.current, {**metrics(3, 0.0), "step_seconds": 120.0})
+    assert book.summary().iloc[1, -1] == "2 min 04 s"
 
 
 def test_metrics_csv_has_every_step_of_every_run_with_its_knobs():

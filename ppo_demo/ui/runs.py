@@ -39,6 +39,7 @@ NAME_PRIORITY = ("advantage_estimator", "kl_coef", "clip_eps", "ppo_epochs", "le
 MAX_TITLE_CHARS = 60
 DEFAULT_MAX_RUNS = 6
 KL_DEMO_BETAS = (0.0, 0.05, 0.5)
+FINAL_STEPS = 3  # the Runs table's final values: the mean of this many last steps (one batch is noisy)
 
 
 class RunsError(LocalizedError):
@@ -60,6 +61,14 @@ def format_value(value: Any, lang: str = "en", knob: str = "") -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value)
     return str(value)
+
+
+def duration(seconds: float, lang: str = "en") -> str:
+    """'42 s', '3 min 05 s' (the Runs table's time per run)."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return t("duration.seconds", lang, s=seconds)
+    return t("duration.minutes", lang, m=seconds // 60, s=seconds % 60)
 
 
 def knob_differences(before: dict[str, Any], after: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -142,6 +151,11 @@ class Run:
                 return float(value)
         return math.nan
 
+    def final_mean(self, key: str, k: int) -> float:
+        """The mean of a metric over the last ``k`` steps that measured it (NaN if none did)."""
+        values = [float(m[key]) for m in self.history if _finite(m.get(key))][-k:]
+        return sum(values) / len(values) if values else math.nan
+
     def knobs_at(self, step_index: int) -> dict[str, Any]:
         """The knobs in effect for the ``step_index``-th step (0-based) of this run."""
         knobs = dict(self.knobs)
@@ -174,6 +188,9 @@ class RunBook:
         self.runs: list[Run] = []
         self.current: Run | None = None  # None after Reset: the next Train starts a new run
         self.planned: list[dict[str, Any]] = []  # knob overrides of queued runs (the KL demo)
+        # The runs a queue trained: the Runs tab shows just these after it (a longer run 1 would
+        # stretch the steps axis of an 8-step demo); empty after an ordinary press.
+        self.focus: list[int] = []
         self._next_number = 1
 
     # --- life of a run ------------------------------------------------------------------
@@ -287,17 +304,23 @@ class RunBook:
         return tn("plural.next_continue", steps, lang, run=run.name(lang), first=done + 1, last=done + steps)
 
     def summary(self, lang: str = "en") -> pd.DataFrame:
-        """One row per run: name, what differs, steps, final reward, success rate, KL, seconds."""
-        headers = [t(f"header.{h}", lang) for h in
-                   ("run", "differs", "steps", "final_reward", "final_success", "final_kl", "seconds")]
+        """One row per run, for a class: name, what differs, steps, then the reward, success rate
+        (in %) and KL per token as the mean of the last :data:`FINAL_STEPS` steps (one batch is
+        noisy), and the run's training time."""
+        k = FINAL_STEPS
+        headers = [t("header.run", lang), t("header.differs", lang), t("header.steps", lang),
+                   t("header.mean_reward_last", lang, k=k), t("header.mean_success_last", lang, k=k),
+                   t("header.mean_kl_last", lang, k=k), t("header.time", lang)]
         rows = []
         for run in self.runs:
             differs = describe_differences(run.differs, lang) or t("run.start_settings", lang)
             for first, diffs in run.changes:
                 differs += "; " + t("run.changed_at", lang, changes=describe_differences(diffs, lang), step=first + 1)
             name = run.name(lang) + (f" ({t('run.current', lang)})" if run is self.current else "")
-            rows.append([name, differs, run.steps, round(run.final("reward_mean"), 3),
-                         round(run.final("success_rate"), 3), round(run.final("kl_mean"), 4), round(run.seconds, 1)])
+            success = run.final_mean("success_rate", k)
+            rows.append([name, differs, run.steps, round(run.final_mean("reward_mean", k), 3),
+                         "" if math.isnan(success) else f"{success:.0%}", round(run.final_mean("kl_mean", k), 4),
+                         duration(run.seconds, lang)])
         return pd.DataFrame(rows, columns=headers)
 
     def metrics_csv(self, lang: str = "en") -> str:

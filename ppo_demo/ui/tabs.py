@@ -218,9 +218,9 @@ def runs_tab(c: Components) -> None:
                                                label=text("runs_metric"), elem_id="runs-metric")
                 c["runs_show"] = gr.CheckboxGroup([], label=text("runs_show"), elem_id="runs-show")
                 c["kl_demo"] = gr.Button(text("kl_demo"), elem_id="kl-demo", variant="primary")
-        c["runs_table"] = gr.Dataframe(pd.DataFrame(columns=[t(f"header.{h}") for h in RUNS_COLUMNS]),
+        c["runs_table"] = gr.Dataframe(RunBook().summary(),
                                        label=text("runs_table"), interactive=False, wrap=True, elem_id="runs-table",
-                                       column_widths=["30%", "30%", "8%", "9%", "9%", "8%", "6%"])
+                                       column_widths=["28%", "26%", "7%", "11%", "10%", "10%", "8%"])
         with gr.Row():
             c["runs_pick"] = gr.Dropdown([], label=text("runs_pick"), elem_id="runs-pick", scale=2)
             c["runs_title"] = gr.Textbox("", label=text("runs_title"), elem_id="runs-title", max_lines=1, scale=2)
@@ -229,8 +229,6 @@ def runs_tab(c: Components) -> None:
             c["runs_download"] = gr.DownloadButton(text("runs_download"), elem_id="runs-download", interactive=False,
                                                    scale=1)
 
-
-RUNS_COLUMNS = ("run", "differs", "steps", "final_reward", "final_success", "final_kl", "seconds")
 
 
 def compare_tab(c: Components, limits: Limits, start_tasks: list) -> None:

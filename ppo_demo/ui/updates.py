@@ -18,7 +18,7 @@ from .i18n import t
 from .limits import Limits
 from .plots import CHARTS, plot_value, rollouts_frame, train_chart_spec
 from .runs import RunBook
-from .tabs import KNOB_NAMES, PLOT_NAMES, RUNS_COLUMNS, TASK_HEADERS, Components
+from .tabs import KNOB_NAMES, PLOT_NAMES, TASK_HEADERS, Components
 
 # Each admitted model event holds one of Gradio's worker threads (40 by default) while it waits
 # for its turn or streams its run, so admit fewer than that and leave threads for light events.
@@ -132,13 +132,13 @@ def runs_updates(c: Components, session, steps, metric, shown, lang: str, *, all
     runs: RunBook = session.runs
     options = runs.run_options(lang)
     numbers = [number for _, number in options]
-    picked = numbers if all_shown or shown is None else [n for n in shown if n in numbers]
+    focus = [n for n in runs.focus if n in numbers]  # after the KL demo: its runs only, on their own steps axis
+    picked = (focus or numbers) if all_shown or shown is None else [n for n in shown if n in numbers]
     if not all_shown and shown is not None and not picked:
         picked = numbers
     metric_options = runs.metric_options(lang)
     metric = metric if metric in [m for _, m in metric_options] else "reward_mean"
     table = runs.summary(lang)
-    table.columns = [t(f"header.{h}", lang) for h in RUNS_COLUMNS]
     spec = runs.overlay_chart(metric, picked, lang)
     default_run = runs.current.number if runs.current and runs.current.steps else (numbers[-1] if numbers else None)
     return {

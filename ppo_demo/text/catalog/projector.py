@@ -68,6 +68,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "header.mean_success_last": ("success (last {k})", "成功率（最后 {k} 步）"),
     "header.mean_kl_last": ("KL/token (last {k})", "每 token KL（最后 {k} 步）"),
     "header.time": ("time", "用时"),
+    "duration.seconds": ("{s} s", "{s} 秒"),
+    "duration.minutes": ("{m} min {s:02d} s", "{m} 分 {s:02d} 秒"),
     "lab.runs_x_shown": ("Steps axis: only the runs shown", "步数轴只覆盖显示的运行"),
     # Knob sections.
     "lab.section_basic": ("Basic: what a lesson changes", "基础：课堂上要改的参数"),

@@ -88,7 +88,7 @@ def train(session: Session, model: str, knobs: dict, table, match_mode: str, len
     configs, tasks, reward = check_train(session, model, knobs, table, match_mode, length_penalty, limits=limits,
                                          lang=lang)
     planned = bool(session.runs.planned)
-    session.runs.planned = []
+    session.runs.planned, session.runs.focus = [], []
     if not registry.is_loaded(model):
         yield view_of(session, t("status.model_loading", lang, model=model), running=True)
     load_model(registry, model, lang)  # in this process: a model that cannot load is a message here
@@ -100,6 +100,7 @@ def train(session: Session, model: str, knobs: dict, table, match_mode: str, len
         if planned:
             with user_errors(lang=lang):
                 run = session.runs.start(knob_values, reward_settings, tasks, model)
+            session.runs.focus.append(run.number)
         else:
             changes = session.runs.pending_changes(knob_values, reward_settings, tasks, model)
             with user_errors(lang=lang):
