@@ -121,3 +121,23 @@ def test_overlay_steps_axis_covers_only_the_runs_shown():
     steps = {r["step"] for r in book.overlay_chart("reward_mean", [short.number])["data"]["values"]}
     assert max(steps) == 8
     assert max(r["step"] for r in book.overlay_chart("reward_mean")["data"]["values"]) == 20
+
+
+def test_next_press_line_says_the_run_cap_and_the_budget_before_the_press():
+    """The line said 'Train starts run 7' when Train would be refused for the 6-run cap."""
+    from ppo_demo.ui.runs import RunBook
+
+    book = RunBook(max_runs=3, budget_seconds=600.0)
+    assert book.next_press(8) == ("Train starts run 1: 8 steps from the base model. "
+                                  "Each press stops after 600 s of compute.")
+    for number in range(3):
+        run = book.begin({"kl_coef": 0.05 * number}, {}, [], "m")
+        book.record_step(run, {"step": 1, "reward_mean": 0.0})
+        book.close_current()
+        if number == 1:
+            assert "1 of 3 runs left" in book.next_press(8)
+    assert not book.can_train()
+    assert book.next_press(8).startswith("Train is off: 3 runs are kept")
+    assert book.next_press(8, "zh").startswith("“训练”不可用")
+    book.delete(1)
+    assert book.can_train() and book.next_press(8).startswith("Train starts run 4")

@@ -67,7 +67,8 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
     start_tasks, start_match = handlers.preset_tasks("english")
     start = handlers.start_settings(limits, start_match)
     store = store or SessionStore(new_runbook=lambda: RunBook(start, limits.max_runs,
-                                                              keep_for_comparison=without_optimizer))
+                                                              keep_for_comparison=without_optimizer,
+                                                              budget_seconds=limits.max_run_seconds))
     knob_defaults = handlers.default_knobs(limits)
     model_choices = list(limits.allowed_models) if limits.allowed_models else list(
         dict.fromkeys([limits.start_model, *LISTED_MODELS]))

@@ -39,6 +39,7 @@ NAME_PRIORITY = ("advantage_estimator", "kl_coef", "clip_eps", "ppo_epochs", "le
 MAX_TITLE_CHARS = 60
 DEFAULT_MAX_RUNS = 6
 KL_DEMO_BETAS = (0.0, 0.05, 0.5)
+NEAR_RUN_CAP = 2  # the next-press line counts the runs left once this few are
 FINAL_STEPS = 3  # the Runs table's final values: the mean of this many last steps (one batch is noisy)
 
 
@@ -175,13 +176,15 @@ class RunBook:
     runs)."""
 
     def __init__(self, start_settings: dict[str, Any] | None = None, max_runs: int = DEFAULT_MAX_RUNS,
-                 keep_for_comparison: Callable[[Any], Any] = lambda state: state):
+                 keep_for_comparison: Callable[[Any], Any] = lambda state: state,
+                 budget_seconds: float | None = None):
         if max_runs < 1:
             raise ValueError("max_runs must be at least 1")
         self.start_settings = dict(start_settings or {})  # run 1 is named by what differs from these
         # Later runs are named by what differs from the session's first run (kept if it is deleted).
         self.first_settings: dict[str, Any] | None = None
         self.max_runs = max_runs
+        self.budget_seconds = budget_seconds  # the server's compute budget per Train press (None: none)
         # Applied to a run's state when it stops being current: it can no longer be continued, only
         # compared, so e.g. optimizer moments may be dropped here to save memory.
         self.keep_for_comparison = keep_for_comparison
@@ -291,17 +294,34 @@ class RunBook:
         self.planned = [dict(o) for o in overrides]
 
     # --- what a person reads --------------------------------------------------------------
+    def can_train(self) -> bool:
+        """Whether a Train press now is allowed by the cap on kept runs (said before the press)."""
+        if self.planned:
+            return len(self.planned) <= self.max_runs - len(self.runs)
+        return self.current is not None or len(self.runs) < self.max_runs
+
     def next_press(self, steps: int, lang: str = "en") -> str:
-        """One sentence: what pressing Train now will do."""
+        """One sentence: what pressing Train now will do, with the limits it will meet (the cap on
+        kept runs, the compute budget per press), so nobody learns of them only after pressing."""
+        if not self.can_train():
+            return t("next.run_cap", lang, limit=self.max_runs)
         if self.planned:
             names = ", ".join(describe_differences({k: (None, v) for k, v in o.items()}, lang) for o in self.planned)
-            return t("next.plan", lang, n=len(self.planned), names=names)
-        run = self.current
-        if run is None:
+            sentence = t("next.plan", lang, n=len(self.planned), names=names)
+        elif self.current is None:
             name = t("run.name", lang, number=self._next_number)
-            return tn("plural.next_start", steps, lang, run=name)
-        done = run.history[-1].get("step", run.steps) if run.history else 0
-        return tn("plural.next_continue", steps, lang, run=run.name(lang), first=done + 1, last=done + steps)
+            sentence = tn("plural.next_start", steps, lang, run=name)
+            left = self.max_runs - len(self.runs)
+            if left <= NEAR_RUN_CAP:
+                sentence += " " + t("next.runs_left", lang, left=left, limit=self.max_runs)
+        else:
+            run = self.current
+            done = run.history[-1].get("step", run.steps) if run.history else 0
+            sentence = tn("plural.next_continue", steps, lang, run=run.name(lang), first=done + 1,
+                          last=done + steps)
+        if self.budget_seconds:
+            sentence += " " + t("next.budget", lang, seconds=f"{self.budget_seconds:g}")
+        return sentence
 
     def summary(self, lang: str = "en") -> pd.DataFrame:
         """One row per run, for a class: name, what differs, steps, then the reward, success rate

@@ -30,7 +30,7 @@ QUIET = dict(api_visibility="private", **LIGHT_JOB)  # a light event the API doe
 TRAIN_OUTPUTS = ["status", *PLOT_NAMES, "rollouts_table", "heatmap", "heat_index", "download_adapter",
                  "download_metrics"]
 RUNS_OUTPUTS = ["runs_table", "runs_plot", "runs_show", "runs_metric", "runs_pick", "runs_download", "compare_run",
-                "next_press"]
+                "next_press", "train_btn"]
 RUNS_INPUTS = ["steps", "runs_metric", "runs_show"]
 
 
@@ -150,6 +150,8 @@ def runs_updates(c: Components, session, steps, metric, shown, lang: str, *, all
         c["runs_download"]: download(handlers.export_runs_csv(session, lang)) if files else gr.skip(),
         c["compare_run"]: gr.Dropdown(choices=[(t("choice.current_run", lang), 0), *options], value=default_run or 0),
         c["next_press"]: handlers.next_press(session, steps, lang),
+        # Off when the press would be refused (the cap on kept runs): said before, not after, pressing.
+        c["train_btn"]: gr.Button(interactive=session.running or runs.can_train()),
     }
 
 
