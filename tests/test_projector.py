@@ -141,3 +141,32 @@ def test_next_press_line_says_the_run_cap_and_the_budget_before_the_press():
     assert book.next_press(8, "zh").startswith("“训练”不可用")
     book.delete(1)
     assert book.can_train() and book.next_press(8).startswith("Train starts run 4")
+
+
+def test_knobs_fall_into_five_sections_with_the_lessons_knobs_first():
+    from ppo_demo.config import knob_fields
+    from ppo_demo.ui.tabs import BASIC_KNOBS, knob_sections
+
+    sections = dict(knob_sections(knob_fields()))
+    assert list(sections) == ["basic", "ppo", "lora", "sampling", "memory"]
+    assert [f.name for f in sections["basic"]] == list(BASIC_KNOBS)
+    assert {"kl_coef", "clip_eps", "advantage_estimator"} <= {f.name for f in sections["basic"]}
+    assert "lora_r" in {f.name for f in sections["lora"]} and "top_p" in {f.name for f in sections["sampling"]}
+    assert "micro_batch_tokens" in {f.name for f in sections["memory"]}
+    placed = [f.name for members in sections.values() for f in members]
+    expected = [f.name for f in knob_fields() if f.metadata["group"] != "reward"]
+    assert sorted(placed) == sorted(expected) and len(placed) == len(set(placed))  # each knob once
+
+
+def test_a_preset_highlights_the_knobs_it_changes():
+    from ppo_demo.ui import handlers
+    from ppo_demo.ui.limits import limits_from_env
+
+    limits = limits_from_env({"PPO_DEMO_MODEL": "tiny-random"})
+    current = handlers.default_knobs(limits)
+    seed = handlers.preset_knobs("seed", limits)
+    changed = handlers.changed_knobs(current, seed)
+    assert changed and all(str(current[n]) != str(seed[n]) for n in changed)
+    assert handlers.changed_knobs(current, dict(current)) == []
+    assert handlers.changed_knobs({"lora_targets": "q_proj,v_proj", "kl_target": None, "lr": 0.1},
+                                  {"lora_targets": "q_proj, v_proj", "kl_target": "", "lr": "0.1"}) == []

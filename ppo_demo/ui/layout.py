@@ -44,6 +44,8 @@ CSS = """
 .heatmap-empty { color: var(--body-text-color-subdued); padding: 12px; }
 #base-output textarea, #adapted-output textarea { font-size: 17px; }
 #next-press { font-size: 16px; margin-top: -6px; }
+.knob-changed { outline: 3px solid #D55E00; outline-offset: 2px; border-radius: 6px; }
+.knob-changed [data-testid="block-info"]::before { content: "★ "; color: #D55E00; }
 .hint { font-size: 14px; color: var(--body-text-color-subdued); }
 """
 

@@ -24,7 +24,6 @@ from .plots import CHARTS, ROLLOUT_HEADERS
 from .runs import RunBook
 
 TASK_HEADERS = ["prompt", "expected"]
-KNOB_GROUPS = ("lora", "rollout", "ppo")  # "reward" knobs sit next to the task table
 KNOB_NAMES = [f.name for f in knob_fields()]
 OPTION_KNOBS = [f.name for f in knob_fields() if f.metadata.get("choices")]  # radios with named options
 REWARD_NAMES = [f.name for f in knob_fields(RewardConfig)]
@@ -84,18 +83,28 @@ def preset_choices(lang: str = "en") -> list[tuple[str, str]]:
     return [(t(f"preset.{name}", lang), name) for name in TASK_PRESETS]
 
 
-def knob_columns(fields) -> list[tuple[str, list]]:
-    """(heading, knobs) per column. The PPO group has as many knobs as the others together,
-    so it is split over two columns to keep the page short on a projector."""
-    columns = []
-    for group in KNOB_GROUPS:
-        members = [f for f in fields if f.metadata["group"] == group]
-        if group == "ppo":
-            half = (len(members) + 1) // 2
-            columns += [(group, members[:half]), ("", members[half:])]
-        else:
-            columns.append((group, members))
-    return columns
+# The Knobs tab's sections: the few a lesson changes open at the top, the rest folded by what
+# they are about. A knob not named here goes by its config group (lora, rollout -> sampling, ppo).
+BASIC_KNOBS = ("steps", "advantage_estimator", "kl_coef", "clip_eps", "ppo_epochs", "learning_rate")
+MEMORY_KNOBS = ("micro_batch_tokens", "gradient_checkpointing", "share_prompts", "max_bad_updates")
+SECTIONS = ("basic", "ppo", "lora", "sampling", "memory")
+KNOBS_PER_ROW = 3
+
+
+def knob_section(f: dataclasses.Field) -> str:
+    if f.name in BASIC_KNOBS:
+        return "basic"
+    if f.name in MEMORY_KNOBS:
+        return "memory"
+    return {"lora": "lora", "rollout": "sampling"}.get(f.metadata["group"], "ppo")
+
+
+def knob_sections(fields) -> list[tuple[str, list]]:
+    """(section, knobs) in :data:`SECTIONS` order; the basic knobs in the order a lesson meets them."""
+    fields = [f for f in fields if f.metadata["group"] != "reward"]  # those sit next to the task table
+    by_section = {section: [f for f in fields if knob_section(f) == section] for section in SECTIONS}
+    by_section["basic"].sort(key=lambda f: BASIC_KNOBS.index(f.name))
+    return [(section, members) for section, members in by_section.items() if members]
 
 
 def header(c: Components, limits: Limits, model_choices: list[str]) -> None:
@@ -153,18 +162,21 @@ def tasks_tab(c: Components, limits: Limits, knob_defaults: dict, start_tasks: l
 
 
 def knobs_tab(c: Components, limits: Limits, knob_defaults: dict) -> None:
-    """2. Presets, every training knob in columns by group, and the formulas."""
+    """2. Presets, the knobs in sections (basic open, the rest folded), and the formulas."""
     with gr.Tab(text("tab_knobs"), id="knobs"):
         with gr.Row():
             gr.Markdown(f"**{text('presets')}**")
             c["preset_seed"] = gr.Button(text("preset_seed"), size="sm", elem_id="preset-seed")
             c["preset_quick"] = gr.Button(text("preset_quick"), size="sm", elem_id="preset-quick")
-        with gr.Row(equal_height=False):
-            for group, members in knob_columns(knob_fields()):
-                with gr.Column(min_width=220):
-                    gr.Markdown(f"### {text('group_' + group)}" if group else "### &nbsp;")
-                    for f in members:
-                        c[f.name] = knob_component(f, knob_defaults[f.name], limits)
+        gr.Markdown(text("highlight_note"), elem_classes=["hint"])
+        for section, members in knob_sections(knob_fields()):
+            with gr.Accordion(text(f"section_{section}"), open=section == "basic",
+                              elem_id=f"knobs-{section}") as c[f"section_{section}"]:
+                for first in range(0, len(members), KNOBS_PER_ROW):
+                    with gr.Row(equal_height=False):
+                        for f in members[first:first + KNOBS_PER_ROW]:
+                            with gr.Column(min_width=220):
+                                c[f.name] = knob_component(f, knob_defaults[f.name], limits)
         with gr.Accordion(text("formulas"), open=False, elem_id="formulas"):
             gr.Markdown(text("formulas_md"), latex_delimiters=[
                 {"left": "$$", "right": "$$", "display": True},

@@ -158,3 +158,23 @@ def runs_updates(c: Components, session, steps, metric, shown, lang: str, *, all
 def knob_updates(c: Components, values: dict[str, Any]) -> dict:
     """The knob controls set to ``values`` (knobs not in it keep their value)."""
     return {c[name]: values.get(name, gr.skip()) for name in KNOB_NAMES}
+
+
+HIGHLIGHT = "knob-changed"  # the class (CSS in layout) of a knob the last preset or lesson changed
+
+
+def highlight_updates(c: Components, values: dict[str, Any], current: dict[str, Any]) -> dict:
+    """The knobs set to ``values``, those that change marked (and every other mark cleared), and
+    each folded section that holds a changed knob opened, so a class sees what a preset changed."""
+    from .tabs import SECTIONS, knob_section
+    from ..config import knob_fields
+
+    changed = set(handlers.changed_knobs(current, values))
+    updates = {c[name]: gr.update(value=values.get(name, current.get(name)),
+                                  elem_classes=[HIGHLIGHT] if name in changed else [])
+               for name in KNOB_NAMES}
+    sections = {knob_section(f) for f in knob_fields() if f.name in changed}
+    for section in SECTIONS:
+        if f"section_{section}" in c and section in sections:
+            updates[c[f"section_{section}"]] = gr.Accordion(open=True)
+    return updates

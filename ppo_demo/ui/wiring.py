@@ -18,10 +18,11 @@ from .i18n import lang_of, t
 from .limits import Limits
 from .plots import CHARTS, rollouts_frame
 from .session import ModelRegistry
-from .tabs import KNOB_NAMES, OPTION_KNOBS, PLOT_NAMES, REWARD_NAMES, Components, option_choices, preset_choices
+from .tabs import (KNOB_NAMES, OPTION_KNOBS, PLOT_NAMES, REWARD_NAMES, SECTIONS, Components, option_choices,
+                   preset_choices)
 from .updates import (LIGHT_JOB, MODEL_JOB, QUIET, RUNS_INPUTS, RUNS_OUTPUTS, TRAIN_OUTPUTS, checked_model_job, heat,
-                      knob_updates, knobs_of, match_mode_choices, model_of, named_inputs, runs_updates, task_headers,
-                      train_chart, view_updates)
+                      highlight_updates, knob_updates, knobs_of, match_mode_choices, model_of, named_inputs,
+                      runs_updates, task_headers, train_chart, view_updates)
 
 
 # --- the page's language and the model's loading state -------------------------------------
@@ -247,11 +248,21 @@ def wire_tasks(c: Components, limits: Limits, session_of) -> None:
     table.change(on_table_change, table, c["download_csv"], **QUIET)
     c["compare_task"].input(lambda p: p or gr.skip(), c["compare_task"], c["prompt"], **QUIET)
 
-    def on_preset(name):
-        return knob_updates(c, handlers.preset_knobs(name, limits))
+    wire_knob_presets(c, limits)
 
-    c["preset_seed"].click(lambda: on_preset("seed"), None, c.inputs(*KNOB_NAMES), **QUIET)
-    c["preset_quick"].click(lambda: on_preset("quick-cpu"), None, c.inputs(*KNOB_NAMES), **QUIET)
+
+def wire_knob_presets(c: Components, limits: Limits) -> None:
+    """A knob preset sets every knob, marks the ones it changed and opens their sections."""
+    sections = [f"section_{s}" for s in SECTIONS if f"section_{s}" in c]
+
+    def preset_event(name):
+        def on_preset(*current):
+            return highlight_updates(c, handlers.preset_knobs(name, limits), dict(zip(KNOB_NAMES, current)))
+        return on_preset
+
+    c["preset_seed"].click(preset_event("seed"), c.inputs(*KNOB_NAMES), c.inputs(*KNOB_NAMES, *sections), **QUIET)
+    c["preset_quick"].click(preset_event("quick-cpu"), c.inputs(*KNOB_NAMES), c.inputs(*KNOB_NAMES, *sections),
+                            **QUIET)
 
 
 # --- Compare and Evaluate --------------------------------------------------------------------

@@ -15,12 +15,12 @@ from .common import (SETUP_PREFIX, TrainView, build_config, build_reward, build_
 from .compare import EVAL_HEADERS, EVAL_KEYS, check_compare, check_evaluate, compare, eval_headers, evaluate
 from .files import ADAPTER_UPLOAD_FILES, export_adapter, export_metrics, export_run, import_adapter
 from .runs import delete_run, export_runs_csv, next_press, queue_kl_demo, rename_run
-from .tasks import compare_pick, default_knobs, download_tasks, preset_knobs, preset_tasks, start_settings, upload_tasks
+from .tasks import changed_knobs, compare_pick, default_knobs, download_tasks, preset_knobs, preset_tasks, start_settings, upload_tasks
 from .train import check_train, reset, step_status, stop, train, waiting_status
 
 __all__ = [
     "ADAPTER_UPLOAD_FILES", "EVAL_HEADERS", "EVAL_KEYS", "SETUP_PREFIX", "TrainView", "build_config", "build_reward",
-    "build_tasks", "check_compare", "check_evaluate", "check_train", "compare", "compare_pick", "default_knobs", "delete_run",
+    "build_tasks", "changed_knobs", "check_compare", "check_evaluate", "check_train", "compare", "compare_pick", "default_knobs", "delete_run",
     "download_tasks", "eval_headers", "evaluate", "export_adapter", "export_metrics", "export_run", "export_runs_csv",
     "idle_status", "import_adapter", "next_press", "preset_knobs", "preset_tasks", "queue_kl_demo", "rename_run", "reset",
     "resolve_model", "setup_message", "start_settings", "step_status", "stop", "table_rows", "train", "upload_tasks",

@@ -47,6 +47,23 @@ def preset_knobs(name: str, limits: Limits, lang: str = "en") -> dict[str, Any]:
     return {name: "" if value is None else value for name, value in values.items()}  # "" = an optional knob off
 
 
+def changed_knobs(current: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The knobs ``new`` sets to another value than ``current`` has (what a preset or a lesson
+    changes, to highlight): 0.1 and "0.1", "" and None, "q_proj,v_proj" and "q_proj, v_proj" are
+    the same value."""
+    def same(a, b) -> bool:
+        if a in ("", None) or b in ("", None):
+            return a in ("", None) and b in ("", None)
+        if isinstance(a, bool) or isinstance(b, bool):
+            return bool(a) == bool(b)
+        try:
+            return float(a) == float(b)
+        except (TypeError, ValueError):
+            return "".join(str(a).split()) == "".join(str(b).split())
+
+    return [name for name, value in new.items() if name in current and not same(current[name], value)]
+
+
 def start_settings(limits: Limits, match_mode: str) -> dict[str, Any]:
     """What the page starts with, as a run records its settings: run 1 is named by what differs."""
     reward = RewardConfig.from_dict({"match_mode": match_mode})
