@@ -170,3 +170,21 @@ def test_a_preset_highlights_the_knobs_it_changes():
     assert handlers.changed_knobs(current, dict(current)) == []
     assert handlers.changed_knobs({"lora_targets": "q_proj,v_proj", "kl_target": None, "lr": 0.1},
                                   {"lora_targets": "q_proj, v_proj", "kl_target": "", "lr": "0.1"}) == []
+
+
+def test_every_metric_a_step_reports_has_a_label_in_both_languages(tiny):
+    """The Runs metric picker showed 15 raw keys (grad_norm, ratio_mean, ...), in English too."""
+    from ppo_demo.config import TrainConfig
+    from ppo_demo.tasks import Task
+    from ppo_demo.trainer import PPOTrainer
+
+    config = TrainConfig(batch_size=2, max_new_tokens=3, steps=1)
+    metrics = PPOTrainer(tiny, config, [Task("Say yes.", "yes")]).step().metrics
+    keys = [k for k in metrics if k != "step" and not k.startswith("task_reward/")]
+    assert len(keys) >= 25
+    for key in keys:
+        from ppo_demo.text import has
+
+        assert has(f"series.{key}") or has(f"metric.{key}"), f"{key} has no label"
+        english, chinese = series_name(key), series_name(key, "zh")
+        assert chinese != english and re.search(r"[\u4e00-\u9fff]", chinese), f"{key} has no Chinese label"

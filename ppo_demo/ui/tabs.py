@@ -85,7 +85,7 @@ def preset_choices(lang: str = "en") -> list[tuple[str, str]]:
 
 # The Knobs tab's sections: the few a lesson changes open at the top, the rest folded by what
 # they are about. A knob not named here goes by its config group (lora, rollout -> sampling, ppo).
-BASIC_KNOBS = ("steps", "advantage_estimator", "kl_coef", "clip_eps", "ppo_epochs", "learning_rate")
+BASIC_KNOBS = ("steps", "advantage_estimator", "group_size", "kl_coef", "clip_eps", "ppo_epochs", "learning_rate")
 MEMORY_KNOBS = ("micro_batch_tokens", "gradient_checkpointing", "share_prompts", "max_bad_updates")
 SECTIONS = ("basic", "ppo", "lora", "sampling", "memory")
 KNOBS_PER_ROW = 3
@@ -148,7 +148,7 @@ def tasks_tab(c: Components, limits: Limits, knob_defaults: dict, start_tasks: l
                                                    scale=2)
                     c["load_preset"] = gr.Button(text("load_preset"), size="sm", scale=1)
                     c["upload_csv"] = gr.UploadButton(text("upload_csv"), file_types=[".csv", ".json"],
-                                                      size="sm", scale=1)
+                                                      elem_id="upload-csv", size="sm", scale=1)
                     c["download_csv"] = gr.DownloadButton(text("download_csv"), size="sm", scale=1)
             with gr.Column(scale=2):
                 gr.Markdown(f"### {text('reward_settings')}")
