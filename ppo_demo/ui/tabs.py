@@ -145,7 +145,7 @@ def tasks_tab(c: Components, limits: Limits, knob_defaults: dict, start_tasks: l
                 gr.Markdown(text("remove_row_info"), elem_classes=["hint"])
                 with gr.Row():
                     c["task_preset"] = gr.Dropdown(preset_choices(), value="english", label=text("task_preset"),
-                                                   scale=2)
+                                                   elem_id="task-preset", scale=2)
                     c["load_preset"] = gr.Button(text("load_preset"), size="sm", scale=1)
                     c["upload_csv"] = gr.UploadButton(text("upload_csv"), file_types=[".csv", ".json"],
                                                       elem_id="upload-csv", size="sm", scale=1)
