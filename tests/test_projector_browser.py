@@ -37,9 +37,10 @@ ALLOWED_LATIN = {
     "adapter",  # file names: adapter_config.json, adapter.safetensors
 }
 # Where the page shows data rather than its own words: task prompts and answers, model output.
-DATA = ["#tasks-table tbody", "#compare-task", "#compare-prompt", "#base-output", "#adapted-output",
-        "#rollouts-table tbody", ".heat-tokens", ".heat-prompt", "#formulas", "footer", ".katex", "#model",
-        "#custom-model", "#eval-table tbody"]
+DATA = ["#tasks-table tbody", "#tasks-table td", "#compare-task", "#compare-prompt", "#base-output",
+        "#adapted-output", "#rollouts-table tbody", "#rollouts-table td", ".heat-tokens", ".heat-prompt", "#formulas",
+        "footer", ".katex", "#model", "#custom-model", "#eval-table tbody", "#eval-table td",
+        "#tasks-table .body-cell", "#rollouts-table .body-cell", "#eval-table .body-cell"]
 VISIBLE_TEXT = """(skip) => {
   const out = [];
   const root = document.querySelector('.gradio-container') || document.body;
@@ -139,8 +140,10 @@ def test_runs_are_named_for_what_they_are_renamed_and_charts_keep_titles_off_the
         assert g["label"] == 0, f"{element}: a block label over the chart"
         assert g["title"] and g["grid"] and g["area"], element
         assert g["title"]["bottom"] <= g["area"]["top"], f"{element}: title over the plot area"
-        for symbol in g["symbols"]:
-            assert g["area"]["top"] - 1 <= symbol["top"] and symbol["bottom"] <= g["area"]["bottom"] + 1, element
+        for symbol in g["symbols"]:  # each point's centre in the plot area, no point under the title
+            centre = (symbol["top"] + symbol["bottom"]) / 2
+            assert g["area"]["top"] - 1 <= centre <= g["area"]["bottom"] + 1, element
+            assert symbol["top"] >= g["title"]["bottom"], element
     success = chart_geometry(page, "#success-plot")
     # The 100 % line (the top grid line) and its label are inside the plot area, under the title.
     assert success["area"]["top"] < success["grid"]["top"] <= success["area"]["bottom"]
@@ -188,6 +191,9 @@ def test_compare_follows_the_tasks_after_an_upload(page_en, tmp_path):
     options = [o.inner_text().split("\n")[-1].strip() for o in page.get_by_role("option").all()]
     assert options == ["Say only the word: yes", "Say only the word: no"]
     page.keyboard.press("Escape")
+    page.click("#compare-btn")
+    wait_for(lambda: page.input_value("#base-output textarea") and page.input_value("#adapted-output textarea"),
+             60, "both answers")
     shot(page, "compare_en.png", tmp_path)
 
 
@@ -259,4 +265,7 @@ def test_the_chinese_page_says_every_word_in_chinese(page_zh, tmp_path):
     chart_drawn(page, "#runs-plot")
     shot(page, "runs_zh.png", tmp_path)
     page.get_by_role("tab", name="5 · 对比").click()
+    page.click("#compare-btn")
+    wait_for(lambda: page.input_value("#base-output textarea") and page.input_value("#adapted-output textarea"),
+             60, "both answers")
     shot(page, "compare_zh.png", tmp_path)
