@@ -213,7 +213,7 @@ def train_tab(c: Components) -> None:
                     c["heat_index"] = gr.Slider(0, 1, value=0, step=1, label=text("heat_index"), elem_id="heat-index")
                     c["heat_quantity"] = gr.Dropdown(quantity_choices(), value="advantage", label=text("heat_quantity"),
                                                      elem_id="heat-quantity")
-                    c["heat_numbers"] = gr.Checkbox(False, label=text("heat_numbers"), elem_id="heat-numbers")
+                c["heat_numbers"] = gr.Checkbox(False, label=text("heat_numbers"), elem_id="heat-numbers")
                 c["heatmap"] = gr.HTML(heatmap_html(None), label=text("heatmap"), elem_id="token-heatmap")
 
 
