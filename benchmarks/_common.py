@@ -37,9 +37,19 @@ def machine_info() -> dict:
     except (AttributeError, OSError):
         cpus = os.cpu_count()
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"python": platform.python_version(), "torch": torch.__version__, "cpus": cpus,
-            "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+    return {"python": platform.python_version(), "torch": torch.__version__, "cpus": cpus, "cpu": cpu_name(),
+            "kernels": kernel_path(), "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
             "loadavg_at_start": load, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def kernel_path() -> str:
+    """The CPU kernels this process runs: ATen's vector ISA, and oneDNN's cap when one is forced
+    (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``; see scripts/kernel_matrix.sh)."""
+    import torch
+
+    aten = torch.backends.cpu.get_cpu_capability()
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "default"
+    return f"ATen {aten}, oneDNN max ISA {onednn}"
 
 
 def cpu_name() -> str:
@@ -145,100 +155,7 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-# --- timing the project's trainer ------------------------------------------------------------
-
-PROJECT_STAGES = ("sample", "decode", "score_policy", "score_ref", "update_forward", "update_backward_opt",
-                  "bookkeeping", "other")
-STAGE_HELP = {
-    "sample": "generation: batched KV-cached sampling (runtime.sample)",
-    "decode": "detokenising the responses (runtime.decode)",
-    "score_policy": "no-grad forward of the policy for old log-probs + values",
-    "score_ref": "no-grad forward with adapters off for reference log-probs",
-    "update_forward": "grad-enabled forwards of the PPO epochs (trunk + LM head on response positions)",
-    "update_backward_opt": "rest of the update: log-probs/loss math, backward, clip, AdamW",
-    "bookkeeping": "metrics and per-token records for the UI (trainer._metrics/_records)",
-    "other": "rewards, log-softmax of the scoring passes, KL, GAE, whitening",
-}
-
-
-class ProjectStepProfiler:
-    """Wall-clock per stage of ``PPOTrainer.step`` by wrapping the methods it calls.
-
-    Wrappers only read the clock and call through: the trainer computes exactly what it would
-    unwrapped. The scoring/update pass (``response_scores``) is wrapped where the trainer module looks it up;
-    calls with gradients off are the scoring passes (policy, or reference when the adapters are
-    disabled), calls with gradients on are the update's forwards.
-    """
-
-    def __init__(self, trainer):
-        import torch
-
-        import ppo_demo.trainer as trainer_module
-        from ppo_demo.lora import lora_layers
-
-        self.trainer = trainer
-        self.current: dict[str, float] = {}
-        self._module = trainer_module
-        # The pass the trainer calls: response_scores here, response_logits_and_hidden in older checkouts
-        self._pass_name = next(n for n in ("response_scores", "response_logits_and_hidden") if hasattr(trainer_module, n))
-        self._orig_rlh = getattr(trainer_module, self._pass_name)
-        model = trainer.actor_critic.model
-        layers = [m for _, m in lora_layers(model)]
-
-        # MB by which each stage raised this process's peak RSS (summed over steps): where the peak is made
-        self.peak_rss_growth: dict[str, float] = {}
-
-        def timed(name, fn):
-            def wrapper(*a, **kw):
-                rss0, t0 = peak_rss_mb(), time.perf_counter()
-                try:
-                    return fn(*a, **kw)
-                finally:
-                    self.current[name] = self.current.get(name, 0.0) + time.perf_counter() - t0
-                    self.peak_rss_growth[name] = self.peak_rss_growth.get(name, 0.0) + peak_rss_mb() - rss0
-            return wrapper
-
-        orig_rlh = self._orig_rlh
-
-        def rlh(*a, **kw):
-            if torch.is_grad_enabled():
-                name = "update_forward"
-            else:
-                name = "score_ref" if layers and not layers[0].enabled else "score_policy"
-            return timed(name, orig_rlh)(*a, **kw)
-
-        setattr(trainer_module, self._pass_name, rlh)
-        # Only the methods this checkout has (another checkout, e.g. today's main, may be timed
-        # too): the trainer's own stages, and sampling on the policy runtime or the trainer.
-        for owner, method, stage in self.METHOD_STAGES:
-            target = trainer if owner == "trainer" else getattr(trainer, "runtime", None)
-            if target is not None and hasattr(target, method):
-                setattr(target, method, timed(stage, getattr(target, method)))
-
-    METHOD_STAGES = (("runtime", "sample", "sample"), ("runtime", "sample_and_score", "sample"),
-                     ("runtime", "decode", "decode"), ("trainer", "_sample", "sample"),
-                     ("trainer", "_decode", "decode"), ("trainer", "_update", "update_total"),
-                     ("trainer", "_metrics", "bookkeeping"), ("trainer", "_records", "bookkeeping"))
-
-    def remove(self) -> None:
-        setattr(self._module, self._pass_name, self._orig_rlh)
-        for owner, name, _ in self.METHOD_STAGES:
-            target = self.trainer if owner == "trainer" else getattr(self.trainer, "runtime", None)
-            if target is not None:
-                target.__dict__.pop(name, None)
-
-    def step(self, stop_event=None):
-        """Run one trainer step; returns (StepResult, seconds, {stage: seconds})."""
-        self.current = {}
-        t0 = time.perf_counter()
-        result = self.trainer.step(stop_event)
-        total = time.perf_counter() - t0
-        c = self.current
-        stages = {k: c.get(k, 0.0) for k in ("sample", "decode", "score_policy", "score_ref",
-                                              "update_forward", "bookkeeping")}
-        stages["update_backward_opt"] = c.get("update_total", 0.0) - stages["update_forward"]
-        stages["other"] = total - sum(stages.values())
-        return result, total, stages
+# --- profiling ---------------------------------------------------------------------------------
 
 
 @contextmanager

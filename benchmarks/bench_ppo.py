@@ -2,8 +2,17 @@
 
 One invocation runs each side in its own subprocess (so each has its own peak RSS and
 allocator state), loads the model, runs ``--warmup`` untimed steps, then times ``--steps``
-steps, and prints a markdown table: PPO samples/s, response tokens/s, s/step, peak RSS and
-the project/baseline ratios, followed by where the time of a step goes on each side.
+steps (at least 8 per side; the seed loop answers one prompt per step, so it times
+``--baseline-steps``, by default twice as many), and prints a markdown table: PPO samples/s,
+response tokens/s, s/step, both sides' mean answer lengths, peak RSS and the project/baseline
+ratios, followed by where the time of a step goes on each side (the trainer's own stage timings).
+
+Both sides answer the same prompts in the same proportions: the project draws every task
+equally often per step, and the seed loop is handed the tasks in turn (the notebook's
+``random.choice`` over 8 steps gives one task three times and another once, and the tasks'
+natural answer lengths differ by 3x). If the two sides' mean answer lengths still differ by
+more than 15 %, the report flags it: samples/s then measures the answers, not the engine, and
+tokens/s is the figure to compare.
 
 Both sides use the same model, task list, reward and max_new_tokens and the seed's knobs
 (LoRA r=8 alpha=16 dropout 0.05 on 7 projections, lr 1e-4, T=1.0, top-p 0.9, 2 PPO epochs,
@@ -24,9 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (PROJECT_STAGES, STAGE_HELP, ProjectStepProfiler, add_child_options, cpu_name,  # noqa: E402
-                     finish_as_child, machine_info, markdown_table, mean, peak_rss_mb, run_child, stdev,
-                     strip_options, torch_profile, write_json)
+from _common import (add_child_options, cpu_name, finish_as_child, machine_info, markdown_table, mean,  # noqa: E402
+                     peak_rss_mb, run_child, stdev, strip_options, torch_profile, write_json)
 
 VARIANT_LABELS = {"project": "project (PPOTrainer, defaults)",
                   "project_lean": "project lean (1 response per chunk + gradient checkpointing)",
@@ -34,6 +42,16 @@ VARIANT_LABELS = {"project": "project (PPOTrainer, defaults)",
 LEAN_OPTIONS = ["--micro-batch-tokens", "1", "--gradient-checkpointing"]
 BF16_OPTIONS = ["--dtype", "bfloat16"]
 BASELINE_STAGES = ("sample", "score_policy", "score_ref", "gae", "update", "other")
+# The project's stages, from the trainer's own step metrics (PPOTrainer reports them).
+PROJECT_STAGES = ("sample", "score", "epochs", "other")
+STAGE_HELP = {
+    "sample": "generation: batched KV-cached sampling, which also yields old log-probs and values (sample_seconds)",
+    "score": "decoding, rule reward, scoring passes, KL, GAE (update_seconds - epochs_seconds)",
+    "epochs": "PPO epochs: forwards, backward, clipping, AdamW (epochs_seconds)",
+    "other": "metrics and per-token records",
+}
+MIN_TIMED_STEPS = 8
+LENGTH_MISMATCH = 0.15  # flag when the sides' mean answer lengths differ by more than this
 
 
 def _setup_threads(threads: int | None) -> None:
@@ -46,9 +64,9 @@ def _setup_threads(threads: int | None) -> None:
 
 def _tasks_and_reward(args):
     from ppo_demo.reward import RewardConfig
-    from ppo_demo.tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS
+    from ppo_demo.tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, training_tasks
 
-    return TASK_PRESETS[args.tasks], RewardConfig(match_mode=args.match_mode or TASK_PRESET_MATCH_MODE[args.tasks])
+    return training_tasks(TASK_PRESETS[args.tasks]), RewardConfig(match_mode=args.match_mode or TASK_PRESET_MATCH_MODE[args.tasks])
 
 
 def _load(args):
@@ -87,15 +105,20 @@ def child_project(args) -> dict:
         # EOS ids on the trainer, newer ones on the policy runtime)
         owner = trainer.runtime if hasattr(trainer.runtime, "eos_ids") else trainer
         owner.eos_ids = [-1]
-    prof = ProjectStepProfiler(trainer)
     steps = []
     for i in range(args.warmup + args.steps):
         cpu0 = time.process_time()
-        result, total, stages = prof.step()
+        t0 = time.perf_counter()
+        result = trainer.step()
+        total = time.perf_counter() - t0
         m = result.metrics
+        stages = {"sample": m["sample_seconds"]}
+        if "epochs_seconds" in m:  # older checkouts (--compare-to) report sampling and the rest only
+            stages.update(score=m["update_seconds"] - m["epochs_seconds"], epochs=m["epochs_seconds"])
+        stages["other"] = total - sum(stages.values())
         rec = {"seconds": total, "cpu_seconds": time.process_time() - cpu0, "samples": m["samples"], "response_tokens": m["response_tokens"],
                "success_rate": m["success_rate"], "reward_mean": m["reward_mean"],
-               "trainer_sample_seconds": m["sample_seconds"], "trainer_update_seconds": m["update_seconds"],
+               "lengths_by_task": _lengths_by_task(result.rollouts),
                "stages": stages, "warmup": i < args.warmup, "peak_rss_mb_so_far": peak_rss_mb()}
         steps.append(rec)
         print(f"[project] step {i + 1}{' (warm-up)' if rec['warmup'] else ''}: {total:.2f}s, "
@@ -103,10 +126,10 @@ def child_project(args) -> dict:
     peak = peak_rss_mb()  # before the optional profiled step, which has overheads of its own
     if args.torch_profile:
         with torch_profile(Path(args.torch_profile)):
-            prof.step()
+            trainer.step()
     return {"side": "project", "config": config.to_dict(), "load_seconds": load_s, "steps": steps,
             "peak_rss_mb": peak, "rss_after_load_mb": rss_loaded,
-            "peak_rss_growth_mb_by_stage": prof.peak_rss_growth, "malloc_tuning": os.environ.get("PPO_DEMO_NO_MALLOC_TUNING") != "1",
+            "malloc_tuning": os.environ.get("PPO_DEMO_NO_MALLOC_TUNING") != "1",
             "code_root": str(Path(sys.modules["ppo_demo"].__file__).resolve().parents[1]), "machine": machine_info()}
 
 
@@ -120,20 +143,21 @@ def child_baseline(args) -> dict:
 
     tasks, reward = _tasks_and_reward(args)
     loaded, load_s = _load(args)
-    knobs = seed_knobs(max_new_tokens=args.max_new_tokens, seed=args.seed,
+    knobs = seed_knobs(max_new_tokens=args.max_new_tokens, seed=args.seed, top_k=args.baseline_top_k,
                        min_new_tokens=args.max_new_tokens if args.force_full_length else None)
     rss_loaded = peak_rss_mb()
     ppo = SeedPPO(loaded, tasks, reward, knobs)
     steps = []
-    n = args.baseline_steps if args.baseline_steps is not None else args.steps
+    n = baseline_steps(args, len(tasks))
     for i in range(args.warmup + n):
         cpu0 = time.process_time()
-        out = ppo.step()
+        out = ppo.step(tasks[i % len(tasks)])  # the tasks in turn: the same mix as the project's batches
         cpu_seconds = time.process_time() - cpu0
         stages = {k: out["timings"].get(k, 0.0) for k in BASELINE_STAGES if k != "other"}
         stages["other"] = out["step_seconds"] - sum(stages.values())
         rec = {"seconds": out["step_seconds"], "cpu_seconds": cpu_seconds, "samples": out["samples"], "response_tokens": out["response_tokens"],
                "success_rate": float(out.get("hit", 0.0)), "reward_mean": out.get("rm_reward"),
+               "lengths_by_task": {out["task"]: [out["response_tokens"]]} if out.get("task") else {},
                "stages": stages, "warmup": i < args.warmup, "peak_rss_mb_so_far": peak_rss_mb()}
         steps.append(rec)
         print(f"[baseline] step {i + 1}{' (warm-up)' if rec['warmup'] else ''}: {out['step_seconds']:.2f}s, "
@@ -144,6 +168,28 @@ def child_baseline(args) -> dict:
             "machine": machine_info()}
 
 
+def baseline_steps(args, n_tasks: int) -> int:
+    """Timed seed-loop steps: as asked, else twice the project's, rounded up to a multiple of
+    the number of tasks (so every task is answered equally often)."""
+    if args.baseline_steps is not None:
+        return args.baseline_steps
+    n = max(2 * args.steps, MIN_TIMED_STEPS)
+    return -(-n // n_tasks) * n_tasks
+
+
+def _lengths_by_task(rollouts) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for r in rollouts:
+        out.setdefault(r.prompt, []).append(len(r.tokens))
+    return out
+
+
+def length_mismatch(a: dict, b: dict) -> float:
+    """Relative difference of two summaries' mean answer lengths, |a - b| / min(a, b)."""
+    la, lb = a["mean_response_tokens"], b["mean_response_tokens"]
+    return abs(la - lb) / min(la, lb) if min(la, lb) > 0 else float("nan")
+
+
 def summarize(side: dict) -> dict:
     timed = [s for s in side["steps"] if not s["warmup"]]
     seconds = sum(s["seconds"] for s in timed)
@@ -151,7 +197,12 @@ def summarize(side: dict) -> dict:
     tokens = sum(s["response_tokens"] for s in timed)
     stage_names = sorted({k for s in timed for k in s["stages"]})
     stages = {k: mean(s["stages"].get(k, 0.0) for s in timed) for k in stage_names}
-    return {"timed_steps": len(timed), "seconds": seconds, "samples": samples, "response_tokens": tokens,
+    by_task: dict[str, list[int]] = {}
+    for s in timed:
+        for task, lengths in s.get("lengths_by_task", {}).items():
+            by_task.setdefault(task, []).extend(lengths)
+    return {"mean_tokens_by_task": {t: mean(v) for t, v in sorted(by_task.items())},
+            "answers_by_task": {t: len(v) for t, v in sorted(by_task.items())},"timed_steps": len(timed), "seconds": seconds, "samples": samples, "response_tokens": tokens,
             "samples_per_second": samples / seconds if seconds else float("nan"),
             "tokens_per_second": tokens / seconds if seconds else float("nan"),
             "seconds_per_step": mean(s["seconds"] for s in timed),
@@ -198,9 +249,25 @@ def report_scenario(sides: dict) -> str:
             row("mean response tokens", "mean_response_tokens"), row("peak RSS MB", "peak_rss_mb"),
             row("RSS after model load MB", "rss_after_load_mb"),
             row("model load s", "load_seconds"), row("timed steps", "timed_steps")]))
+        for k in variants:
+            if s[k]["timed_steps"] < MIN_TIMED_STEPS or s[reference]["timed_steps"] < MIN_TIMED_STEPS:
+                out.append(f"\n**Not a measurement**: fewer than {MIN_TIMED_STEPS} timed steps on a side.")
+            gap = length_mismatch(s[k], s[reference])
+            if gap > LENGTH_MISMATCH:
+                out.append(f"\n**Answer lengths differ by {100 * gap:.0f} %** ({SIDE_SHORT[k]} "
+                           f"{s[k]['mean_response_tokens']:.1f} vs {SIDE_SHORT[reference]} "
+                           f"{s[reference]['mean_response_tokens']:.1f} tokens, over {LENGTH_MISMATCH:.0%}): "
+                           "samples/s measures the answers here, compare tokens/s.")
+        tasks = sorted({t for side in s.values() for t in side.get("mean_tokens_by_task", {})})
+        if tasks:
+            sides = [reference] + variants
+            out.append("\nMean answer tokens by task (answers):\n")
+            out.append(markdown_table(["task"] + [SIDE_SHORT[k] for k in sides], [
+                [t[:48]] + [f"{s[k]['mean_tokens_by_task'].get(t, float('nan')):.1f} "
+                            f"({s[k]['answers_by_task'].get(t, 0)})" for k in sides] for t in tasks]))
         if "main" in s and "project" in s and reference != "main":
             p, m = s["project"], s["main"]
-            out.append(f"\nproject against today's main: s/step {p['seconds_per_step']:.3g} vs "
+            out.append(f"\nproject against the other checkout: s/step {p['seconds_per_step']:.3g} vs "
                        f"{m['seconds_per_step']:.3g} ({100 * (p['seconds_per_step'] / m['seconds_per_step'] - 1):+.0f} %), "
                        f"samples/s x{p['samples_per_second'] / m['samples_per_second']:.2f}")
     else:
@@ -228,10 +295,10 @@ def report_scenario(sides: dict) -> str:
                                   [[k, st.get(k, 0.0), f"{100 * st.get(k, 0.0) / total:.1f}%"] for k in BASELINE_STAGES]))
     if "baseline" in s and "project" in s:
         b, p = s["baseline"]["stages_seconds_per_sample"], s["project"]["stages_seconds_per_sample"]
-        groups = {"sampling": (["sample"], ["sample", "decode"]),
-                  "scoring passes (old + ref)": (["score_policy", "score_ref"], ["score_policy", "score_ref"]),
-                  "update fwd+bwd+opt": (["update"], ["update_forward", "update_backward_opt"]),
-                  "rest": (["gae", "other"], ["bookkeeping", "other"])}
+        groups = {"sampling": (["sample"], ["sample"]),
+                  "scoring passes (old + ref)": (["score_policy", "score_ref"], ["score"]),
+                  "update fwd+bwd+opt": (["update"], ["epochs"]),
+                  "rest": (["gae", "other"], ["other"])}
         rows = []
         for name, (bk, pk) in groups.items():
             bv, pv = sum(b.get(k, 0.0) for k in bk), sum(p.get(k, 0.0) for k in pk)
@@ -250,7 +317,7 @@ def report(results: dict) -> str:
     return "\n".join(out)
 
 
-SIDE_LABELS = {"baseline": "baseline (seed loop)", "main": "today's main (PPOTrainer, defaults)", **VARIANT_LABELS}
+SIDE_LABELS = {"baseline": "baseline (seed loop)", "main": "other checkout (PPOTrainer, defaults)", **VARIANT_LABELS}
 SIDE_SHORT = {"baseline": "baseline", "main": "main", "project": "project", "project_lean": "lean",
               "project_bf16": "bf16"}
 # Options this script adds after the comparison checkout was made: never forwarded to a child
@@ -261,10 +328,14 @@ SCENARIO_OPTIONS = ("--json", "--md", "--side", "--compare-to", "--lengths", "--
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per side (after the warm-up)")
+    parser.add_argument("--steps", type=int, default=MIN_TIMED_STEPS,
+                        help=f"timed project steps (after the warm-up); fewer than {MIN_TIMED_STEPS} is flagged")
     parser.add_argument("--baseline-steps", type=int, default=None,
-                        help="timed steps of the baseline (default: --steps); it does 1 sample per step")
+                        help="timed steps of the seed loop, 1 sample each (default: twice --steps, at least 8, a multiple of the task count)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    parser.add_argument("--baseline-top-k", type=int, default=50,
+                        help="the seed loop's top-k: 50 is HF generate's default, which the notebook runs "
+                             "with; 0 samples from the nucleus alone, as the project does")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--batch-size", type=int, default=8, help="the project's batch (the seed's is 1)")
     parser.add_argument("--tasks", default="english", help="task preset (english, seed-zh)")
@@ -278,9 +349,9 @@ def main(argv=None) -> int:
                         help="same as --lengths forced")
     parser.add_argument("--quick-cpu-steps", type=int, default=0,
                         help="after the length scenarios, time this many steps of the app's quick-cpu "
-                             "preset (project, and today's main with --compare-to); 0 = skip")
+                             "preset (project, and the other checkout with --compare-to); 0 = skip")
     parser.add_argument("--compare-to", default=None, metavar="CHECKOUT",
-                        help="another checkout of this repository (e.g. a worktree of today's main): its "
+                        help="another checkout of this repository (e.g. a worktree of an older commit): its "
                              "PPOTrainer runs as one more column, in its own process, with this script's "
                              "timers and settings")
     parser.add_argument("--preset", default=None, help=argparse.SUPPRESS)  # set by the quick-cpu scenario
@@ -369,7 +440,8 @@ def main(argv=None) -> int:
         print(report_scenario(scenario["sides"]), flush=True)
 
     text = (f"model={args.model} tasks={args.tasks} threads={args.threads or 'all'} seed={args.seed}, "
-            f"machine: {results['machine']['cpus']} CPUs, {cpu_name()}\n" + report(results))
+            f"machine: {results['machine']['cpus']} CPUs, {cpu_name()}; kernels: {results['machine']['kernels']}\n"
+            + report(results))
     print()
     print(text)
     if args.json:

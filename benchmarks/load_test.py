@@ -14,7 +14,7 @@ on this machine). Two scenarios:
   at once; the table shows each request's queue wait and total time (tests/test_load.py).
 
 Run: .venv/bin/python benchmarks/load_test.py [--visitors 6] [--train-steps 30] [--duration 300]
-     [--out benchmarks/results/load_test_before]   (writes .md and .json)
+     [--out benchmarks/results/load_test]   (writes .md and .json)
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     from ppo_demo.rollout import (chat_prompt_ids, draw_with_uniforms, eos_token_ids, left_pad,
                                   position_ids_from_mask, sample_next_tokens, sample_responses, top_p_filter,
                                   uniforms)
-    from ppo_demo.tasks import ENGLISH_TASKS
+    from ppo_demo.tasks import ENGLISH_TASKS, training_tasks
 
     configure_cpu_runtime()
     torch.set_num_threads(args.threads or usable_cpus())
@@ -82,7 +82,8 @@ def main(argv=None) -> int:
         for _, layer in lora_module.lora_layers(model):
             torch.nn.init.normal_(layer.lora_B, std=0.01)
     tok = loaded.tokenizer
-    prompts = [chat_prompt_ids(tok, ENGLISH_TASKS[i % len(ENGLISH_TASKS)].prompt) for i in range(args.batch)]
+    train = training_tasks(ENGLISH_TASKS)  # the prompts a run samples
+    prompts = [chat_prompt_ids(tok, train[i % len(train)].prompt) for i in range(args.batch)]
     ids, mask = left_pad(prompts, tok.pad_token_id, "cpu")
     P = ids.shape[1]
 
@@ -203,7 +204,7 @@ def packing_main(args) -> int:
     from ppo_demo.packed_linears import packed_linears
     from ppo_demo.policy import PolicyRuntime, lora_settings
     from ppo_demo.rollout import chat_prompt_ids, left_pad, position_ids_from_mask
-    from ppo_demo.tasks import ENGLISH_TASKS
+    from ppo_demo.tasks import ENGLISH_TASKS, training_tasks
 
     configure_cpu_runtime()  # as the app does: freed packed copies stay in the heap for reuse
     torch.set_num_threads(args.threads or usable_cpus())
@@ -216,7 +217,7 @@ def packing_main(args) -> int:
     with torch.no_grad():
         for _, layer in lora_module.lora_layers(model):
             torch.nn.init.normal_(layer.lora_B, std=0.01)
-    task_prompts = [chat_prompt_ids(tok, t.prompt) for t in ENGLISH_TASKS]
+    task_prompts = [chat_prompt_ids(tok, t.prompt) for t in training_tasks(ENGLISH_TASKS)]
 
     def packing(kind):
         """The context a variant runs under: everything packed, the trunk only, or nothing."""
@@ -350,7 +351,7 @@ def rss_child(args) -> int:
     from ppo_demo.models import load_model
     from ppo_demo.policy import PolicyRuntime
     from ppo_demo.reward import RewardConfig
-    from ppo_demo.tasks import ENGLISH_TASKS
+    from ppo_demo.tasks import ENGLISH_TASKS, training_tasks
     from ppo_demo.trainer import PPOTrainer
 
     configure_cpu_runtime()

@@ -66,6 +66,10 @@ class SeedKnobs:
     max_new_tokens: int = 48
     temperature: float = 1.0
     top_p: float = 0.9
+    # HF generate's own default (transformers' GenerationConfig): the notebook never sets it, so
+    # its sampling keeps the 50 likeliest tokens, then the top-p nucleus. 0 turns it off, which
+    # samples exactly as the project does (nucleus only).
+    top_k: int = 50
     kl_coef: float = 0.05
     gamma: float = 1.0
     gae_lambda: float = 0.95
@@ -240,7 +244,7 @@ class SeedPPO:
     @torch.inference_mode()
     def sample_response(self, m: torch.nn.Module, prompt_input_ids: torch.Tensor, max_new_tokens: int = 48,
                         temperature: float = 1.0, top_p: float = 0.9,
-                        min_new_tokens: int | None = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                        min_new_tokens: int | None = None, top_k: int = 50) -> Tuple[torch.Tensor, torch.Tensor]:
         tok = self.tokenizer
         m.eval()
         input_ids = prompt_input_ids.unsqueeze(0).to(self.device)
@@ -256,6 +260,7 @@ class SeedPPO:
             do_sample=True,
             temperature=temperature,
             top_p=top_p,
+            top_k=top_k,
             eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,
         )
@@ -340,7 +345,7 @@ class SeedPPO:
         full_ids, response_ids = self.sample_response(self.actor_critic.base, prompt_ids,
                                                       max_new_tokens=k.max_new_tokens,
                                                       temperature=k.temperature, top_p=k.top_p,
-                                                      min_new_tokens=k.min_new_tokens)
+                                                      min_new_tokens=k.min_new_tokens, top_k=k.top_k)
         response_text = self.tokenizer.decode(response_ids, skip_special_tokens=True)
         t1 = time.perf_counter()
         timings["sample"] = t1 - t0
@@ -384,11 +389,13 @@ class SeedPPO:
             "returns": returns.detach(),
         }
 
-    def step(self) -> Dict[str, Any]:
-        """One iteration of the notebook's training loop, with timings of its stages."""
+    def step(self, task: Task | None = None) -> Dict[str, Any]:
+        """One iteration of the notebook's training loop, with timings of its stages. ``task``:
+        the one to answer (the speed benchmark passes the tasks in turn, so both sides answer
+        the same mix); by default the notebook's ``random.choice``."""
         t0 = time.perf_counter()
         timings: Dict[str, float] = {}
-        task = random.choice(self.tasks)
+        task = task if task is not None else random.choice(self.tasks)
         rollout = self.rollout_one(task.prompt, task.expected, timings)
         self.steps_done += 1
         if rollout["skip"]:
@@ -404,7 +411,7 @@ class SeedPPO:
         t2 = time.perf_counter()
         timings["update"] = t2 - t1
         return {"step": self.steps_done, "skip": False, "samples": 1, "response_tokens": rollout["response_len"],
-                "step_seconds": t2 - t0, "timings": timings, "prompt": rollout["prompt"],
+                "step_seconds": t2 - t0, "timings": timings, "prompt": rollout["prompt"], "task": task.prompt,
                 "response": rollout["response"], "rm_reward": rollout["rm_reward"], "hit": rollout["hit"],
                 "ended_with_eos": rollout["ended_with_eos"], "kl_mean": rollout["kl_mean"], **metrics}
 

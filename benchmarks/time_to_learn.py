@@ -42,10 +42,10 @@ def _common_setup(args):
     from ppo_demo.cpu_tuning import usable_cpus
     from ppo_demo.models import load_model
     from ppo_demo.reward import RewardConfig
-    from ppo_demo.tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS
+    from ppo_demo.tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS, training_tasks
 
     torch.set_num_threads(args.threads or usable_cpus())
-    tasks = TASK_PRESETS[args.task_preset]
+    tasks = training_tasks(TASK_PRESETS[args.task_preset])  # what both sides train on and are timed on
     reward = RewardConfig(match_mode=args.match_mode or TASK_PRESET_MATCH_MODE[args.task_preset])
     t0 = time.perf_counter()
     loaded = load_model(args.model, device="cpu", dtype=torch.float32)

@@ -18,6 +18,8 @@ from typing import Any
 from .text import LocalizedError
 
 ADVANTAGE_ESTIMATORS = ("gae", "grpo", "rloo", "reinforce")
+KL_ESTIMATORS = ("k1", "k2", "k3")  # = ppo.KL_ESTIMATORS (config imports no torch)
+LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
 CRITIC_FREE_ESTIMATORS = ("grpo", "rloo", "reinforce")  # no value head trained, no value loss
 LORA_TARGETS_DEFAULT = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -73,8 +75,18 @@ class TrainConfig:
     ppo_epochs: int = knob(2, "passes over each batch of rollouts", low=1, high=64, label="PPO epochs")
     num_minibatches: int = knob(1, "each epoch splits the batch into this many gradient steps",
                                 low=1, high=512, label="Mini-batches")
-    clip_eps: float = knob(0.2, "epsilon in min(ρA, clip(ρ, 1-ε, 1+ε)A)", low=0.0, high=10.0,
-                           label="Clip ε")
+    clip_eps: float = knob(0.2, "epsilon in min(ρA, clip(ρ, 1-ε, 1+ε)A); with a clip ε high it is "
+                           "ε_low, the lower bound 1-ε_low", low=0.0, high=10.0, label="Clip ε")
+    clip_eps_high: float | None = knob(None, "clip-higher (DAPO, Yu et al. 2025): the upper bound "
+                                       "becomes 1+ε_high in min(ρA, clip(ρ, 1-ε, 1+ε_high)A), so an "
+                                       "unlikely good token can grow further in one step; empty = ε "
+                                       "(symmetric). DAPO uses ε 0.2, ε_high 0.28", label="Clip ε high")
+    loss_agg_mode: str = knob("token-mean", "how E_t averages a per-token loss (veRL's names): "
+                              "token-mean = Σ_i Σ_t l / Σ_i |y_i|; seq-mean-token-mean = "
+                              "1/B Σ_i (1/|y_i|) Σ_t l; seq-mean-token-sum = 1/B Σ_i Σ_t l; "
+                              "seq-mean-token-sum-norm = 1/(B·L) Σ_i Σ_t l with L = max new tokens "
+                              "(Dr. GRPO: no length bias)", choices=LOSS_AGG_MODES,
+                              label="Loss aggregation")
     value_clip_eps: float = knob(0.2, "values may move at most this far from the old values "
                                  "before the loss stops rewarding it", low=0.0, high=1e6,
                                  label="Value clip ε")
@@ -84,12 +96,23 @@ class TrainConfig:
                            low=0.0, high=10.0, label="Entropy coef c_ent")
     kl_coef: float = knob(0.05, "β in the per-token reward r_t = -β·KL_t (+ score at the last "
                           "token)", low=0.0, high=100.0, label="KL coef β")
-    kl_estimator: str = knob("k1", "k1 = log pi - log pi_ref (unbiased, can be < 0); "
-                             "k3 = (q-1) - log q with q = pi_ref/pi (always >= 0)",
-                             choices=("k1", "k3"), label="KL estimator")
+    kl_estimator: str = knob("k1", "KL_t in the reward r_t = -β·KL_t (and in the KL plots): "
+                             "k1 = log pi - log pi_ref (unbiased, can be < 0); k2 = ½(log pi - "
+                             "log pi_ref)² (>= 0, biased); k3 = (q-1) - log q with q = pi_ref/pi "
+                             "(unbiased, >= 0)", choices=KL_ESTIMATORS, label="KL estimator")
     kl_in: str = knob("reward", "reward: r_t = -β·KL_t on every token (PPO, the seed); loss: r_t is "
-                      "the score alone and β·E_t[k3_t] is added to the loss (as GRPO)",
+                      "the score alone and β·E_t[KL_t] is added to the loss (as GRPO)",
                       choices=("reward", "loss"), label="KL in")
+    kl_loss_estimator: str = knob("k3", "KL_t in the loss term β·E_t[KL_t] when the KL is in the "
+                                  "loss: k1 = log pi - log pi_ref; k2 = ½(log pi - log pi_ref)² "
+                                  "(its gradient is the true KL's); k3 = (q-1) - log q, q = "
+                                  "pi_ref/pi (GRPO's)", choices=KL_ESTIMATORS, label="KL loss estimator")
+    exact_kl: bool = knob(True, "also compute the true KL(pi || pi_ref) = Σ_v pi(v) (log pi(v) - "
+                          "log pi_ref(v)) over the whole vocabulary at every response token, for "
+                          "the plots and the heatmap (the training signal still uses the "
+                          "estimator); memory: batch × max new tokens × V × 4 bytes (SmolLM2, V = "
+                          "49152: 38 MB for quick-CPU); not computed above 512 MB",
+                          label="Exact KL")
     kl_target: float | None = knob(None, "adaptive KL (Ziegler et al. 2019): the KL per response "
                                    "(summed over its tokens) that β is steered toward after each "
                                    "step; empty = β stays fixed", label="Target KL")
@@ -102,6 +125,10 @@ class TrainConfig:
                                     "answers to the prompt; reinforce: the plain return (minus the "
                                     "batch mean). The last three train no critic",
                                     choices=ADVANTAGE_ESTIMATORS, label="Advantage estimator")
+    grpo_std_norm: bool = knob(True, "grpo: divide by the group's std, A = (G_0 - mean)/(std + "
+                               "eps); off = Dr. GRPO (Liu et al. 2025), A = G_0 - mean, so a group "
+                               "that nearly agrees is not blown up to unit scale",
+                               label="GRPO std normalisation")
     group_size: int = knob(1, "G: a step draws batch/G prompts and samples each G times (grpo and "
                            "rloo compare the G answers, so need G >= 2)", low=1, high=512,
                            label="Group size G")
@@ -122,6 +149,10 @@ class TrainConfig:
     missing_eos_penalty: float = knob(0.0, "subtracted from the score of a response that never "
                                       "emits EOS", low=0.0, high=100.0, group="reward",
                                       label="Missing-EOS penalty")
+    reward_source: str = knob("rule", "the score at each answer's last token: rule (the task's rule reward, "
+                              "the seed's), reward_model (a reward model trained on preferences, its score "
+                              "normalised), or both added", choices=("rule", "reward_model", "both"),
+                              group="reward", label="Reward source")
     micro_batch_tokens: int = knob(512, "memory budget: forward/backward passes are split into "
                                    "chunks of about this many computed tokens (prompt + response; "
                                    "shared prompts and packed answers count once) and the "
@@ -158,6 +189,10 @@ class TrainConfig:
             raise ConfigError("config.group_too_small", name=self.advantage_estimator.upper(), value=G)
         if self.batch_size % G:
             raise ConfigError("config.batch_not_multiple", batch=self.batch_size, group=G)
+        if self.clip_eps_high is not None:
+            if isinstance(self.clip_eps_high, bool) or not isinstance(self.clip_eps_high, (int, float)) \
+                    or not (0.0 <= self.clip_eps_high <= 10.0):
+                raise ConfigError("knobs_loss.clip_eps_high_range", value=repr(self.clip_eps_high))
         if self.kl_target is not None:
             if isinstance(self.kl_target, bool) or not isinstance(self.kl_target, (int, float)):
                 raise ConfigError("config.kl_target_number", value=repr(self.kl_target))
@@ -277,11 +312,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def all_knob_fields() -> list[dataclasses.Field]:
-    """Every knob a user sets: the training knobs, then the reward's (RewardConfig imports this
-    module, hence the import here)."""
+    """Every knob a user sets: the training knobs, then the reward's, the reward model's and
+    DPO's (their modules import this one, hence the imports here)."""
+    from .preferences import DPOConfig, RewardModelConfig
     from .reward import RewardConfig
 
-    return knob_fields() + knob_fields(RewardConfig)
+    return knob_fields() + knob_fields(RewardConfig) + knob_fields(RewardModelConfig) + knob_fields(DPOConfig)
 
 
 # The one starting point of the app and of the CLI without --preset: quick-cpu, because it is what

@@ -27,6 +27,7 @@ class TaskEval:
     adapted_reward: float
     base_samples: list[str] = field(default_factory=list)
     adapted_samples: list[str] = field(default_factory=list)
+    held_out: bool = False  # never trained on: reported apart from the training tasks
 
 
 @dataclass
@@ -34,13 +35,37 @@ class EvalReport:
     samples_per_task: int
     tasks: list[TaskEval]
 
+    def _part(self, held_out: bool) -> list[TaskEval]:
+        return [t for t in self.tasks if t.held_out == held_out]
+
+    @property
+    def training_tasks(self) -> list[TaskEval]:
+        """The tasks trained on (all of them when every task is held out, so a mean exists)."""
+        return self._part(False) or self.tasks
+
+    @property
+    def held_out_tasks(self) -> list[TaskEval]:
+        return self._part(True)
+
     @property
     def base_success(self) -> float:
-        return sum(t.base_success for t in self.tasks) / len(self.tasks)
+        """Mean success of the base model on the training tasks (held-out tasks apart)."""
+        return sum(t.base_success for t in self.training_tasks) / len(self.training_tasks)
 
     @property
     def adapted_success(self) -> float:
-        return sum(t.adapted_success for t in self.tasks) / len(self.tasks)
+        """Mean success of the adapted policy on the training tasks (held-out tasks apart)."""
+        return sum(t.adapted_success for t in self.training_tasks) / len(self.training_tasks)
+
+    @property
+    def held_out_base_success(self) -> float | None:
+        part = self.held_out_tasks
+        return sum(t.base_success for t in part) / len(part) if part else None
+
+    @property
+    def held_out_adapted_success(self) -> float | None:
+        part = self.held_out_tasks
+        return sum(t.adapted_success for t in part) / len(part) if part else None
 
 
 def compare(runtime: PolicyRuntime, prompt: str, *, seed: int, temperature: float, top_p: float,
@@ -83,5 +108,6 @@ def evaluate(runtime: PolicyRuntime, tasks: list[Task], reward: RewardConfig, co
             stats[adapters] = (sum(is_hit(t, task.expected, reward) for t in texts) / len(texts),
                                sum(rewards) / len(rewards), texts)
         report.append(TaskEval(task.prompt, task.expected, stats[False][0], stats[True][0],
-                               stats[False][1], stats[True][1], stats[False][2], stats[True][2]))
+                               stats[False][1], stats[True][1], stats[False][2], stats[True][2],
+                               held_out=task.held_out))
     return EvalReport(samples_per_task, report)

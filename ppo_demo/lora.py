@@ -28,8 +28,9 @@ class LoRAError(ValueError):
 class LoRALinear(torch.nn.Module):
     """A frozen ``nn.Linear`` plus a trainable low-rank update.
 
-    A and B are kept in float32 whatever the base dtype, so AdamW updates on a bf16 model do
-    not lose precision; the update is cast back to the base output's dtype.
+    A and B are kept in at least float32 whatever the base dtype, so AdamW updates on a bf16
+    model do not lose precision; the update is cast back to the base output's dtype. A float64
+    base (the tests' exact-equality runs) keeps them in float64.
     """
 
     def __init__(self, base: torch.nn.Linear, r: int = 8, alpha: float = 16.0, dropout: float = 0.05):
@@ -44,8 +45,9 @@ class LoRALinear(torch.nn.Module):
         self.scaling = self.alpha / self.r
         self.dropout = torch.nn.Dropout(dropout) if dropout > 0 else torch.nn.Identity()
         device = base.weight.device
-        self.lora_A = torch.nn.Parameter(torch.empty(r, base.in_features, device=device, dtype=torch.float32))
-        self.lora_B = torch.nn.Parameter(torch.zeros(base.out_features, r, device=device, dtype=torch.float32))
+        dtype = torch.promote_types(base.weight.dtype, torch.float32)  # bf16/fp16/fp32 -> fp32; fp64 stays
+        self.lora_A = torch.nn.Parameter(torch.empty(r, base.in_features, device=device, dtype=dtype))
+        self.lora_B = torch.nn.Parameter(torch.zeros(base.out_features, r, device=device, dtype=dtype))
         # Same init as nn.Linear's weight (and microsoft/LoRA): A random, B zero => ΔW = 0.
         torch.nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         base.weight.requires_grad_(False)
@@ -169,7 +171,12 @@ def adapters_disabled(model: torch.nn.Module):
 
 @contextmanager
 def adapters_merged(model: torch.nn.Module):
-    """Fold ΔW into the weights for the duration (generation then costs no extra matmuls)."""
+    """Fold ΔW into the weights for the duration (generation then costs no extra matmuls).
+
+    The app never does this to the shared model: in fp32, W + ΔW − ΔW is not W again, so pi_ref
+    would drift run after run. Sampling merges into packed copies instead
+    (:mod:`ppo_demo.packed_linears`). This is the textbook merge, kept as the reference the
+    tests hold that path (and the unmerged forward) against."""
     layers = [m for _, m in lora_layers(model)]
     for m in layers:
         m.merge()

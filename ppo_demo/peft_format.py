@@ -14,10 +14,11 @@ Scaling, mapped exactly: ours is ``alpha / r`` (``ppo_demo.lora``); PEFT's is ``
 
 What PEFT has no place for goes into files beside it: the value head
 (``value_head.safetensors``: ``weight`` (1, H), ``bias`` (1,)) and our own settings
-(``ppo_lab.json``: steps trained, the exact target suffixes, the model name as typed). The
-app's download adds ``optimizer.safetensors`` (AdamW's moments and step count,
-:func:`~ppo_demo.policy.save_optimizer_state`), read back here when present, so that training a
-downloaded adapter continues exactly.
+(``ppo_lab.json``: steps trained, the exact target suffixes, the model name as typed).
+:func:`save_adapter`, which the CLI's ``--out`` and the app's download use, adds
+``optimizer.safetensors`` (AdamW's moments and step count,
+:func:`~ppo_demo.policy_state.save_optimizer_state`), read back here when present, so that training a
+saved adapter continues exactly.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import torch
 
 from .models import MODEL_ALIASES, DEFAULT_MODEL
 from .policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, OPTIMIZER_FILE, VALUE_HEAD_PREFIX, AdapterError, PolicyState,
-                     load_optimizer_file, load_policy_state)
+                     load_optimizer_file, load_policy_state, save_optimizer_state, save_policy_state)
 
 PEFT_WEIGHTS_FILE = "adapter_model.safetensors"
 VALUE_HEAD_FILE = "value_head.safetensors"
@@ -118,6 +119,28 @@ def save_peft_adapter(state: PolicyState, directory: str | Path) -> Path:
            "steps_trained": state.steps_trained, **state.meta}
     (directory / LAB_SETTINGS_FILE).write_text(json.dumps(lab, indent=2, ensure_ascii=False))
     return directory
+
+
+def save_adapter(state: PolicyState, directory: str | Path) -> list[str]:
+    """Save a run's trained state into ``directory``, the one way the CLI and the app do it;
+    returns the names of the files written.
+
+    LoRA mode: PEFT format (:func:`save_peft_adapter`: adapter, value head, our settings).
+    Full fine-tuning: the lab's own format (every trained weight in ``adapter.safetensors``),
+    which PEFT has no place for. Either way ``optimizer.safetensors`` joins them when the state
+    has AdamW's moments, so that training the saved state continues exactly.
+    """
+    directory = Path(directory)
+    if state.mode == "lora":
+        save_peft_adapter(state, directory)
+        save_optimizer_state(state, directory)
+        names = [ADAPTER_CONFIG_FILE, PEFT_WEIGHTS_FILE, VALUE_HEAD_FILE, LAB_SETTINGS_FILE]
+    else:
+        save_policy_state(state, directory)  # with the optimizer's file
+        names = [ADAPTER_FILE, ADAPTER_CONFIG_FILE]
+    if (directory / OPTIMIZER_FILE).exists():
+        names.append(OPTIMIZER_FILE)
+    return names
 
 
 def adapter_format(directory: str | Path) -> str:

@@ -21,13 +21,14 @@ so it works for any grouping of prompts, not only fixed groups of G answers.
 Not used when it would change the math or cannot work: dropout active (one dropout mask would
 be shared by every answer to a prompt), gradient checkpointing (recomputing a layer would
 append to the cache a second time), and models whose LM head is more than a Linear (their own
-forward is run instead, see :func:`ppo_demo.policy.response_logits_and_hidden`).
+forward is run instead, see :func:`ppo_demo.scoring.response_logits_and_hidden`).
 """
 
 from __future__ import annotations
 
 import torch
 
+from .ppo import upcast
 from .rollout import RolloutBatch, distinct_rows, has_plain_lm_head
 
 
@@ -45,7 +46,7 @@ def prompt_groups(batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor] | No
 
 def shared_prompt_logits_and_hidden(model, batch: RolloutBatch, temperature: float,
                                     groups: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Like :func:`ppo_demo.policy.response_logits_and_hidden` (logits / temperature (B, T, V)
+    """Like :func:`ppo_demo.scoring.response_logits_and_hidden` (logits / temperature (B, T, V)
     and last hidden states (B, T, H) at the positions predicting each response token), with
     each distinct prompt of ``groups`` (from :func:`prompt_groups`) computed once."""
     firsts, index = groups
@@ -63,7 +64,7 @@ def shared_prompt_logits_and_hidden(model, batch: RolloutBatch, temperature: flo
     last_prompt_hidden = prompt.last_hidden_state[:, -1:][index]  # (B, 1, H)
     hidden = torch.cat([last_prompt_hidden, response.last_hidden_state[:, :-1]], dim=1)  # (B, T, H)
     logits = model.get_output_embeddings()(hidden)  # (B, T, V)
-    return logits.float() / temperature, hidden
+    return upcast(logits) / temperature, hidden
 
 
 def rows_grouped_by_prompt(batch: RolloutBatch, rows: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .ppo import logprobs_from_logits
+from .ppo import logprobs_from_logits, upcast
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
@@ -161,24 +161,19 @@ def sample_next_tokens(logits: torch.Tensor, temperature: float, top_p: float, u
     return draw_with_uniforms(torch.softmax(top_p_filter(scaled, top_p), dim=-1), u)
 
 
-def draw_from(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One token per row from ``probs`` (B, V) -> (B,), by inverting the cumulative distribution.
-
-    Why not ``torch.multinomial``: it draws an exponential variate for every vocabulary entry
-    (6 ms per call for 8 x 49k on 2 cores, 6 % of a step); this is one uniform per row and a
-    binary search. The CDF is summed in float64 so rounding does not shift mass between
-    tokens, and u lies in (0, 1] so a token of probability 0 is never drawn.
-    """
-    return draw_with_uniforms(probs, uniforms(probs.shape[0], generator, probs.device))
-
-
 def uniforms(rows: int, generator: torch.Generator | None, device) -> torch.Tensor:
     """(rows, 1) float64 draws in (0, 1]: the randomness :func:`draw_with_uniforms` consumes."""
     return 1.0 - torch.rand(rows, 1, generator=generator, device=device, dtype=torch.float64)
 
 
 def draw_with_uniforms(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """The token whose cumulative probability first reaches u·total, per row: (B, V), (B, 1) -> (B,)."""
+    """The token whose cumulative probability first reaches u·total, per row: (B, V), (B, 1) -> (B,).
+
+    Why not ``torch.multinomial``: it draws an exponential variate for every vocabulary entry
+    (6 ms per call for 8 x 49k on 2 cores, 6 % of a step); this is one uniform per row and a
+    binary search. The CDF is summed in float64 so rounding does not shift mass between
+    tokens, and u lies in (0, 1] so a token of probability 0 is never drawn.
+    """
     cdf = probs.double().cumsum(-1)  # (B, V)
     token = torch.searchsorted(cdf, u * cdf[:, -1:])
     return token.squeeze(-1).clamp_max(probs.shape[-1] - 1)
@@ -208,6 +203,8 @@ class SampledScores:
 
     logprobs: torch.Tensor  # (B, T) 0 past each response's EOS
     hidden: torch.Tensor  # (B, T, H) last hidden state at the position predicting y_t, 0 past EOS
+    # (B, T, V) the whole tempered log-softmax at each position (for the exact KL), when asked for
+    log_probs: torch.Tensor | None = None
 
 
 def sample_responses(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids: list[int],
@@ -240,19 +237,23 @@ def sample_responses(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids
 def sample_and_score(model, prompt_ids: list[list[int]], *, pad_id: int, eos_ids: list[int],
                      max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
                      generator: torch.Generator | None = None, share_prompts: bool = True,
-                     drop_finished: bool = True) -> tuple[RolloutBatch, SampledScores]:
+                     drop_finished: bool = True, keep_distribution: bool = False) -> tuple[RolloutBatch, SampledScores]:
     """:func:`sample_responses` (the same tokens for the same seed) plus each drawn token's
     log-probability and the hidden state the critic reads, from the very forward passes that
     sampled it. They equal a separate scoring pass over the batch up to float rounding (the
-    cached decode multiplies one position at a time, a scoring pass all at once)."""
+    cached decode multiplies one position at a time, a scoring pass all at once).
+    ``keep_distribution``: also keep the whole log-softmax at each position (B, T, V), which
+    the sampling pass computes anyway, for the exact KL to pi_ref."""
     return _sample(model, prompt_ids, pad_id=pad_id, eos_ids=eos_ids, max_new_tokens=max_new_tokens,
                    temperature=temperature, top_p=top_p, greedy=False, generator=generator,
-                   share_prompts=share_prompts, drop_finished=drop_finished, keep_scores=True)
+                   share_prompts=share_prompts, drop_finished=drop_finished, keep_scores=True,
+                   keep_distribution=keep_distribution)
 
 
 @torch.no_grad()
 def _sample(model, prompt_ids, *, pad_id, eos_ids, max_new_tokens, temperature, top_p, greedy, generator,
-            share_prompts, drop_finished, keep_scores) -> tuple[RolloutBatch, SampledScores | None]:
+            share_prompts, drop_finished, keep_scores,
+            keep_distribution=False) -> tuple[RolloutBatch, SampledScores | None]:
     device = next(model.parameters()).device
     input_ids, prompt_mask = left_pad(prompt_ids, pad_id, device)  # (B, P)
     batch, prompt_len = input_ids.shape
@@ -268,8 +269,10 @@ def _sample(model, prompt_ids, *, pad_id, eos_ids, max_new_tokens, temperature, 
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     response = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
     if keep_scores:
-        logprobs = torch.zeros(batch, max_new_tokens, device=device)
+        logprobs = torch.zeros(batch, max_new_tokens, device=device, dtype=logits.dtype)  # fp32 (fp64 in exact tests)
         hiddens = torch.zeros(batch, max_new_tokens, hidden.shape[-1], device=device, dtype=hidden.dtype)
+    distribution = (torch.zeros(batch, max_new_tokens, logits.shape[-1], device=device, dtype=logits.dtype)  # (B, T, V)
+                    if keep_scores and keep_distribution else None)
     steps = 0
     for t in range(max_new_tokens):
         draws = None if greedy else uniforms(batch, generator, device)  # every row's, finished or not
@@ -279,8 +282,8 @@ def _sample(model, prompt_ids, *, pad_id, eos_ids, max_new_tokens, temperature, 
             token = sample_next_tokens(logits, temperature, top_p, draws[running])
         token = torch.where(finished[running], torch.full_like(token, pad_id), token)  # rows already done
         response[running, t] = token
-        if keep_scores:  # log pi(y_t) over the full tempered softmax, as the scoring pass computes it
-            logprobs[running, t] = logprobs_from_logits((logits / temperature).unsqueeze(1), token.unsqueeze(1))[:, 0]
+        if keep_scores:
+            _keep_token_scores(logits, token, temperature, running, t, logprobs, distribution)
             hiddens[running, t] = hidden
         finished[running] |= torch.isin(token, eos)
         steps = t + 1
@@ -296,17 +299,36 @@ def _sample(model, prompt_ids, *, pad_id, eos_ids, max_new_tokens, temperature, 
         step_positions = step_positions + 1
         logits, hidden, past = step(input_ids=step_input, attention_mask=attention_mask[:, :prompt_len + t + 1],
                                     position_ids=step_positions, past_key_values=past)
-    response = response[:, :steps]  # (B, T)
-    response_mask = response_mask_from_tokens(response, eos)
+    rollout = _rollout_batch(input_ids, prompt_mask, response[:, :steps], eos, pad_id)
+    if not keep_scores:
+        return rollout, None
+    response_mask = rollout.response_mask  # (B, T)
+    return rollout, SampledScores(logprobs[:, :steps] * response_mask,
+                                  hiddens[:, :steps] * response_mask.unsqueeze(-1).to(hiddens.dtype),
+                                  distribution[:, :steps] if distribution is not None else None)
+
+
+def _keep_token_scores(logits, token, temperature, running, t, logprobs, distribution) -> None:
+    """Write log pi(y_t) over the full tempered softmax, as the scoring pass computes it, into
+    ``logprobs[running, t]`` (and the whole log-softmax into ``distribution`` when it is kept).
+    logits (b, V) and token (b,) for the ``running`` rows."""
+    if distribution is not None:
+        log_p = torch.log_softmax(upcast(logits) / temperature, dim=-1)  # (b, V)
+        distribution[running, t] = log_p
+        logprobs[running, t] = log_p.gather(-1, token.unsqueeze(-1))[:, 0]
+    else:
+        logprobs[running, t] = logprobs_from_logits((logits / temperature).unsqueeze(1), token.unsqueeze(1))[:, 0]
+
+
+def _rollout_batch(input_ids, prompt_mask, response, eos, pad_id) -> RolloutBatch:
+    """Prompts (B, P) and sampled responses (B, T) -> a RolloutBatch: everything after the
+    first EOS becomes padding and leaves the mask."""
+    response_mask = response_mask_from_tokens(response, eos)  # (B, T)
     response = torch.where(response_mask.bool(), response, torch.full_like(response, pad_id))
     full_ids = torch.cat([input_ids, response], dim=1)
     full_mask = torch.cat([prompt_mask, response_mask.long()], dim=1)
     ended = (torch.isin(response, eos) & response_mask.bool()).any(-1)
-    rollout = RolloutBatch(full_ids, full_mask, prompt_len, response_mask, ended)
-    if not keep_scores:
-        return rollout, None
-    return rollout, SampledScores(logprobs[:, :steps] * response_mask,
-                                  hiddens[:, :steps] * response_mask.unsqueeze(-1).to(hiddens.dtype))
+    return RolloutBatch(full_ids, full_mask, input_ids.shape[1], response_mask, ended)
 
 
 # Config attributes of architectures whose LM head is more than a Linear (soft-capping, scaling):
@@ -334,10 +356,10 @@ class _NextToken:
         if self.split:
             out = self.model.get_decoder()(**inputs, use_cache=True)
             hidden = out.last_hidden_state[:, -1]  # (rows, H)
-            return self.model.get_output_embeddings()(hidden).float(), hidden, out.past_key_values
+            return upcast(self.model.get_output_embeddings()(hidden)), hidden, out.past_key_values
         out = self.model(**inputs, use_cache=True, output_hidden_states=self.keep_hidden, **self.last_only)
         hidden = out.hidden_states[-1][:, -1] if self.keep_hidden else None
-        return out.logits[:, -1, :].float(), hidden, out.past_key_values
+        return upcast(out.logits[:, -1, :]), hidden, out.past_key_values
 
 
 def distinct_rows(prompt_ids: list[list[int]]) -> tuple[list[int], list[int]]:

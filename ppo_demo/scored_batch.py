@@ -30,6 +30,7 @@ class ScoredBatch:
     advantages: torch.Tensor  # (B, T) the estimator's A_t (GAE, GRPO, RLOO or REINFORCE)
     train_advantages: torch.Tensor  # (B, T) what the policy loss multiplies (A_t after whitening)
     returns: torch.Tensor  # (B, T) the critic's targets (GAE) or the return-to-go G_t
+    kl_exact: torch.Tensor | None = None  # (B, T) the true KL(pi || pi_ref) over the vocabulary, if computed
 
     _PER_TOKEN = ("old_logprobs", "old_values", "ref_logprobs", "kl", "rewards", "advantages",
                   "train_advantages", "returns")
@@ -46,7 +47,8 @@ class ScoredBatch:
         picked = range(len(self))[index] if isinstance(index, slice) else index.tolist()
         return ScoredBatch(self.batch.rows(index), [self.texts[i] for i in picked],
                            [self.task_indices[i] for i in picked], self.scores[index],
-                           **{name: getattr(self, name)[index] for name in self._PER_TOKEN})
+                           **{name: getattr(self, name)[index] for name in self._PER_TOKEN},
+                           kl_exact=self.kl_exact[index] if self.kl_exact is not None else None)
 
     def trimmed(self) -> "ScoredBatch":
         """Columns that are padding in every row dropped (see :meth:`RolloutBatch.trimmed`);
@@ -54,7 +56,8 @@ class ScoredBatch:
         batch = self.batch.trimmed()
         t = batch.response_mask.shape[1]
         return ScoredBatch(batch, self.texts, self.task_indices, self.scores,
-                           **{name: getattr(self, name)[:, :t] for name in self._PER_TOKEN})
+                           **{name: getattr(self, name)[:, :t] for name in self._PER_TOKEN},
+                           kl_exact=self.kl_exact[:, :t] if self.kl_exact is not None else None)
 
 
 def micro_batch_rows(batch: RolloutBatch, rows: torch.Tensor, token_budget: int,

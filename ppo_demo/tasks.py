@@ -1,4 +1,10 @@
-"""Toy tasks (prompt + expected answer), their presets, and reading them from CSV or JSON."""
+"""Toy tasks (prompt + expected answer), their presets, and reading them from CSV or JSON.
+
+A task may be *held out*: it is never trained on (the trainer samples only the other tasks) and
+is evaluated apart, so a rising success on the held-out tasks shows the policy learned the kind
+of task rather than memorised the training prompts. In a CSV the optional column ``held_out``
+says so (``true``/``yes``/``1``/``x``; empty is false), in JSON the optional key ``held_out``.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,34 @@ class TaskError(LocalizedError):
 class Task:
     prompt: str
     expected: str
+    held_out: bool = False  # never trained on; evaluated apart from the training tasks
+
+
+def training_tasks(tasks: list[Task]) -> list[Task]:
+    return [t for t in tasks if not t.held_out]
+
+
+def held_out_tasks(tasks: list[Task]) -> list[Task]:
+    return [t for t in tasks if t.held_out]
+
+
+_TRUE = {"true", "yes", "y", "1", "x", "✓", "是", "held_out", "held-out"}
+_FALSE = {"", "false", "no", "n", "0", "否", "train"}
+
+
+def parse_held_out(value, row: int) -> bool:
+    """A held_out cell as a bool: True/False, 1/0, and the words a person types."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value == value:
+        if value in (0, 1):
+            return bool(value)
+    text = _cell(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise TaskError("tasks.held_out_bad", row=row, value=text[:20])
 
 
 # The seed notebook's four tasks (Chinese), verbatim.
@@ -40,6 +74,12 @@ ENGLISH_TASKS = [
     Task("What is the capital of France? Answer with one word.", "Paris"),
     Task("Say only the word: hello", "hello"),
     Task("What is the opposite of hot? Answer with one word.", "cold"),
+    # Held out: never trained on, the same kinds of task (arithmetic, a capital, repeat a word,
+    # an opposite), so their success tells learning the format from memorising four prompts.
+    Task("What is 3+3? Reply with only the number.", "6", held_out=True),
+    Task("What is the capital of Italy? Answer with one word.", "Rome", held_out=True),
+    Task("Say only the word: yes", "yes", held_out=True),
+    Task("What is the opposite of big? Answer with one word.", "small", held_out=True),
 ]
 
 TASK_PRESETS = {"english": ENGLISH_TASKS, "seed-zh": SEED_ZH_TASKS}
@@ -56,11 +96,12 @@ def _cell(value) -> str:
 
 def tasks_from_rows(rows, max_tasks: int = MAX_TASKS_DEFAULT,
                     max_prompt_chars: int = MAX_PROMPT_CHARS_DEFAULT) -> list[Task]:
-    """Clean a table of (prompt, expected) rows: blank rows are dropped, half-filled rows and
-    over-long prompts are errors naming the row (1-based, as a user counts)."""
+    """Clean a table of (prompt, expected[, held_out]) rows: blank rows are dropped, half-filled
+    rows and over-long prompts are errors naming the row (1-based, as a user counts)."""
     tasks = []
     for index, row in enumerate(rows, start=1):
-        cells = [_cell(c) for c in (list(row) + ["", ""])[:2]]
+        row = list(row)
+        cells = [_cell(c) for c in (row + ["", ""])[:2]]
         prompt, expected = (c.strip() for c in cells)
         if not prompt and not expected:
             continue
@@ -70,7 +111,7 @@ def tasks_from_rows(rows, max_tasks: int = MAX_TASKS_DEFAULT,
             raise TaskError("task.no_expected", row=index, prompt=prompt[:40])
         if len(prompt) > max_prompt_chars:
             raise TaskError("task.prompt_too_long", row=index, n=len(prompt), limit=max_prompt_chars)
-        tasks.append(Task(prompt, expected))
+        tasks.append(Task(prompt, expected, parse_held_out(row[2] if len(row) > 2 else "", index)))
     if not tasks:
         raise TaskError("task.empty_table")
     if len(tasks) > max_tasks:
@@ -87,7 +128,8 @@ def parse_tasks_text(text: str, fmt: str, **limits) -> list[Task]:
             raise TaskError("task.bad_json", error=exc.msg, line=exc.lineno) from None
         if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
             raise TaskError("task.json_shape", shape='{"prompt": ..., "expected": ...}')
-        return tasks_from_rows([(item.get("prompt", ""), item.get("expected", "")) for item in data], **limits)
+        return tasks_from_rows([(item.get("prompt", ""), item.get("expected", ""), item.get("held_out", ""))
+                                for item in data], **limits)
     try:
         reader = csv.reader(io.StringIO(text))
         rows = list(reader)
@@ -98,8 +140,10 @@ def parse_tasks_text(text: str, fmt: str, **limits) -> list[Task]:
     header = [h.strip().lower().lstrip("\ufeff") for h in rows[0]]
     if "prompt" not in header or "expected" not in header:
         raise TaskError("task.csv_header", found=repr(",".join(rows[0])[:80]))
-    p, e = header.index("prompt"), header.index("expected")
-    return tasks_from_rows([(r[p] if p < len(r) else "", r[e] if e < len(r) else "") for r in rows[1:]], **limits)
+    columns = [header.index("prompt"), header.index("expected")]
+    if "held_out" in header:
+        columns.append(header.index("held_out"))
+    return tasks_from_rows([[r[c] if c < len(r) else "" for c in columns] for r in rows[1:]], **limits)
 
 
 def load_tasks_file(path: str | Path, **limits) -> list[Task]:
@@ -117,9 +161,11 @@ def load_tasks_file(path: str | Path, **limits) -> list[Task]:
 
 
 def tasks_to_csv(tasks: list[Task]) -> str:
+    """CSV with the header prompt,expected,held_out (the column is written even when no task is
+    held out, so a file round-trips whatever the table held)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["prompt", "expected"])
+    writer.writerow(["prompt", "expected", "held_out"])
     for task in tasks:
-        writer.writerow([task.prompt, task.expected])
+        writer.writerow([task.prompt, task.expected, "true" if task.held_out else "false"])
     return out.getvalue()

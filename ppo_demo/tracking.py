@@ -16,14 +16,19 @@ export to) it takes veRL's name, so dashboards of a lab run and its exported run
     value_loss            critic/vf_loss                critic/vf_loss               -
     entropy               actor/entropy                 actor/entropy                entropy
     approx_kl             actor/ppo_kl                  actor/ppo_kl                 -
-    clip_frac             actor/pg_clipfrac             actor/pg_clipfrac            clip_ratio/region_mean
+    clip_frac_low         clip_ratio/low_mean           -                            clip_ratio/low_mean
+    clip_frac_high        clip_ratio/high_mean          -                            clip_ratio/high_mean
+    clip_frac_low + _high actor/pg_clipfrac             actor/pg_clipfrac            clip_ratio/region_mean
+    frac_reward_zero_std  frac_reward_zero_std          -                            frac_reward_zero_std
     explained_variance    critic/vf_explained_var       critic/vf_explained_var      -
     response_length_mean  response_length/mean         response_length/mean         completions/mean_length
     step_seconds          timing_s/step                 timing_s/step                step_time
     tokens_per_second     perf/throughput               perf/throughput (per GPU)    -
 
 Everything else keeps the lab's name under ``lab/`` (e.g. ``lab/success_rate``,
-``lab/task_reward/0``).
+``lab/task_reward/0``), among them ``lab/clip_frac``: CleanRL's share of tokens with rho outside
+the clip range whatever the sign of A, which is not veRL's pg_clipfrac (the tokens whose gradient
+the clip stopped, logged from clip_frac_low + clip_frac_high).
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ METRIC_NAMES = {
     "value_loss": "critic/vf_loss",
     "entropy": "actor/entropy",
     "approx_kl": "actor/ppo_kl",
-    "clip_frac": "actor/pg_clipfrac",
+    "clip_frac_low": "clip_ratio/low_mean",  # veRL logs only their sum (pg_clipfrac)
+    "clip_frac_high": "clip_ratio/high_mean",
+    "frac_reward_zero_std": "frac_reward_zero_std",
     "explained_variance": "critic/vf_explained_var",
     "response_length_mean": "response_length/mean",
     "step_seconds": "timing_s/step",
@@ -63,6 +70,8 @@ def tracked_metrics(metrics: dict) -> dict[str, float]:
         if isinstance(value, float) and not math.isfinite(value):
             continue
         out[METRIC_NAMES.get(key, f"lab/{key}")] = float(value)
+    if "clip_ratio/low_mean" in out and "clip_ratio/high_mean" in out:  # veRL logs only their sum
+        out["actor/pg_clipfrac"] = out["clip_ratio/low_mean"] + out["clip_ratio/high_mean"]
     return out
 
 

@@ -13,6 +13,9 @@ Where this departs from the seed notebook, and why (the ``seed`` preset undoes 2
 7. The advantage estimator is a knob: GAE with the critic (the seed's), or GRPO, RLOO or
    REINFORCE without one (then the value head is not trained); the KL can move from the
    reward into the loss, and beta can follow a target KL (the adaptive controller).
+8. The score at the last token is the rule reward (the seed's), a reward model's learnt from
+   preferences, or both (``reward_source``); with a reward model the rule's "gold" score is
+   reported beside it, so optimising the proxy while the gold falls shows in the metrics.
 
 A trainer's whole state (adapter or weights, value head, AdamW moments and step count, steps
 done, the adaptive KL coefficient) goes out with :meth:`PPOTrainer.state` and back in through
@@ -28,7 +31,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 
@@ -37,11 +40,17 @@ from .config import TrainConfig
 from .models import LoadedModel
 from .policy import (PolicyRuntime, PolicyState, autocast_context, layer_checkpointing, load_optimizer_state,
                      optimizer_state_on_cpu, response_scores)
+from .preference_losses import combine_scores
+from .preferences import PreferenceError
 from .prefix_sharing import can_pack, rows_grouped_by_prompt
 from .reward import RewardConfig, compile_expected, is_hit, rule_reward
 from .rollout import DEFAULT_SYSTEM_PROMPT, RolloutBatch
 from .scored_batch import ScoredBatch, micro_batch_rows
 from .tasks import Task
+from .text import LocalizedError
+
+if TYPE_CHECKING:
+    from .reward_model import RewardModel
 
 
 @dataclass
@@ -68,6 +77,7 @@ class RolloutRecord:
     # its clip case (a code of ppo.CLIP_CASES). Empty when no update ran in the step.
     ratios: list[float] = field(default_factory=list)
     clip_cases: list[int] = field(default_factory=list)
+    kl_exact: list[float] = field(default_factory=list)  # the true KL per token; empty when not computed
 
     @property
     def kl_sum(self) -> float:
@@ -82,8 +92,15 @@ class StepResult:
     updated: bool  # False when every update of the step was skipped (non-finite loss)
 
 
+EXACT_KL_MAX_BYTES = 512 * 2**20  # quick-CPU on SmolLM2: 38 MB; batch 64 x 256 tokens: 3.2 GB, skipped
+
+
 class TrainingError(RuntimeError):
     """The run cannot go on (e.g. too many non-finite losses in a row)."""
+
+
+class NothingToTrainError(LocalizedError):
+    """Every task is held out, so there is no prompt to train on."""
 
 
 def check_bad_updates(bad_in_a_row: int, limit: int) -> None:
@@ -95,7 +112,15 @@ def check_bad_updates(bad_in_a_row: int, limit: int) -> None:
 
 
 def _float(x: torch.Tensor | float) -> float:
-    return float(x.detach().float().cpu()) if isinstance(x, torch.Tensor) else float(x)
+    return float(x.detach().double().cpu()) if isinstance(x, torch.Tensor) else float(x)
+
+
+def seed_of_step(seed: int, steps_done: int) -> int:
+    """The seed of the step that follows ``steps_done`` steps of a run seeded with ``seed``.
+
+    Every random draw of that step comes from it (the prompts, the sampled tokens, the dropout
+    masks, the mini-batch order), so a step depends only on the state it starts from."""
+    return seed * 1_000_003 + steps_done
 
 
 class PPOTrainer:
@@ -103,11 +128,16 @@ class PPOTrainer:
 
     def __init__(self, loaded: LoadedModel, config: TrainConfig, tasks: list[Task],
                  reward: RewardConfig = RewardConfig(), state: PolicyState | None = None,
-                 system_prompt: str = DEFAULT_SYSTEM_PROMPT):
+                 system_prompt: str = DEFAULT_SYSTEM_PROMPT, reward_model: "RewardModel | None" = None):
         self.config = config.validate()
+        if config.reward_source != "rule" and reward_model is None:
+            raise PreferenceError("preferences.error.no_reward_model", source=config.reward_source)
+        self.reward_model = reward_model  # scores answers when reward_source asks (and is reported)
         self.reward = reward.validate()
         if not tasks:
             raise ValueError("No tasks to train on.")
+        if all(task.held_out for task in tasks):
+            raise NothingToTrainError("tasks.all_held_out")
         for task in tasks:
             compile_expected(task.expected, reward)  # a bad regex fails here, not mid-run
         self.loaded = loaded
@@ -129,7 +159,14 @@ class PPOTrainer:
         resumed_beta = state.meta.get("kl_coef") if state is not None and config.kl_target else None
         self.kl_coef = float(resumed_beta) if resumed_beta is not None else config.kl_coef
         self.system_prompt = system_prompt
+        # The exact KL keeps pi's whole distribution for every sampled token until pi_ref's pass:
+        # batch x max_new_tokens x V floats. Above EXACT_KL_MAX_BYTES it is not computed (NaN).
+        vocab = self.actor_critic.model.get_output_embeddings().weight.shape[0]
+        self.exact_kl = config.exact_kl and config.batch_size * config.max_new_tokens * vocab * 4 <= EXACT_KL_MAX_BYTES
         self._prompt_ids = [self.runtime.prompt_ids(t.prompt, system_prompt) for t in self.tasks]
+        # Held-out tasks are never trained on: the prompts are drawn from the others only.
+        self._train_indices = [i for i, t in enumerate(self.tasks) if not t.held_out]
+        self._held_out_indices = [i for i, t in enumerate(self.tasks) if t.held_out]
 
     # --- public API --------------------------------------------------------------------------
     def state(self) -> PolicyState:
@@ -161,14 +198,14 @@ class PPOTrainer:
         step and restored afterwards, so a step depends only on the state it starts from."""
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.config.seed * 1_000_003 + self.steps_done)
+            torch.manual_seed(seed_of_step(self.config.seed, self.steps_done))
             return self._step(stop_event)
 
     def _step(self, stop_event: threading.Event | None) -> StepResult | None:
         """One PPO step, in the order a student reads the algorithm."""
         cfg = self.config
         t_start = time.perf_counter()
-        step_seed = cfg.seed * 1_000_003 + self.steps_done
+        step_seed = seed_of_step(cfg.seed, self.steps_done)
 
         # 1. Pick prompts and sample responses from the current policy (dropout off); in fp32 the
         #    sampling pass also yields the old log-probs and values (see _scores_from_sampling).
@@ -176,20 +213,22 @@ class PPOTrainer:
         prompts = [self._prompt_ids[i] for i in task_indices]
         sampling = dict(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=step_seed)
         if self._scores_from_sampling:
-            batch, *policy_scores = self.runtime.sample_and_score(prompts, **sampling)
+            batch, *policy_scores = self.runtime.sample_and_score(prompts, **sampling, distribution=self.exact_kl)
         else:
             batch, policy_scores = self.runtime.sample(prompts, **sampling), None
         if stop_event is not None and stop_event.is_set():
             return None
+        held_out = self._held_out_success(step_seed)  # the same policy, on tasks it never trains on
         t_sampled = time.perf_counter()
 
-        # 2. Score each response with the rule reward.
+        # 2. Score each response: the rule reward, the reward model's or both (reward_source).
         texts = self.runtime.decode(batch)
-        scores = self._rule_scores(texts, task_indices, batch.ended_with_eos.tolist())  # (B,)
+        scores, score_metrics = self._scores(batch, texts, task_indices)  # (B,)
         mask = batch.response_mask  # (B, T)
 
-        # 3. Old log-probs and values (policy), reference log-probs (pi_ref), no gradients.
-        old_logprobs, old_values, ref_logprobs = self._logprobs_and_values(batch, policy_scores)  # (B, T), 0 past EOS
+        # 3. Old log-probs and values (policy), reference log-probs (pi_ref), no gradients; and,
+        #    with exact_kl, the true KL(pi || pi_ref) at each token from both whole distributions.
+        old_logprobs, old_values, ref_logprobs, kl_exact = self._logprobs_and_values(batch, policy_scores)  # (B, T)
 
         # 4. Per-token rewards: -beta * KL_t, plus the score at the last real token. With the
         #    KL in the loss instead, the reward is the score alone.
@@ -202,7 +241,7 @@ class PPOTrainer:
         advantages, returns, train_advantages = self._advantages(rewards, old_values, mask)
         scored = ScoredBatch(batch, texts, task_indices, scores, old_logprobs=old_logprobs, old_values=old_values,
                              ref_logprobs=ref_logprobs, kl=kl, rewards=rewards, advantages=advantages,
-                             train_advantages=train_advantages, returns=returns)
+                             train_advantages=train_advantages, returns=returns, kl_exact=kl_exact)
 
         # 6. PPO epochs over shuffled mini-batches (+ beta * E[k3] in the loss when kl_in is loss).
         ratios = torch.ones_like(old_logprobs)  # (B, T): each token's rho at its last update pass
@@ -211,7 +250,7 @@ class PPOTrainer:
         self.steps_done += 1
 
         # 7. Report, then let the adaptive controller move beta for the next step.
-        metrics = self._metrics(scored, update_stats)
+        metrics = self._metrics(scored, update_stats) | held_out | score_metrics
         metrics.update(step=self.steps_done, step_seconds=t_end - t_start, sample_seconds=t_sampled - t_start,
                        update_seconds=t_end - t_sampled, kl_coef=kl_coef)
         metrics["samples_per_second"] = metrics["samples"] / metrics["step_seconds"]
@@ -230,10 +269,41 @@ class PPOTrainer:
         fewer prompts than tasks, a random draw like the seed's random.choice."""
         rng = random.Random(seed)
         G = self.config.group_size
-        n, size = len(self.tasks), self.config.batch_size // G
-        indices = list(range(n)) * (size // n) + rng.sample(range(n), size % n)
+        trainable = self._train_indices  # held-out tasks are never picked
+        n, size = len(trainable), self.config.batch_size // G
+        indices = trainable * (size // n) + rng.sample(trainable, size % n)
         rng.shuffle(indices)
         return [i for i in indices for _ in range(G)]
+
+    def _scores(self, batch: RolloutBatch, texts: list[str], task_indices: list[int]) -> tuple[torch.Tensor, dict]:
+        """The score of each response, (B,), and what to report of its parts. With a reward
+        model, its normalised score (minus the missing-EOS penalty when it is the only source)
+        and the rule's ("gold") score are both reported, whichever one PPO follows."""
+        ended = batch.ended_with_eos.tolist()
+        rule = self._rule_scores(texts, task_indices, ended)  # (B,)
+        parts = {"gold_score_mean": _float(rule.mean())}
+        if self.reward_model is None:
+            return rule, parts
+        rm = self.reward_model.normalized_scores(batch).to(rule.device)  # (B,)
+        parts["rm_score_mean"] = _float(rm.mean())
+        if self.config.reward_source == "reward_model":
+            rm = rm - self.config.missing_eos_penalty * (~batch.ended_with_eos).to(rm.device, rm.dtype)
+        return combine_scores(rule, rm, self.config.reward_source), parts
+
+    def _held_out_success(self, step_seed: int) -> dict:
+        """{"heldout_success_rate": share of hits} over one answer per held-out task from the
+        policy that sampled this step's batch (before its update); {} without held-out tasks.
+        Its own seed, so the training batch is the same with or without held-out tasks. Not
+        used for any update."""
+        if not self._held_out_indices:
+            return {}
+        cfg = self.config
+        batch = self.runtime.sample([self._prompt_ids[i] for i in self._held_out_indices],
+                                    max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                    top_p=cfg.top_p, seed=step_seed + 500_001)
+        hits = [is_hit(text, self.tasks[i].expected, self.reward)
+                for text, i in zip(self.runtime.decode(batch), self._held_out_indices)]
+        return {"heldout_success_rate": sum(hits) / len(hits)}
 
     def _rule_scores(self, texts: list[str], task_indices: list[int], ended: list[bool]) -> torch.Tensor:
         """r_rm of each response, (B,)."""
@@ -253,7 +323,7 @@ class PPOTrainer:
         Full fine-tuning, dropout in PPO updates and top-p < 1 need no exception: sampling runs
         the policy itself, in eval mode like the scoring pass, and the kept log-probs are taken
         from the full tempered softmax, not the truncated one sampled from."""
-        return self.device.type == "cpu" and self.loaded.dtype == torch.float32
+        return self.device.type == "cpu" and self.loaded.dtype in (torch.float32, torch.float64)  # fp64: the exact tests
 
     @property
     def _share_prompts_in_update(self) -> bool:
@@ -264,11 +334,12 @@ class PPOTrainer:
         return cfg.share_prompts and not cfg.gradient_checkpointing and not cfg.dropout_in_ppo
 
     @torch.no_grad()
-    def _logprobs_and_values(self, batch: RolloutBatch, policy_scores=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Old log-probs and values of the policy, and reference log-probs, each (B, T) and 0
-        past each response's end. Chunked like the update so memory stays within the budget.
-        ``policy_scores`` (old log-probs, old values) from the sampling pass skip the policy's
-        forward; pi_ref is always a pass of its own (it did not sample)."""
+    def _logprobs_and_values(self, batch: RolloutBatch, policy_scores=None) -> tuple:
+        """Old log-probs and values of the policy, reference log-probs, and the exact KL (None
+        unless ``exact_kl``), each (B, T) and 0 past each response's end. Chunked like the
+        update so memory stays within the budget. ``policy_scores`` (old log-probs, old values
+        [, whole log-softmax (B, T, V)]) from the sampling pass skip the policy's forward; pi_ref
+        is always a pass of its own (it did not sample)."""
         cfg = self.config
         size, T = batch.response_mask.shape
         all_rows = torch.arange(size, device=self.device)
@@ -277,25 +348,36 @@ class PPOTrainer:
         packed = cfg.share_prompts and can_pack(self.actor_critic.model)
         chunks = [(rows, batch.rows(rows).trimmed())
                   for rows in micro_batch_rows(batch, all_rows, cfg.micro_batch_tokens, packed=packed)]
-        ref_logprobs = torch.zeros(size, T, device=self.device)
+        dtype = torch.promote_types(self.loaded.dtype, torch.float32)  # fp32 (fp64 in the exact tests)
+        ref_logprobs = torch.zeros(size, T, device=self.device, dtype=dtype)
         self.actor_critic.eval()
         with autocast_context(self.device):
+            policy_dist = None  # (B, T, V) log pi over the vocabulary, for the exact KL
             if policy_scores is not None:
-                old_logprobs, old_values = policy_scores
+                old_logprobs, old_values, *rest = policy_scores
+                policy_dist = rest[0] if rest else None
             else:
-                old_logprobs, old_values = (torch.zeros(size, T, device=self.device) for _ in range(2))
+                old_logprobs, old_values = (torch.zeros(size, T, device=self.device, dtype=dtype) for _ in range(2))
                 for rows, mb in chunks:
                     t = mb.response_mask.shape[1]
                     policy = response_scores(self.actor_critic.model, mb, cfg.temperature,
-                                             share_prompts=cfg.share_prompts)
+                                             share_prompts=cfg.share_prompts, distribution=self.exact_kl)
                     old_logprobs[rows, :t] = policy.logprobs * mb.response_mask
                     old_values[rows, :t] = self.actor_critic.values(policy.hidden) * mb.response_mask
+                    if self.exact_kl:
+                        if policy_dist is None:
+                            policy_dist = torch.zeros(size, T, policy.log_probs.shape[-1], device=self.device, dtype=dtype)
+                        policy_dist[rows, :t] = policy.log_probs.to(dtype)
+            kl_exact = torch.zeros(size, T, device=self.device, dtype=dtype) if self.exact_kl else None
             with self.runtime.reference() as ref_model:  # adapters switched off once for all chunks
                 for rows, mb in chunks:
                     t = mb.response_mask.shape[1]
-                    ref = response_scores(ref_model, mb, cfg.temperature, share_prompts=cfg.share_prompts)
+                    ref = response_scores(ref_model, mb, cfg.temperature, share_prompts=cfg.share_prompts,
+                                          distribution=self.exact_kl)
                     ref_logprobs[rows, :t] = ref.logprobs * mb.response_mask
-        return old_logprobs, old_values, ref_logprobs
+                    if kl_exact is not None:  # sum_v pi (log pi - log pi_ref) at each real token
+                        kl_exact[rows, :t] = ppo.exact_kl(policy_dist[rows, :t], ref.log_probs.to(dtype)) * mb.response_mask
+        return old_logprobs, old_values, ref_logprobs, kl_exact
 
     def _advantages(self, rewards: torch.Tensor, values: torch.Tensor,
                     mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -306,7 +388,8 @@ class PPOTrainer:
         if cfg.advantage_estimator == "gae":
             advantages, returns = ppo.gae(rewards, values, mask, cfg.gamma, cfg.gae_lambda)
         elif cfg.advantage_estimator == "grpo":
-            advantages, returns = ppo.grpo_advantages(rewards, mask, cfg.group_size, cfg.gamma)
+            advantages, returns = ppo.grpo_advantages(rewards, mask, cfg.group_size, cfg.gamma,
+                                                      std_norm=cfg.grpo_std_norm)
         elif cfg.advantage_estimator == "rloo":
             advantages, returns = ppo.rloo_advantages(rewards, mask, cfg.group_size, cfg.gamma)
         else:
@@ -321,6 +404,7 @@ class PPOTrainer:
 
     def _update(self, scored: ScoredBatch, seed: int, kl_coef: float, ratios: torch.Tensor) -> dict:
         cfg = self.config
+        t_start = time.perf_counter()
         params = self.actor_critic.trainable_parameters()
         generator = torch.Generator().manual_seed(seed)
         sums: dict[str, float] = {}
@@ -352,11 +436,13 @@ class PPOTrainer:
         self.actor_critic.eval()
         self.optimizer.zero_grad(set_to_none=True)
         stats = {k: v / updates for k, v in sums.items()} if updates else {
-            k: math.nan for k in ("loss", "policy_loss", "value_loss", "entropy", "grad_norm",
-                                  "ratio_mean", "clip_frac", "approx_kl", "value_clip_frac", "kl_loss")}
+            k: math.nan for k in ("loss", "policy_loss", "value_loss", "entropy", "grad_norm", "ratio_mean",
+                                  "clip_frac", "clip_frac_low", "clip_frac_high", "approx_kl",
+                                  "value_clip_frac", "kl_loss")}
         if not cfg.has_critic:  # no critic, no value loss: NaN (shown as n/a), not a made-up 0
             stats.update(value_loss=math.nan, value_clip_frac=math.nan)
-        stats.update(updates=updates, skipped_updates=skipped)
+        # epochs_seconds: the PPO epochs' share of update_seconds (the rest: decoding, reward, scoring passes, GAE)
+        stats.update(updates=updates, skipped_updates=skipped, epochs_seconds=time.perf_counter() - t_start)
         return stats
 
     def _accumulate_gradients(self, scored: ScoredBatch, rows: torch.Tensor, kl_coef: float,
@@ -364,12 +450,17 @@ class PPOTrainer:
         """Backward the mini-batch ``rows`` in micro-batches; returns its loss terms, or None
         (gradients possibly partial: the caller zeroes them) if a loss is not finite.
 
-        Each micro-batch's losses are masked means over its own tokens, so weighting them by
-        its share of the mini-batch's tokens makes the summed gradient equal the gradient of
-        the whole mini-batch's loss (the same number a single pass would give). Each token's
+        Each micro-batch's losses are aggregated over its own tokens (``ppo.agg_loss``), so
+        weighting them by its share of what the aggregation divides by (tokens for token-mean,
+        responses for the seq-mean modes, whose constant L is max_new_tokens) makes the summed
+        gradient equal the gradient of the whole mini-batch's loss (the same number a single
+        pass would give). Each token's
         rho is written into ``ratios`` (B, T), so after the last epoch it holds the last pass's."""
         cfg = self.config
-        total_tokens = scored.response_mask[rows].sum()
+        agg = dict(loss_agg_mode=cfg.loss_agg_mode, norm_length=cfg.max_new_tokens)  # E_t of every term
+        # Python numbers: each chunk's weight is then exact in the loss's own dtype (fp64 in the exact tests)
+        total = int(ppo.agg_count(scored.response_mask[rows], cfg.loss_agg_mode))  # tokens, or responses
+        total_tokens = int(scored.response_mask[rows].sum())  # the diagnostics are means over tokens
         sums: dict[str, torch.Tensor] = {}
         share = self._share_prompts_in_update
         if share:  # answers to one prompt in one chunk (the sum over rows does not depend on order)
@@ -378,24 +469,28 @@ class PPOTrainer:
         for chunk in micro_batch_rows(scored.batch, rows, cfg.micro_batch_tokens, packed=packed):
             mb = scored.rows(chunk).trimmed()  # (b, t), t <= T: columns past every row's EOS dropped
             mask = mb.response_mask
-            weight = mask.sum() / total_tokens
+            weight = int(ppo.agg_count(mask, cfg.loss_agg_mode)) / total  # this chunk's share of E_t
+            token_weight = int(mask.sum()) / total_tokens
             with autocast_context(self.device):
                 scores = response_scores(self.actor_critic.model, mb.batch, cfg.temperature, share_prompts=share,
                                          entropy=True, entropy_grad=cfg.ent_coef > 0)
                 logprobs, entropy, hidden = scores.logprobs, scores.entropy, scores.hidden  # (b, t), (b, t), (b, t, H)
                 policy_loss, pstats = ppo.ppo_policy_loss(logprobs, mb.old_logprobs, mb.train_advantages, mask,
-                                                          cfg.clip_eps)
-                entropy_mean = ppo.masked_mean(entropy, mask)
-                loss = policy_loss - cfg.ent_coef * entropy_mean
-                terms = dict(policy_loss=policy_loss, entropy=entropy_mean, **pstats)
+                                                          cfg.clip_eps, cfg.clip_eps_high, **agg)
+                entropy_term = ppo.agg_loss(entropy, mask, cfg.loss_agg_mode, cfg.max_new_tokens)  # E_t[H_t]
+                loss = policy_loss - cfg.ent_coef * entropy_term
+                # reported: the mean entropy per token whatever the aggregation (as TRL's "entropy")
+                terms = dict(policy_loss=policy_loss, entropy=ppo.masked_mean(entropy.detach(), mask), **pstats)
+                diagnostics = {"entropy", *pstats}  # entropy, ratio, clip fractions, approx KL: token means
                 if cfg.has_critic:  # without one the value head stays out of the graph: not trained
                     values = self.actor_critic.values(hidden)  # (b, t)
                     value_loss, vstats = ppo.ppo_value_loss(values, mb.old_values, mb.returns, mask,
-                                                            cfg.value_clip_eps)
+                                                            cfg.value_clip_eps, **agg)
                     loss = loss + cfg.vf_coef * value_loss
                     terms.update(value_loss=value_loss, **vstats)
+                    diagnostics |= set(vstats)
                 if cfg.kl_in == "loss":
-                    kl_loss = ppo.kl_penalty_loss(logprobs, mb.ref_logprobs, mask)
+                    kl_loss = ppo.kl_penalty_loss(logprobs, mb.ref_logprobs, mask, cfg.kl_loss_estimator, **agg)
                     loss = loss + kl_coef * kl_loss
                     terms.update(kl_loss=kl_loss)
             if not torch.isfinite(loss):
@@ -404,7 +499,8 @@ class PPOTrainer:
             ratios[chunk, :mask.shape[1]] = torch.exp(logprobs.detach() - mb.old_logprobs) * mask
             del scores, hidden, logprobs, entropy
             for key, value in dict(loss=loss, **terms).items():
-                sums[key] = sums.get(key, 0.0) + value.detach() * weight
+                share = token_weight if key in diagnostics else weight
+                sums[key] = sums.get(key, 0.0) + value.detach() * share
         return sums
 
     def _metrics(self, scored: ScoredBatch, update_stats: dict) -> dict:
@@ -420,6 +516,11 @@ class PPOTrainer:
             "success_rate": sum(hits) / len(hits),
             "kl_mean": _float(ppo.masked_mean(scored.kl, mask)),  # per token, as the seed prints it
             "kl_sum_mean": _float(scored.kl.sum(-1).mean()),  # per response: what -beta*KL costs
+            # the true KL(pi || pi_ref) per token, over the whole vocabulary (NaN when not computed)
+            "kl_exact": (_float(ppo.masked_mean(scored.kl_exact, mask)) if scored.kl_exact is not None
+                         else math.nan),
+            # groups whose scores all tie: GRPO/RLOO give them A = 0 (TRL's frac_reward_zero_std)
+            "frac_reward_zero_std": ppo.frac_reward_zero_std(scores, self.config.group_size),
             "eos_rate": _float(batch.ended_with_eos.float().mean()),
             # no critic, no explained variance: NaN, which the plots and the CLI show as n/a
             "explained_variance": (_float(ppo.explained_variance(scored.old_values, scored.returns, mask))
@@ -436,7 +537,8 @@ class PPOTrainer:
     def _records(self, scored: ScoredBatch, ratios: torch.Tensor | None) -> list[RolloutRecord]:
         """Per-response lists for the UI; ``ratios`` (B, T) None when no update ran."""
         records = []
-        codes = (ppo.clip_cases(ratios, scored.train_advantages, scored.response_mask, self.config.clip_eps)
+        codes = (ppo.clip_cases(ratios, scored.train_advantages, scored.response_mask, self.config.clip_eps,
+                                self.config.clip_eps_high)
                  if ratios is not None else None)  # (B, T)
         batch = scored.batch
         lengths = batch.response_lengths.tolist()
@@ -454,5 +556,6 @@ class PPOTrainer:
                 values=cut(scored.old_values), advantages=cut(scored.advantages),
                 train_advantages=cut(scored.train_advantages), returns=cut(scored.returns),
                 rewards=cut(scored.rewards), ratios=cut(ratios) if ratios is not None else [],
-                clip_cases=codes[row, :n].tolist() if codes is not None else []))
+                clip_cases=codes[row, :n].tolist() if codes is not None else [],
+                kl_exact=cut(scored.kl_exact) if scored.kl_exact is not None else []))
         return records

@@ -20,6 +20,10 @@ if [ "${1:-}" = "--dev" ]; then
   # own dependencies (ray, vllm, deepspeed, flash-attn...) are a GPU cluster's, gigabytes, and
   # would move torch; the tests need none of them.
   "${PIP[@]}" --no-deps verl==0.9.1 openrlhf==0.11.2
+  # veRL's core_algos (the parity tests) imports tensordict; 0.10.0 is the newest veRL 0.9.1
+  # accepts; with its dependencies pip would move packaging back to 25.0, hence --no-deps (what it imports is in
+  # requirements-dev.txt).
+  "${PIP[@]}" --no-deps tensordict==0.10.0
   # The browser test drives Debian's chromium (playwright cannot download its own browsers here);
   # fonts-noto-cjk draws the Chinese page in its screenshots (without it: empty boxes).
   if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/opentype/noto ]; then

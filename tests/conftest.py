@@ -23,3 +23,16 @@ def tiny():
 def embedded():
     """The real embedded SmolLM2-135M-Instruct, loaded once for the integration tests."""
     return load_model("smollm2-135m-instruct", device="cpu")
+
+
+@pytest.fixture
+def tiny64():
+    """The tiny model computing in float64 end to end, for tests that two computation orders
+    give equal numbers: rounding then stays far below their tolerance on any CPU (see
+    tests/tolerances.py)."""
+    from tolerances import float64_everywhere
+
+    torch.manual_seed(0)
+    loaded = load_model("tiny-random", device="cpu", dtype=torch.float64)
+    float64_everywhere(loaded.model)
+    return loaded

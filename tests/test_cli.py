@@ -36,6 +36,7 @@ def test_jsonl_run_with_eval_and_out(tmp_path):
     assert 0.0 <= final["base_success"] <= 1.0
     assert (out / "adapter_model.safetensors").exists() and (out / "adapter_config.json").exists()
     assert (out / "run.json").exists() and (out / "value_head.safetensors").exists()
+    assert (out / "optimizer.safetensors").exists()  # save_adapter, as the app's download: continues exactly
     assert (out / "metrics.csv").read_text().count("\n") == 3  # header + 2 steps
 
 

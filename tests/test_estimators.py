@@ -66,16 +66,43 @@ def test_grpo_group_of_two():
     assert torch.allclose(advantages, t([[a, a], [-a, 0.0]]), atol=1e-6)
 
 
-def test_grpo_with_kl_in_the_reward_charges_each_token_the_kl_still_ahead():
+def test_grpo_with_kl_in_the_reward_uses_each_responses_whole_return():
     # row 0 rewards -0.1, 0.9 (score 1 - 0.1): G = 0.8, 0.9
     # row 1 rewards -0.2, -0.2, -1.2 (score -1 - 0.2): G = -1.6, -1.4, -1.2
     # whole returns 0.8, -1.6: mean -0.4, unbiased std sqrt(1.2^2 + 1.2^2) = 1.2 sqrt 2
+    # A = (G_0 - mean) / (std + eps) on every token: +-1.2 / s (as veRL: one number per response)
     rewards = t([[-0.1, 0.9, 0.0], [-0.2, -0.2, -1.2]])
     mask = t([[1, 1, 0], [1, 1, 1]])
     advantages, returns = ppo.grpo_advantages(rewards, mask, group_size=2)
     s = 1.2 * math.sqrt(2.0) + 1e-4
     assert torch.allclose(returns, t([[0.8, 0.9, 0.0], [-1.6, -1.4, -1.2]]), atol=1e-6)
-    assert torch.allclose(advantages, t([[1.2 / s, 1.3 / s, 0.0], [-1.2 / s, -1.0 / s, -0.8 / s]]), atol=1e-5)
+    assert torch.allclose(advantages, t([[1.2 / s, 1.2 / s, 0.0], [-1.2 / s, -1.2 / s, -1.2 / s]]), atol=1e-5)
+    # Dr. GRPO: no division by the std -> A = G_0 - mean = +-1.2
+    dr, _ = ppo.grpo_advantages(rewards, mask, group_size=2, std_norm=False)
+    assert torch.allclose(dr, t([[1.2, 1.2, 0.0], [-1.2, -1.2, -1.2]]), atol=1e-6)
+
+
+def test_identical_answers_with_kl_in_the_reward_get_zero_advantage_and_a_bounded_loss():
+    """The bug a teacher met: three identical answers, KL in the reward. Their whole returns
+    G_0 tie (std 0), but the return-to-go G_t differs from G_0 by the KL rewards already passed;
+    (G_t - mean G_0) / (0 + 1e-4) gave advantages near +1000. With G_0 as the term, A = 0."""
+    kl = t([[0.3, -0.2, 0.5, 0.1]] * 3)  # the same tokens, so the same KL
+    mask = torch.ones(3, 4)
+    rewards = ppo.per_token_rewards(t([1.0, 1.0, 1.0]), kl, mask, kl_coef=0.05)
+    for estimator in ("grpo", "rloo"):
+        if estimator == "grpo":
+            advantages, returns = ppo.grpo_advantages(rewards, mask, group_size=3)
+        else:
+            advantages, returns = ppo.rloo_advantages(rewards, mask, group_size=3)
+        assert not torch.allclose(returns[:, 0], returns[:, 1])  # G_t does vary along the tokens
+        assert torch.all(advantages == 0), estimator
+        logprobs = torch.full((3, 4), -1.0, requires_grad=True)
+        loss, _ = ppo.ppo_policy_loss(logprobs + 0.5, logprobs.detach(), advantages, mask, clip_eps=0.2)
+        assert loss.item() == 0.0
+    # the old per-token form, for contrast: it does explode
+    G = returns
+    old = (G - G[:, :1].mean()) / (G[:, 0].std() + 1e-4)
+    assert old.abs().max() > 100
 
 
 def test_group_size_must_divide_the_batch():
@@ -97,6 +124,14 @@ def test_rloo_groups_of_three():
     advantages, _ = ppo.rloo_advantages(score_only_rewards([1.0, 0.0, -1.0, 2.0, 2.0, 2.0], mask), mask, 3)
     per_response = t([1.5, 0.0, -1.5, 0.0, 0.0, 0.0])
     assert torch.allclose(advantages, per_response.unsqueeze(-1) * mask, atol=1e-6)
+
+
+def test_rloo_with_kl_in_the_reward_uses_each_responses_whole_return():
+    # whole returns 0.8, -1.6 (the GRPO example): A = 0.8 - (-1.6) = 2.4 and -2.4 on every token
+    rewards = t([[-0.1, 0.9, 0.0], [-0.2, -0.2, -1.2]])
+    mask = t([[1, 1, 0], [1, 1, 1]])
+    advantages, _ = ppo.rloo_advantages(rewards, mask, 2)
+    assert torch.allclose(advantages, t([[2.4, 2.4, 0.0], [-2.4, -2.4, -2.4]]), atol=1e-6)
 
 
 def test_rloo_group_of_two_is_the_difference():
@@ -173,7 +208,7 @@ def test_clip_cases_hand_picked_and_agree_with_the_gradient():
     mask = t([[1, 1, 1, 1, 1, 1, 1, 0]])
     codes = ppo.clip_cases(rho, advantages, mask, clip_eps=0.2)
     assert codes.tolist() == [[0, 1, 2, 3, 4, 5, 6, -1]]
-    pushes = ppo.clip_case_pushes(codes)
+    pushes = torch.tensor([[code >= 0 and ppo.CLIP_CASES[code]["pushes"] for code in row] for row in codes.tolist()])
     assert pushes.tolist() == [[True, True, False, False, True, True, False, False]]
     # the classification must say what autograd says: a non-zero gradient exactly where it pushes
     new_logprobs = rho.log().requires_grad_(True)

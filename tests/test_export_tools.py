@@ -225,3 +225,89 @@ def test_cli_exports_a_train_out_folder(tmp_path, target, script):
 def test_cli_export_of_a_folder_without_run_json_is_one_line(tmp_path, capsys):
     assert cli_main(["export", "--run", str(tmp_path), "--to", "trl", "--out", str(tmp_path / "b")]) == 2
     assert "run.json" in capsys.readouterr().err
+
+
+# --- the loss variants (clip-higher, aggregation, Dr. GRPO, KL estimators) ----------------------
+
+@pytest.fixture
+def variant_record():
+    """GRPO with every loss knob moved off its default."""
+    config = preset_config("quick-cpu", steps=3, batch_size=4, num_minibatches=2, max_new_tokens=8,
+                           advantage_estimator="grpo", group_size=2, clip_eps_high=0.28,
+                           loss_agg_mode="seq-mean-token-sum-norm", grpo_std_norm=False, kl_in="loss",
+                           kl_estimator="k2", kl_loss_estimator="k2", lora_targets=("q_proj", "v_proj"))
+    return make_run_record("tiny-random", ENGLISH_TASKS, RewardConfig("contains", 0.002), config,
+                           eos_token="<|im_end|>", steps_trained=3)
+
+
+def _openrlhf_namespace(record, tmp_path):
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    build, validate = _openrlhf_main_block()
+    namespace = {"argparse": argparse, "os": os, "datetime": datetime}
+    exec(compile(ast.Module(body=build, type_ignores=[]), "train_ppo_ray", "exec"), namespace)
+    parser = namespace["parser"]
+    parser.error = lambda message: pytest.fail(f"openrlhf rejects the flags: {message}")
+    flat = parser.parse_args(openrlhf_args(record, here=str(tmp_path)))
+    root = {}
+    for key, value in vars(flat).items():
+        node = root
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    build_ns = lambda x: SimpleNamespace(**{k: build_ns(v) for k, v in x.items()}) if isinstance(x, dict) else x
+    args = build_ns(root)
+    exec(compile(ast.Module(body=validate, type_ignores=[]), "train_ppo_ray", "exec"), {"args": args, "print": print})
+    return args
+
+
+def test_verl_maps_the_loss_variants(variant_record, tmp_path):
+    hydra = pytest.importorskip("hydra")
+    config_dir = _site_file("verl", "trainer", "config")
+    overrides = verl_overrides(variant_record, here=str(tmp_path))
+    with hydra.initialize_config_dir(config_dir=str(config_dir), version_base=None):
+        cfg = hydra.compose(config_name="ppo_trainer", overrides=overrides)
+    actor = cfg.actor_rollout_ref.actor
+    assert (actor.clip_ratio_low, actor.clip_ratio_high) == (0.2, 0.28)
+    assert (actor.loss_agg_mode, actor.loss_scale_factor) == ("seq-mean-token-sum-norm", 8)
+    assert (actor.use_kl_loss, actor.kl_loss_type) == (True, "mse")
+    assert cfg.algorithm.norm_adv_by_std_in_grpo is False and cfg.algorithm.kl_penalty == "mse"
+    # the defaults map to veRL's defaults
+    default = make_run_record("tiny-random", ENGLISH_TASKS, RewardConfig("contains", 0.002),
+                              preset_config("quick-cpu", max_new_tokens=8))
+    with hydra.initialize_config_dir(config_dir=str(config_dir), version_base=None):
+        cfg = hydra.compose(config_name="ppo_trainer", overrides=verl_overrides(default, here=str(tmp_path)))
+    actor = cfg.actor_rollout_ref.actor
+    assert (actor.clip_ratio_low, actor.clip_ratio_high, actor.loss_agg_mode) == (0.2, 0.2, "token-mean")
+    assert actor.kl_loss_type == "low_var_kl" and cfg.algorithm.norm_adv_by_std_in_grpo is True
+
+
+def test_openrlhf_maps_the_loss_variants(variant_record, tmp_path):
+    args = _openrlhf_namespace(variant_record, tmp_path)
+    assert tuple(args.actor.eps_clip_low_high) == (0.2, 0.28)
+    assert args.algo.advantage.estimator == "dr_grpo"
+    assert (args.algo.kl.use_loss, args.algo.kl.estimator) == (True, "k2")
+    assert args.actor.loss_agg_mode == "token-mean"  # seq-mean-token-sum-norm has no counterpart: noted
+    script = (export_record(variant_record, "openrlhf", tmp_path / "b") / "run_openrlhf.sh").read_text()
+    assert "loss_agg_mode=seq-mean-token-sum-norm: OpenRLHF aggregates by token-mean or seq-mean-token-mean" in script
+    seq = variant_record.knobs.replace(loss_agg_mode="seq-mean-token-mean")
+    args = _openrlhf_namespace(make_run_record("tiny-random", ENGLISH_TASKS, RewardConfig("contains", 0.002), seq),
+                               tmp_path)
+    assert args.actor.loss_agg_mode == "seq-mean-token-mean"
+
+
+def test_trl_maps_the_loss_variants(variant_record, tmp_path):
+    trl = pytest.importorskip("trl")
+    from ppo_demo.export.trl_export import grpo_settings
+
+    settings = {name: value for name, value, _ in grpo_settings(variant_record)}
+    config = trl.GRPOConfig(output_dir=str(tmp_path), bf16=False, use_cpu=True, **settings)  # unknown field: error
+    assert (config.epsilon, config.epsilon_high) == (0.2, 0.28)
+    assert (config.loss_type, config.scale_rewards) == ("dr_grpo", "none")
+    for mode, loss_type in (("token-mean", "bnpo"), ("seq-mean-token-mean", "grpo")):
+        record = make_run_record("tiny-random", ENGLISH_TASKS, RewardConfig("contains", 0.002),
+                                 variant_record.knobs.replace(loss_agg_mode=mode, grpo_std_norm=True))
+        settings = {name: value for name, value, _ in grpo_settings(record)}
+        assert (settings["loss_type"], settings["scale_rewards"]) == (loss_type, "group")

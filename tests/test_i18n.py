@@ -132,7 +132,7 @@ def test_the_engines_messages_carry_keys_and_render_in_both_languages():
     from ppo_demo.tasks import tasks_from_rows
 
     raised = [
-        _raised(lambda: TrainConfig.from_dict({"kl_estimator": "k2"})),
+        _raised(lambda: TrainConfig.from_dict({"kl_estimator": "k4"})),
         _raised(lambda: TrainConfig.from_dict({"learning_rate": 5.0})),
         _raised(lambda: TrainConfig.from_dict({"steps": "2.5"})),
         _raised(lambda: TrainConfig.from_dict({"kl_coef": "abc"})),

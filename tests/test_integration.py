@@ -10,6 +10,7 @@ from ppo_demo.evaluation import compare
 from ppo_demo.reward import RewardConfig
 from ppo_demo.tasks import TASK_PRESET_MATCH_MODE, TASK_PRESETS
 from ppo_demo.trainer import PPOTrainer
+from tolerances import EMBEDDED_FP32_ATOL
 
 pytestmark = pytest.mark.integration
 
@@ -23,8 +24,10 @@ def test_embedded_model_answers_and_trains(embedded):
     assert "paris" in answer.lower()  # a real chat model, not random weights
 
     first, second = list(trainer.train())
-    assert first.metrics["ratio_mean"] == pytest.approx(1.0, abs=1e-5)  # before any update
-    assert first.metrics["kl_mean"] == pytest.approx(0.0, abs=1e-5)  # pi == pi_ref at the start
+    # The sampling pass (packed fp32 weights, cached decode) against the update's forward: two
+    # fp32 orders of the same numbers, within a high-probability bound (tests/tolerances.py).
+    assert first.metrics["ratio_mean"] == pytest.approx(1.0, abs=EMBEDDED_FP32_ATOL)  # before any update
+    assert first.metrics["kl_mean"] == pytest.approx(0.0, abs=EMBEDDED_FP32_ATOL)  # pi == pi_ref at the start
     for result in (first, second):
         assert result.updated
         for key in ("policy_loss", "value_loss", "entropy", "approx_kl"):

@@ -2,9 +2,10 @@
 
 Run: .venv/bin/python -m pytest -q tests/test_peft_format.py
 
-Tolerance: logits agree to atol 1e-5 (fp32; the two libraries only order the same sums
-differently: ours scales the (.., r) product before B, peft after). The logits themselves are
-O(0.1-1) and the adapter moves them by ~1e-2, so the checks can fail (see the first test).
+Tolerance: fp32 (the saved adapter is fp32), and the two libraries only order the same sums
+differently (ours scales the (.., r) product before B, peft after): the logits agree to a bound
+computed from this forward's magnitudes (tests/tolerances.py), which holds on any CPU. The
+adapter moves them far more than that, so the checks can fail (see the first test).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from ppo_demo.models import load_model
 from ppo_demo.peft_format import (LAB_SETTINGS_FILE, PEFT_WEIGHTS_FILE, VALUE_HEAD_FILE, adapter_format,
                                   load_any_adapter, load_peft_adapter, save_peft_adapter)
 from ppo_demo.policy import AdapterError, PolicyRuntime, save_policy_state
+from tolerances import float32_forward_bound
 
 peft = pytest.importorskip("peft")
 
-ATOL = 1e-5
 LORA = {"r": 4, "alpha": 12.0, "dropout": 0.0, "targets": ["q_proj", "v_proj", "down_proj"]}
 
 
@@ -46,6 +47,11 @@ def _trained_runtime(model, lora=LORA, seed=3):
     return runtime
 
 
+def _atol(model, batch):
+    """Two fp32 orders of ``model``'s forward on ``batch`` differ by at most this."""
+    return float32_forward_bound(model, lambda: _logits(model, batch))
+
+
 def _fresh_base():
     return load_model("tiny-random", device="cpu").model
 
@@ -55,7 +61,7 @@ def test_the_adapter_changes_the_logits(tiny):
     batch = _ids(tiny.tokenizer)
     base = _logits(tiny.model, batch)
     _trained_runtime(tiny.model)
-    assert (base - _logits(tiny.model, batch)).abs().max() > 100 * ATOL
+    assert (base - _logits(tiny.model, batch)).abs().max() > 10 * _atol(tiny.model, batch)
 
 
 def test_peft_loads_our_adapter_with_the_same_logits(tiny, tmp_path):
@@ -65,7 +71,7 @@ def test_peft_loads_our_adapter_with_the_same_logits(tiny, tmp_path):
     save_peft_adapter(runtime.state("tiny-random", 5), tmp_path)
 
     peft_model = peft.PeftModel.from_pretrained(_fresh_base(), tmp_path)
-    torch.testing.assert_close(_logits(peft_model, batch), ours, atol=ATOL, rtol=0)
+    torch.testing.assert_close(_logits(peft_model, batch), ours, atol=_atol(tiny.model, batch), rtol=0)
     # peft's own reading of the config: the same scaling, every layer we wrapped and no other.
     layers = {n: m for n, m in peft_model.named_modules() if hasattr(m, "scaling") and isinstance(m.scaling, dict)}
     assert {n.removeprefix("base_model.model.") for n in layers} == {n for n, _ in _lora_names(tiny.model)}
@@ -109,7 +115,7 @@ def test_an_adapter_made_by_peft_loads_into_ours_with_the_same_logits(tiny, tmp_
     state = load_any_adapter(tmp_path, hidden_size=32)
     assert state.lora["r"] == 4 and state.lora["alpha"] == pytest.approx(8 * (2.0 if use_rslora else 1.0))
     runtime = PolicyRuntime(tiny.model, "lora", state.lora, state=state)
-    torch.testing.assert_close(_logits(runtime.base_model, batch), theirs, atol=ATOL, rtol=0)
+    torch.testing.assert_close(_logits(runtime.base_model, batch), theirs, atol=_atol(runtime.base_model, batch), rtol=0)
     assert torch.equal(runtime.actor_critic.value_head.weight, torch.zeros(1, 32))  # no critic came with it
 
 

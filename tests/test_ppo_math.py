@@ -78,8 +78,11 @@ def test_kl_estimators_hand_example():
     # k1 is negative where pi_ref is likelier; k3 never is
     assert ppo.kl_per_token(ref, logp, "k1").item() < 0
     assert ppo.kl_per_token(ref, logp, "k3").item() > 0
+    # k2 = 1/2 (ln 2)^2 = 0.240227, the same whichever side is likelier
+    assert ppo.kl_per_token(logp, ref, "k2").item() == pytest.approx(0.5 * math.log(2.0) ** 2, abs=1e-6)
+    assert ppo.kl_per_token(ref, logp, "k2").item() == pytest.approx(0.5 * math.log(2.0) ** 2, abs=1e-6)
     with pytest.raises(ValueError):
-        ppo.kl_per_token(logp, ref, "k2")
+        ppo.kl_per_token(logp, ref, "k4")
 
 
 def test_per_token_rewards_puts_score_on_last_real_token():
@@ -219,3 +222,12 @@ def test_explained_variance():
 def test_last_token_index():
     mask = t([[1, 1, 0], [1, 1, 1], [0, 0, 0]])
     assert ppo.last_token_index(mask).tolist() == [1, 2, 0]
+
+
+def test_upcast_gives_at_least_float32_and_keeps_float64():
+    """bf16/fp16 logits go to fp32 before a log-softmax; fp64 (exact-equality tests) stays fp64."""
+    for dtype, expected in [(torch.bfloat16, torch.float32), (torch.float16, torch.float32),
+                            (torch.float32, torch.float32), (torch.float64, torch.float64)]:
+        assert ppo.upcast(torch.zeros(2, dtype=dtype)).dtype == expected
+    logits = torch.tensor([[[0.1, 0.2, 0.3]]], dtype=torch.float64)
+    assert ppo.logprobs_from_logits(logits, torch.tensor([[1]])).dtype == torch.float64

@@ -21,9 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_names_line_up_with_verl_and_the_rest_keep_the_lab_prefix():
     logged = tracked_metrics({"step": 3, "reward_mean": 0.5, "clip_frac": 0.1, "success_rate": 0.75,
-                              "task_reward/0": 1.0, "explained_variance": float("nan"), "note": "x"})
-    assert logged == {"critic/score/mean": 0.5, "actor/pg_clipfrac": 0.1, "lab/success_rate": 0.75,
-                      "lab/task_reward/0": 1.0}
+                              "task_reward/0": 1.0, "explained_variance": float("nan"), "note": "x",
+                              "clip_frac_low": 0.02, "clip_frac_high": 0.03})
+    assert logged == {"critic/score/mean": 0.5, "lab/clip_frac": 0.1, "lab/success_rate": 0.75,
+                      "lab/task_reward/0": 1.0, "clip_ratio/low_mean": 0.02, "clip_ratio/high_mean": 0.03,
+                      "actor/pg_clipfrac": pytest.approx(0.05)}
     assert len(set(METRIC_NAMES.values())) == len(METRIC_NAMES)  # no two lab metrics share a name
 
 

@@ -252,7 +252,7 @@ def test_export_run_zips_a_bundle_per_tool_with_the_adapter(session, registry):
     for tool, script in (("trl", "train_grpo.py"), ("verl", "run_verl.sh"), ("openrlhf", "run_openrlhf.sh")):
         assert {f"{tool}/{script}", f"{tool}/reward.py", f"{tool}/README.md",
                 f"{tool}/adapter/adapter_model.safetensors"} <= names, tool
-    assert run_json["tasks"] == [{"prompt": p, "expected": e} for p, e in TASKS]
+    assert run_json["tasks"] == [{"prompt": p, "expected": e, "held_out": False} for p, e in TASKS]
     assert run_json["reward"]["match_mode"] == "exact" and run_json["eos_token"] == "<|im_end|>"
     with pytest.raises(gr.Error, match="task table is empty"):
         h.export_run(session, TINY, knobs(), [["", ""]], "contains", 0.002, registry=registry, limits=LIMITS)

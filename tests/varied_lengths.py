@@ -5,11 +5,15 @@ Import it into a test module: ``from varied_lengths import tiny_with_varied_leng
 import torch
 
 from ppo_demo.models import load_model
+from tolerances import float64_everywhere
 
 
-def tiny_with_varied_lengths(boost: float = 4.0):
+def tiny_with_varied_lengths(boost: float = 4.0, float64: bool = False):
+    """``float64``: computed in float64 end to end, for tests of exact equality (see tolerances)."""
     torch.manual_seed(0)
-    loaded = load_model("tiny-random", device="cpu")
+    loaded = load_model("tiny-random", device="cpu", dtype=torch.float64 if float64 else None)
+    if float64:
+        float64_everywhere(loaded.model)
     eos = loaded.tokenizer.eos_token_id
 
     def favour_eos(module, args, logits):

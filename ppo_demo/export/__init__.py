@@ -39,6 +39,9 @@ def export_record(record: RunRecord, target: str, out_dir: str | Path, adapter_d
     """Write the bundle for ``target`` into ``out_dir`` (created; existing files are overwritten)."""
     if target not in TARGETS:
         raise ExportError(f"Unknown export target {target!r}; choose one of {', '.join(TARGETS)}.")
+    if all(task.held_out for task in record.tasks):
+        from ..text import t
+        raise ExportError(t("tasks.all_held_out"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / REWARD_FILE).write_text(reward_file_source(record.reward, record.missing_eos_penalty, record.eos_token),

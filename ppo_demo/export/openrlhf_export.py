@@ -12,10 +12,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..tasks import held_out_tasks, training_tasks
 from .run_record import RunRecord
 
 SCRIPT = "run_openrlhf.sh"
 ESTIMATORS = {"gae": "gae", "grpo": "group_norm", "rloo": "rloo", "reinforce": "reinforce_baseline"}
+# OpenRLHF's --actor.loss_agg_mode has two of the lab's four modes.
+LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean")
+
+
+def _estimator(knobs) -> str:
+    """grpo without std normalisation is OpenRLHF's dr_grpo estimator."""
+    lab = getattr(knobs, "advantage_estimator", "gae")
+    if lab == "grpo" and not getattr(knobs, "grpo_std_norm", True):
+        return "dr_grpo"
+    return ESTIMATORS.get(lab, "gae")
 
 
 def _group_size(knobs) -> int:
@@ -31,7 +42,7 @@ def openrlhf_prompts_per_step(knobs) -> int:
 def openrlhf_args(record: RunRecord, here: str = "$HERE") -> list[str]:
     """The argument list after ``python3 -m openrlhf.cli.train_ppo_ray``."""
     k = record.knobs
-    estimator = ESTIMATORS.get(getattr(k, "advantage_estimator", "gae"), "gae")
+    estimator = _estimator(k)
     group = _group_size(k)
     samples = openrlhf_prompts_per_step(k) * group
     args = [
@@ -54,7 +65,9 @@ def openrlhf_args(record: RunRecord, here: str = "$HERE") -> list[str]:
         "--algo.advantage.gamma", str(k.gamma),
         "--algo.advantage.lambd", str(k.gae_lambda),
         "--algo.kl.init_coef", str(k.kl_coef),
-        "--algo.kl.estimator", k.kl_estimator,
+        # one estimator for wherever the KL goes: the lab's for the place it is in
+        "--algo.kl.estimator", (getattr(k, "kl_loss_estimator", "k3") if getattr(k, "kl_in", "reward") == "loss"
+                                else k.kl_estimator),
         "--actor.entropy_coef", str(k.ent_coef),
         "--actor.adam.lr", str(k.learning_rate),
         "--actor.lr_scheduler", "constant",
@@ -68,8 +81,7 @@ def openrlhf_args(record: RunRecord, here: str = "$HERE") -> list[str]:
         "--vllm.num_engines", "1",
         "--train.colocate_all",
     ]
-    if getattr(k, "kl_in", "reward") == "loss":
-        args.append("--algo.kl.use_loss")
+    args += _loss_variant_args(k)
     if estimator == "gae":
         args += ["--critic.value_clip", str(k.value_clip_eps), "--critic.adam.lr", str(k.learning_rate),
                  "--critic.lr_scheduler", "constant", "--critic.lr_warmup_ratio", "0",
@@ -85,6 +97,17 @@ def openrlhf_args(record: RunRecord, here: str = "$HERE") -> list[str]:
     return args
 
 
+def _loss_variant_args(k) -> list[str]:
+    """Where the KL goes, clip-higher and the loss aggregation (when OpenRLHF has the mode)."""
+    args = ["--algo.kl.use_loss"] if getattr(k, "kl_in", "reward") == "loss" else []
+    clip_high = getattr(k, "clip_eps_high", None)
+    if clip_high is not None:
+        args += ["--actor.eps_clip_low_high", str(k.clip_eps), str(clip_high)]
+    if getattr(k, "loss_agg_mode", "token-mean") in LOSS_AGG_MODES:
+        args += ["--actor.loss_agg_mode", getattr(k, "loss_agg_mode", "token-mean")]
+    return args
+
+
 def unmapped_notes(record: RunRecord) -> list[str]:
     k = record.knobs
     notes = [
@@ -97,7 +120,22 @@ def unmapped_notes(record: RunRecord) -> list[str]:
         f"missing_eos_penalty={record.missing_eos_penalty}: applied in reward.py (OpenRLHF passes the text "
         "with special tokens, so a missing EOS is visible).",
         f"steps={k.steps}: prompts.jsonl repeats the tasks so that one episode is {k.steps} rollout batches.",
+        f"exact_kl={getattr(k, 'exact_kl', False)}: a lab diagnostic, no counterpart.",
+        "metrics: the lab's clip_frac_low/high, frac_reward_zero_std and kl_exact have no OpenRLHF counterpart.",
     ]
+    if getattr(k, "reward_source", "rule") != "rule":
+        notes.append(f"reward_source={k.reward_source}: reward.py is the rule only; the lab's reward model is not in "
+                     "this bundle (OpenRLHF takes one as --reward_pretrain: a full model, so its LoRA must be merged "
+                     "first).")
+    mode = getattr(k, "loss_agg_mode", "token-mean")
+    if mode not in LOSS_AGG_MODES:
+        notes.append(f"loss_agg_mode={mode}: OpenRLHF aggregates by token-mean or seq-mean-token-mean only; "
+                     "left at its default token-mean.")
+    if getattr(k, "kl_in", "reward") == "loss" and k.kl_estimator != "k1":
+        notes.append(f"kl_estimator={k.kl_estimator}: OpenRLHF has one estimator; with the KL in the loss it is "
+                     "set to kl_loss_estimator.")
+    elif getattr(k, "kl_in", "reward") != "loss" and getattr(k, "kl_loss_estimator", "k3") != "k3":
+        notes.append(f"kl_loss_estimator={k.kl_loss_estimator}: unused with the KL in the reward.")
     if k.mode == "lora" and k.lora_alpha != round(k.lora_alpha):
         notes.append(f"lora_alpha={k.lora_alpha}: OpenRLHF takes an integer alpha; rounded to {round(k.lora_alpha)}, "
                      f"so the LoRA scale is {round(k.lora_alpha) / k.lora_r:g} instead of {k.lora_alpha / k.lora_r:g}.")
@@ -109,13 +147,16 @@ def write_openrlhf_bundle(record: RunRecord, out: Path) -> list[Path]:
     data.mkdir(parents=True, exist_ok=True)
     k = record.knobs
     needed = k.steps * openrlhf_prompts_per_step(k)
-    lines = []
-    for i in range(needed):
-        t = record.tasks[i % len(record.tasks)]
-        lines.append(json.dumps({"input": [{"role": "system", "content": record.system_prompt},
-                                           {"role": "user", "content": t.prompt}],
-                                 "label": t.expected}, ensure_ascii=False))
+    def line(t):
+        return json.dumps({"input": [{"role": "system", "content": record.system_prompt},
+                                     {"role": "user", "content": t.prompt}], "label": t.expected}, ensure_ascii=False)
+
+    train = training_tasks(record.tasks)  # held-out tasks are never trained on
+    lines = [line(train[i % len(train)]) for i in range(needed)]
     (data / "prompts.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    held_out = held_out_tasks(record.tasks)
+    if held_out:  # kept for evaluation, apart
+        (data / "heldout.jsonl").write_text("\n".join(line(t) for t in held_out) + "\n", encoding="utf-8")
     notes = "\n".join(f"# - {n}" for n in unmapped_notes(record))
     argv = openrlhf_args(record)
     rendered, i = [], 0

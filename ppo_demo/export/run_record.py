@@ -2,7 +2,7 @@
 
     {"format": "ppo-lora-lab-run/1", "model_name": "smollm2-135m-instruct",
      "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct", "system_prompt": "...",
-     "eos_token": "<|im_end|>", "tasks": [{"prompt", "expected"}...],
+     "eos_token": "<|im_end|>", "tasks": [{"prompt", "expected", "held_out"}...],
      "reward": {"match_mode", "length_penalty", "hit_reward", "miss_reward", "missing_eos_penalty"},
      "knobs": {every TrainConfig knob}, "steps_trained": 20}
 """
@@ -44,7 +44,7 @@ class RunRecord:
         reward["missing_eos_penalty"] = self.missing_eos_penalty
         return {"format": RUN_FORMAT, "model_name": self.model_name, "base_model": self.base_model,
                 "system_prompt": self.system_prompt, "eos_token": self.eos_token,
-                "tasks": [{"prompt": t.prompt, "expected": t.expected} for t in self.tasks],
+                "tasks": [{"prompt": t.prompt, "expected": t.expected, "held_out": t.held_out} for t in self.tasks],
                 "reward": reward, "knobs": self.knobs.to_dict(), "steps_trained": self.steps_trained}
 
 
@@ -86,7 +86,7 @@ def read_run_record(directory: str | Path) -> RunRecord:
         reward = RewardConfig(**{k: v for k, v in reward_values.items() if k in reward_fields}).validate()
         knob_names = {f.name for f in dataclasses.fields(TrainConfig)}
         knobs = TrainConfig.from_dict({k: v for k, v in data["knobs"].items() if k in knob_names})
-        tasks = [Task(str(t["prompt"]), str(t["expected"])) for t in data["tasks"]]
+        tasks = [Task(str(t["prompt"]), str(t["expected"]), bool(t.get("held_out", False))) for t in data["tasks"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise ExportError(f"{path} is incomplete or invalid ({exc}).") from None
     if not tasks:

@@ -12,9 +12,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..tasks import held_out_tasks, training_tasks
 from .run_record import RunRecord
 
 SCRIPT = "train_grpo.py"
+# The lab's loss_agg_mode -> GRPOConfig.loss_type (TRL 1.16's aggregation of the per-token loss):
+# grpo = per-response token mean, then the mean; bnpo = token mean over the local batch;
+# dr_grpo = sum / (responses · max_completion_length). seq-mean-token-sum has none.
+LOSS_TYPES = {"token-mean": "bnpo", "seq-mean-token-mean": "grpo", "seq-mean-token-sum-norm": "dr_grpo"}
+# The lab's metric names -> TRL's GRPOTrainer logs (None: TRL logs no such number).
+METRIC_NAMES = {"clip_frac_low": "clip_ratio/low_mean", "clip_frac_high": "clip_ratio/high_mean",
+                "clip_frac": None, "frac_reward_zero_std": "frac_reward_zero_std", "entropy": "entropy",
+                "kl_exact": None, "kl_mean": "kl (TRL's: the k3 estimate)"}
 
 
 def grpo_batch_shape(knobs) -> dict:
@@ -35,6 +44,10 @@ def grpo_settings(record: RunRecord) -> list[tuple[str, object, str]]:
     k = record.knobs
     shape = grpo_batch_shape(k)
     scale = {"batch": "batch", "sequence": "group", "none": "none"}[k.whiten]
+    if getattr(k, "advantage_estimator", "grpo") == "grpo":  # the lab's GRPO divides by the group std
+        scale = "group" if getattr(k, "grpo_std_norm", True) else "none"
+    clip_high = getattr(k, "clip_eps_high", None)
+    mode = getattr(k, "loss_agg_mode", "token-mean")
     return [
         ("max_steps", k.steps, "steps"),
         ("learning_rate", k.learning_rate, "learning_rate"),
@@ -49,15 +62,17 @@ def grpo_settings(record: RunRecord) -> list[tuple[str, object, str]]:
         ("temperature", k.temperature, "temperature (TRL also divides logits by it when scoring)"),
         ("top_p", k.top_p, "top_p"),
         ("top_k", 0, "no top-k, as in the lab"),
-        ("epsilon", k.clip_eps, "clip_eps"),
+        ("epsilon", k.clip_eps, "clip_eps (ε_low)"),
+        ("epsilon_high", k.clip_eps if clip_high is None else clip_high, "clip_eps_high (DAPO clip-higher)"),
         ("beta", k.kl_coef, "kl_coef; TRL puts the KL (k3) in the loss, not in the per-token reward"),
         ("entropy_coef", k.ent_coef, "ent_coef"),
         ("max_grad_norm", k.max_grad_norm, "max_grad_norm"),
-        ("scale_rewards", scale, f"whiten={k.whiten} (GRPO scales rewards, not token advantages)"),
+        ("scale_rewards", scale, f"grpo_std_norm={getattr(k, 'grpo_std_norm', True)} for grpo, else whiten={k.whiten} "
+         "(GRPO scales rewards, not token advantages; none = Dr. GRPO)"),
         ("disable_dropout", not k.dropout_in_ppo, "dropout_in_ppo off => dropout disabled"),
         ("gradient_checkpointing", k.gradient_checkpointing, "gradient_checkpointing"),
         ("seed", k.seed, "seed"),
-        ("loss_type", "grpo", "per-sequence token mean, the closest to the lab's masked token mean"),
+        ("loss_type", LOSS_TYPES.get(mode, "grpo"), f"loss_agg_mode={mode}"),
     ]
 
 
@@ -67,13 +82,24 @@ def unmapped_notes(record: RunRecord) -> list[str]:
         f"gamma={k.gamma}, gae_lambda={k.gae_lambda}: no critic, no GAE in TRL's GRPO (the advantage is the "
         "group-normalised reward).",
         f"vf_coef={k.vf_coef}, value_clip_eps={k.value_clip_eps}: no value head to train.",
-        f"kl_estimator={k.kl_estimator}: GRPOTrainer always uses k3 as a loss term (beta above).",
+        f"kl_estimator={k.kl_estimator}, kl_loss_estimator={getattr(k, 'kl_loss_estimator', 'k3')}: GRPOTrainer "
+        "always uses k3 as a loss term (beta above).",
+        f"exact_kl={getattr(k, 'exact_kl', False)}: a lab diagnostic, no counterpart.",
+        "metrics: the lab's clip_frac_low/high are TRL's clip_ratio/low_mean and clip_ratio/high_mean; "
+        "frac_reward_zero_std and entropy keep their names; kl_exact has none.",
         f"micro_batch_tokens={k.micro_batch_tokens}: no token budget; lower per_device_train_batch_size and raise "
         "steps_per_generation instead.",
         f"max_bad_updates={k.max_bad_updates}: no equivalent (the Trainer does not stop on non-finite losses).",
         f"missing_eos_penalty={record.missing_eos_penalty}: applied in reward.py from completion_ids "
         "(mask_truncated_completions would instead drop truncated answers from the loss).",
     ]
+    if getattr(k, "reward_source", "rule") != "rule":
+        notes.append(f"reward_source={k.reward_source}: reward.py is the rule only; the lab's reward model (a PEFT "
+                     "SEQ_CLS adapter, 'reward-model --out') is not in this bundle. GRPOTrainer takes one as a "
+                     "reward_funcs entry (a sequence-classification model).")
+    if getattr(k, "loss_agg_mode", "token-mean") not in LOSS_TYPES:
+        notes.append(f"loss_agg_mode={k.loss_agg_mode}: GRPOConfig has no per-response token sum without the "
+                     "constant; exported as loss_type='grpo'.")
     estimator = getattr(k, "advantage_estimator", None)
     if estimator and estimator not in ("grpo",):
         notes.append(f"advantage_estimator={estimator}: exported as GRPO (TRL's RLOOTrainer is the other option).")
@@ -165,9 +191,18 @@ if __name__ == "__main__":
 def write_trl_bundle(record: RunRecord, out: Path) -> list[Path]:
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
-    rows = [{"prompt": [{"role": "system", "content": record.system_prompt}, {"role": "user", "content": t.prompt}],
-             "expected": t.expected} for t in record.tasks]
-    (data / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    def rows(tasks):
+        return [{"prompt": [{"role": "system", "content": record.system_prompt}, {"role": "user", "content": t.prompt}],
+                 "expected": t.expected} for t in tasks]
+
+    def write(path, tasks):
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows(tasks)), encoding="utf-8")
+
+    # Held-out tasks are never trained on: they go to a file of their own, for evaluation.
+    write(data / "train.jsonl", training_tasks(record.tasks))
+    held_out = held_out_tasks(record.tasks)
+    if held_out:
+        write(data / "heldout.jsonl", held_out)
     k = record.knobs
     lora = None if k.mode != "lora" else {"r": k.lora_r, "alpha": k.lora_alpha, "dropout": k.lora_dropout,
                                           "targets": list(k.lora_targets)}
@@ -175,8 +210,4 @@ def write_trl_bundle(record: RunRecord, out: Path) -> list[Path]:
     notes = "\n".join(f"# - {note}" for note in unmapped_notes(record))
     script = _SCRIPT.format(base_model=record.base_model, lora=repr(lora), settings=settings, notes=notes)
     (out / SCRIPT).write_text(script, encoding="utf-8")
-    return [out / SCRIPT, data / "train.jsonl"]
-
-
-def trl_launch_command() -> str:
-    return f"pip install trl==1.16.0 peft==0.21.2 && python {SCRIPT}"
+    return [out / SCRIPT, data / "train.jsonl"] + ([data / "heldout.jsonl"] if held_out else [])

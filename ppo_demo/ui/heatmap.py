@@ -14,7 +14,8 @@ from ..ppo import CLIP_CASES
 from .i18n import t
 
 # The quantities a token can be coloured by; their names are the catalog's "heat.<key>".
-QUANTITY_KEYS = ("advantage", "train_advantage", "kl", "ratio", "reward", "value", "ppo_ratio", "clip_case")
+QUANTITY_KEYS = ("advantage", "train_advantage", "kl", "kl_exact", "ratio", "reward", "value", "ppo_ratio",
+                 "clip_case")
 QUANTITIES = {key: t(f"heat.{key}") for key in QUANTITY_KEYS}  # English names
 
 # clip case code -> (background, border). Pushing up is blue, pushing down is orange
@@ -54,6 +55,8 @@ def token_values(record, quantity: str) -> list[float]:
         return list(record.train_advantages)
     if quantity == "kl":
         return list(record.kl)
+    if quantity == "kl_exact":  # empty when the run did not compute it
+        return list(getattr(record, "kl_exact", []) or []) or [math.nan] * len(record.tokens)
     if quantity == "ratio":
         return [math.exp(lp - ref) for lp, ref in zip(record.logprobs, record.ref_logprobs)]
     if quantity == "reward":
@@ -83,6 +86,7 @@ def _visible(token: str) -> str:
 def _tooltip(record, i: int, token: str, lang: str = "en") -> str:
     tip = (f"t={i}  token={token!r}\nA={record.advantages[i]:+.4f}  Â={record.train_advantages[i]:+.4f}  "
            f"KL={record.kl[i]:+.4f}  "
+           + (f"KL exact={record.kl_exact[i]:.4f}  " if getattr(record, "kl_exact", None) else "") +
            f"r={record.rewards[i]:+.4f}\nV={record.values[i]:+.4f}  return={record.returns[i]:+.4f}  "
            f"log π={record.logprobs[i]:.3f}  log π_ref={record.ref_logprobs[i]:.3f}")
     if record.ratios:
@@ -159,6 +163,9 @@ def heatmap_html(record, quantity: str = "advantage", lang: str = "en", numbers:
                      f"title='{html.escape(_tooltip(record, i, token, lang), quote=True)}'>"
                      f"{_with_number(html.escape(_visible(token)), values[i], quantity, numbers)}</span>")
     low, high = (1 - scale, 1 + scale) if quantity in ("ratio", "ppo_ratio") else (-scale, scale)
+    if quantity == "kl_exact" and not finite:
+        return (f"<div class='heatmap'>{prompt}<div class='heat-tokens'>{''.join(spans)}</div>"
+                f"<div>{html.escape(t('heat.kl_exact_off', lang))}</div></div>")
     legend = (f"<div class='heat-legend'><span class='neg'>{low:+.3g}</span>"
               f"<span class='bar'></span><span class='pos'>{high:+.3g}</span>"
               f"&nbsp; {html.escape(t(f'heat.{quantity}', lang))} · {html.escape(_score_note(record, lang))}</div>")

@@ -24,7 +24,7 @@ from .limits import Limits, limits_from_env
 from .runs import RunBook
 from .session import ModelRegistry, SessionStore, without_optimizer
 from .tabs import Components
-from .wiring import wire_compare, wire_files, wire_page_language, wire_runs, wire_tasks, wire_training
+from .wiring import wire_compare, wire_files, wire_page_language, wire_probe, wire_runs, wire_tasks, wire_training
 
 LISTED_MODELS = ["smollm2-135m-instruct", "qwen2-0.5b-instruct"]
 
@@ -93,6 +93,7 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
         wire_runs(c, session_of)
         wire_tasks(c, limits, session_of)
         wire_compare(c, limits, registry, session_of)
+        wire_probe(c, limits, registry, session_of)
         wire_files(c, limits, registry, session_of)
 
         # A closed tab stops its run and frees its adapter (the thread ends after its step).

@@ -81,7 +81,7 @@ class Limits:
 
 # Public-safe defaults on a Hugging Face Space (free CPU hardware: 2 vCPU, 16 GB RAM), chosen so
 # one PPO step, the unit the model is shared in, stays short: on two cores SmolLM2-135M takes about
-# 9 s per step at batch 8 and 48 tokens (benchmarks/results/bench_ppo.md), most of it sampling,
+# 10 s per step at batch 8 and 48 tokens (forced length, a quiet machine: docs/measurements.md), most of it sampling,
 # which grows with batch x tokens. A cap of 16 x 96 keeps one step under half a minute on SmolLM2,
 # so a Compare waits at most about one step of each other visitor. The caps are at or above the
 # app's default knobs (40 steps, batch 8, 48 tokens), so the page's defaults stay valid. 600 s per

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Iterator, Literal
 
 from .. import evaluation
+from .. import probe as probe_module
 from ..config import TrainConfig
 from ..policy import PolicyRuntime, PolicyState
 from ..reward import RewardConfig
@@ -124,6 +125,16 @@ def evaluate_policy(key: str, model: str, config: TrainConfig, state: PolicyStat
     with _runtime(key, model, config, state) as runtime:
         return evaluation.evaluate(runtime, tasks, reward, config, samples_per_task=samples_per_task,
                                    seed=config.seed, max_batch=max_batch)
+
+
+@gpu_job(SHORT_DURATION)
+def probe_policy(key: str, model: str, config: TrainConfig, state: PolicyState | None, tasks: list[Task],
+                 reward: RewardConfig, samples_per_task: int, max_batch: int):
+    """K answers per task from the state's adapter (the base model when there is none), scored
+    with the run's reward and flagged (a ProbeReport)."""
+    with _runtime(key, model, config, state) as runtime:
+        return probe_module.probe(runtime, tasks, reward, config, samples_per_task=samples_per_task,
+                                  adapters=state is not None, seed=config.seed, max_batch=max_batch)
 
 
 @gpu_job(SHORT_DURATION)

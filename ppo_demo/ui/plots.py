@@ -55,16 +55,21 @@ def rollouts_frame(rollouts: list, lang: str = "en") -> pd.DataFrame:
 # chart key -> the metrics it draws; "reward" also draws one series per task.
 CHARTS: dict[str, list[str]] = {
     "reward": ["reward_mean"],
-    "success": ["success_rate"],  # a share in [0, 1]: its own axis, not squeezed into the reward's
-    "kl": ["kl_mean", "kl_sum_mean"],  # β, moved by the adaptive controller, is in the chart's title
+    # a share in [0, 1]: its own axis, not squeezed into the reward's; the held-out tasks' success
+    # (one answer per held-out task per step, never trained on) beside the training tasks'
+    "success": ["success_rate", "heldout_success_rate"],
+    # kl_mean: the estimator in use (k1 can go below 0); kl_exact: the true KL per token, never < 0;
+    # β, moved by the adaptive controller, is in the chart's title
+    "kl": ["kl_mean", "kl_exact", "kl_sum_mean"],
     "policy": ["policy_loss", "entropy"],
     "critic": ["value_loss", "explained_variance"],
-    "health": ["clip_frac", "approx_kl"],
+    "health": ["clip_frac", "clip_frac_low", "clip_frac_high", "frac_reward_zero_std", "approx_kl"],
 }
 # One quantity per axis: these metrics get the chart's second axis, on the right, so KL per
 # response (tens) does not flatten KL per token, nor explained variance (down to -16) the value loss.
 RIGHT_AXIS = frozenset({"kl_sum_mean", "entropy", "explained_variance", "approx_kl"})
-SHARE_METRICS = frozenset({"success_rate", "eos_rate", "clip_frac", "value_clip_frac"})  # on a 0-100 % axis
+SHARE_METRICS = frozenset({"success_rate", "heldout_success_rate", "eos_rate", "clip_frac", "clip_frac_low",
+                           "clip_frac_high", "frac_reward_zero_std", "value_clip_frac"})  # on a 0-100 % axis
 PLOTTED_METRICS = [metric for metrics in CHARTS.values() for metric in metrics]
 # Eight shapes Vega-Lite knows, paired with PALETTE: with both, nine or more curves stay apart
 # (the ninth repeats the colour with another shape).
@@ -256,12 +261,38 @@ def train_chart_spec(history: list[dict], chart: str, tasks_expected: list[str] 
     title = t(f"chart.{chart}", lang)
     beta = _beta_note(history) if chart == "kl" else ""
     if beta:
-        title += " · " + t("chart.beta", lang, beta=beta)
+        title += f" · β {beta}"  # a symbol and a number: the same in every language
     left = [m for m in CHARTS[chart] if m not in RIGHT_AXIS]
     right = [m for m in CHARTS[chart] if m in RIGHT_AXIS]
     return line_chart(frame, lang=lang, title=title, right=[series_name(m, lang) for m in right],
                       share=bool(left) and all(m in SHARE_METRICS for m in left),
                       right_share=bool(right) and all(m in SHARE_METRICS for m in right))
+
+
+# Where a health warning fired, on the chart of the metric it reads (see ppo_demo.health.RULES).
+WARNING_CHART = {"kl_mean": "kl", "entropy": "policy", "clip_frac": "health", "value_loss": "critic",
+                 "explained_variance": "critic", "reward_mean": "reward", "reward_std": "reward",
+                 "response_length_mean": "reward"}
+WARNING_COLOUR = "#D55E00"
+
+
+def warning_layers(warnings: list, chart: str, lang: str = "en") -> list[dict]:
+    """Layers for a chart's spec: a dashed rule and a ⚠ at each step where a health warning about
+    this chart's metrics fired; the tooltip names it and says what it means. Their own data, and
+    no y or colour (``null`` drops the chart's shared encodings), so the series are untouched."""
+    values = [{"step": w.step, "warning": w.name, "meaning": w.meaning(lang)}
+              for w in warnings if WARNING_CHART.get(w.metric) == chart]
+    if not values:
+        return []
+    encoding = {"y": None, "color": None,
+                "tooltip": [{"field": "warning", "type": "nominal", "title": t("health.axis", lang)},
+                            {"field": "step", "type": "quantitative", "title": t("axis.step", lang)},
+                            {"field": "meaning", "type": "nominal", "title": " "}]}
+    return [{"data": {"values": values}, "encoding": encoding,
+             "mark": {"type": "rule", "color": WARNING_COLOUR, "strokeDash": [6, 4], "strokeWidth": 2}},
+            {"data": {"values": values}, "encoding": encoding,
+             "mark": {"type": "text", "text": "⚠", "y": 0, "baseline": "top", "fontSize": 18,
+                      "color": WARNING_COLOUR}}]
 
 
 def plot_value(spec: dict, redraw: int = 0):

@@ -23,7 +23,7 @@ from .limits import Limits
 from .plots import CHARTS, ROLLOUT_HEADERS
 from .runs import RunBook
 
-TASK_HEADERS = ["prompt", "expected"]
+TASK_HEADERS = ["prompt", "expected", "held_out"]  # held out: never trained on, evaluated apart
 KNOB_NAMES = [f.name for f in knob_fields()]
 OPTION_KNOBS = [f.name for f in knob_fields() if f.metadata.get("choices")]  # radios with named options
 REWARD_NAMES = [f.name for f in knob_fields(RewardConfig)]
@@ -136,8 +136,8 @@ def tasks_tab(c: Components, limits: Limits, knob_defaults: dict, start_tasks: l
             with gr.Column(scale=3):
                 c["tasks"] = gr.Dataframe(
                     pd.DataFrame(start_tasks, columns=TASK_HEADERS), headers=TASK_HEADERS,
-                    datatype=["str", "str"], column_count=2, interactive=True, wrap=True,
-                    label=text("tasks_table"), elem_id="tasks-table", column_widths=["72%", "28%"])
+                    datatype=["str", "str", "bool"], column_count=3, interactive=True, wrap=True,
+                    label=text("tasks_table"), elem_id="tasks-table", column_widths=["62%", "24%", "14%"])
                 with gr.Row():
                     c["add_row"] = gr.Button(text("add_row"), size="sm", elem_id="add-row")
                     c["remove_row"] = gr.Button(text("remove_row"), size="sm", elem_id="remove-row")
@@ -150,6 +150,9 @@ def tasks_tab(c: Components, limits: Limits, knob_defaults: dict, start_tasks: l
                     c["upload_csv"] = gr.UploadButton(text("upload_csv"), file_types=[".csv", ".json"],
                                                       elem_id="upload-csv", size="sm", scale=1)
                     c["download_csv"] = gr.DownloadButton(text("download_csv"), size="sm", scale=1)
+                with gr.Row():  # check the reward before training: what would each task pay?
+                    c["probe_btn"] = gr.Button(text("probe_btn"), variant="secondary", elem_id="probe-btn", scale=0)
+                    gr.Markdown(text("probe_info"), elem_classes=["hint"])
             with gr.Column(scale=2):
                 gr.Markdown(f"### {text('reward_settings')}")
                 gr.Markdown(text("reward_formula"))
@@ -159,6 +162,10 @@ def tasks_tab(c: Components, limits: Limits, knob_defaults: dict, start_tasks: l
                 for f in knob_fields():
                     if f.metadata["group"] == "reward":
                         c[f.name] = knob_component(f, knob_defaults[f.name], limits)
+                # The page cannot train or load a reward model yet (the CLI can): until it can, the
+                # reward source stays "rule" and out of sight, rather than offer a choice that fails.
+                c["reward_source"].visible = False
+        c["probe_result"] = gr.Markdown(elem_id="probe-result")  # the whole tab's width: a wide table
 
 
 def knobs_tab(c: Components, limits: Limits, knob_defaults: dict) -> None:

@@ -16,7 +16,8 @@ from . import handlers
 from .heatmap import heatmap_html
 from .i18n import t
 from .limits import Limits
-from .plots import CHARTS, plot_value, rollouts_frame, train_chart_spec
+from ..health import status_line
+from .plots import CHARTS, plot_value, rollouts_frame, train_chart_spec, warning_layers
 from .runs import RunBook
 from .tabs import KNOB_NAMES, PLOT_NAMES, TASK_HEADERS, Components
 
@@ -103,10 +104,15 @@ def download(path: str | None) -> gr.DownloadButton:
     return gr.DownloadButton(value=path, interactive=path is not None)
 
 
-def train_chart(history: list[dict], chart: str, tasks_expected: list[str], lang: str, redraw: int = 0):
-    """One Train-tab chart (None while there is nothing to draw: an empty plot box)."""
+def train_chart(history: list[dict], chart: str, tasks_expected: list[str], lang: str, redraw: int = 0,
+                warnings=()):
+    """One Train-tab chart (None while there is nothing to draw: an empty plot box), with a
+    marker where each of ``warnings`` (health warnings about its metrics) fired."""
     spec = train_chart_spec(history, chart, tasks_expected, lang)
-    return None if spec is None else plot_value(spec, redraw)
+    if spec is None:
+        return None
+    spec["layer"] += warning_layers(list(warnings), chart, lang)
+    return plot_value(spec, redraw)
 
 
 def view_updates(c: Components, view: handlers.TrainView, session, heat_index, heat_quantity, files: bool,
@@ -114,12 +120,13 @@ def view_updates(c: Components, view: handlers.TrainView, session, heat_index, h
     """The Train tab (:data:`TRAIN_OUTPUTS`): status, charts, rollouts table, heatmap and its
     slider, and the two downloads (``files=False`` leaves those as they are)."""
     heatmap, slider = heat(view.rollouts, heat_index, heat_quantity, lang, session.heat_numbers)
-    updates = {c["status"]: view.status, c["rollouts_table"]: rollouts_frame(view.rollouts, lang),
+    status = f"{view.status}\n{status_line(view.warnings, lang)}" if view.warnings else view.status
+    updates = {c["status"]: status, c["rollouts_table"]: rollouts_frame(view.rollouts, lang),
                c["heatmap"]: heatmap, c["heat_index"]: slider,
                c["download_adapter"]: download(handlers.export_adapter(session)) if files else gr.skip(),
                c["download_metrics"]: download(handlers.export_metrics(session, lang)) if files else gr.skip()}
     for chart, name in zip(CHARTS, PLOT_NAMES):
-        updates[c[name]] = train_chart(view.history, chart, view.tasks_expected, lang)
+        updates[c[name]] = train_chart(view.history, chart, view.tasks_expected, lang, warnings=view.warnings)
     return updates
 
 

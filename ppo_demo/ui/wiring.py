@@ -102,7 +102,8 @@ def wire_training(c: Components, limits: Limits, registry: ModelRegistry, sessio
         session, lang = session_of(request), lang_of(request)
         expected = [task.expected for task in session.tasks]
         redraw = time.monotonic_ns()
-        return {c[name]: train_chart(session.history, chart, expected, lang, redraw)
+        warnings = handlers.health_warnings(session)
+        return {c[name]: train_chart(session.history, chart, expected, lang, redraw, warnings)
                 for chart, name in zip(CHARTS, PLOT_NAMES)}
 
     c["tab_train"].select(on_show_train_tab, None, c.inputs(*PLOT_NAMES), show_progress="hidden", **QUIET)
@@ -200,7 +201,7 @@ def wire_tasks(c: Components, limits: Limits, session_of) -> None:
         rows = handlers.table_rows(table)
         if len(rows) >= limits.max_tasks:
             raise user_error(t("error.max_tasks", lang, limit=limits.max_tasks))
-        return pd.DataFrame(rows + [["", ""]], columns=task_headers(lang))
+        return pd.DataFrame(rows + [["", "", False]], columns=task_headers(lang))
 
     def on_select_row(event: gr.SelectData):
         return event.index[0] if isinstance(event.index, (list, tuple)) else event.index
@@ -210,7 +211,7 @@ def wire_tasks(c: Components, limits: Limits, session_of) -> None:
         rows = handlers.table_rows(table)
         index = selected if isinstance(selected, int) and 0 <= selected < len(rows) else len(rows) - 1
         rows = rows[:index] + rows[index + 1:]
-        return {c["tasks"]: pd.DataFrame(rows or [["", ""]], columns=task_headers(lang_of(request))),
+        return {c["tasks"]: pd.DataFrame(rows or [["", "", False]], columns=task_headers(lang_of(request))),
                 c["selected_row"]: None}
 
     def on_preset_tasks(name, request: gr.Request):
@@ -299,6 +300,23 @@ def wire_compare(c: Components, limits: Limits, registry: ModelRegistry, session
     eval_names = ["model", "custom_model", "tasks", *REWARD_NAMES, "samples_per_task", "compare_run", *KNOB_NAMES]
     checked_model_job(c["eval_btn"], c, eval_names, on_check_evaluate, on_evaluate, [c["eval_table"]],
                       api_name="evaluate")
+
+
+def wire_probe(c: Components, limits: Limits, registry: ModelRegistry, session_of) -> None:
+    """Check the reward (Tasks tab): checked first, then one model turn, like Compare."""
+    names = ["model", "custom_model", "tasks", *REWARD_NAMES, *KNOB_NAMES]
+
+    def on_probe(v, request):
+        lang = lang_of(request)
+        return handlers.probe(session_of(request), model_of(v, limits, lang), knobs_of(v), v["tasks"],
+                              v["match_mode"], v["length_penalty"], registry=registry, limits=limits, lang=lang)
+
+    def on_check_probe(v, request):
+        lang = lang_of(request)
+        handlers.check_probe(session_of(request), model_of(v, limits, lang), knobs_of(v), v["tasks"],
+                             v["match_mode"], v["length_penalty"], limits=limits, lang=lang)
+
+    checked_model_job(c["probe_btn"], c, names, on_check_probe, on_probe, [c["probe_result"]], api_name="probe")
 
 
 # --- Files -----------------------------------------------------------------------------------

@@ -20,6 +20,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "metric.update_seconds": ("seconds updating", "更新秒数"),
     "metric.updates": ("mini-batch updates", "小批量更新次数"),
     "metric.skipped_updates": ("skipped updates", "跳过的更新"),
+    "metric.epochs_seconds": ("seconds in the PPO epochs", "PPO 轮次用时（秒）"),
+    "metric.gold_score_mean": ("mean rule (gold) score", "规则（金标准）平均得分"),
+    "metric.rm_score_mean": ("mean reward-model score", "奖励模型平均得分"),
     # The knobs' option values as shown (the server still receives the value itself).
     "option.mode.lora": ("LoRA adapter", "LoRA 适配器"),
     "option.mode.full": ("full fine-tuning", "全量微调"),
@@ -30,7 +33,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "option.advantage_estimator.gae": ("GAE (critic)", "GAE（价值网络）"),
     "option.advantage_estimator.grpo": ("GRPO (group mean)", "GRPO（组内均值）"),
     "option.advantage_estimator.rloo": ("RLOO (leave one out)", "RLOO（留一法）"),
-    "option.advantage_estimator.reinforce": ("REINFORCE", "REINFORCE"),
+    "option.advantage_estimator.reinforce": ("REINFORCE (return)", "REINFORCE（直接用回报）"),
     "option.whiten.batch": ("over the batch", "整批"),
     "option.whiten.sequence": ("per response", "每条回答"),
     "option.whiten.none": ("off", "不归一化"),
@@ -85,7 +88,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "chart.policy": ("Policy", "策略"),
     "chart.critic": ("Critic", "价值网络"),
     "chart.health": ("Update health", "更新健康度"),
-    "chart.beta": ("β {beta}", "β {beta}"),
     "overlay.title": ("Runs side by side: {metric}", "并排比较运行：{metric}"),
     "lab.heat_numbers": ("Numbers on the tokens", "在 token 上显示数值"),
 }

@@ -17,6 +17,7 @@ import gradio as gr
 import pandas as pd
 
 from ...config import TrainConfig
+from ...health import check as check_health
 from ...policy import PolicyState
 from ...reward import RewardConfig, compile_expected
 from ...tasks import Task, tasks_from_rows
@@ -163,6 +164,7 @@ class TrainView:
     running: bool = False
     finished: bool = False  # the last update of a run (time to refresh the downloads and the Runs tab)
     error: str | None = None
+    warnings: list = field(default_factory=list)  # health warnings of the run so far (ppo_demo.health)
 
 
 def idle_status(session: Session, lang: str = "en") -> str:
@@ -184,6 +186,14 @@ def describe_state(state, lang: str = "en") -> str:
              steps=steps)
 
 
+def health_warnings(session: Session) -> list:
+    """The current run's health warnings, each at the step where it first fired."""
+    run = session.runs.current
+    cap = run.knobs.get("max_new_tokens") if run is not None else None
+    return check_health(session.history, cap)
+
+
 def view_of(session: Session, status: str, **kw) -> TrainView:
     return TrainView(status=status, history=list(session.history), rollouts=list(session.last_rollouts),
-                     tasks_expected=[task.expected for task in session.tasks], **kw)
+                     tasks_expected=[task.expected for task in session.tasks], warnings=health_warnings(session),
+                     **kw)

@@ -26,6 +26,11 @@ def eval_headers(lang: str = "en") -> list[str]:
     return [t(f"header.{key}", lang) for key in EVAL_KEYS]
 
 
+def _mean_row(label: str, part) -> tuple:
+    n = len(part)
+    return (label, "", *(sum(getattr(x, key) for x in part) / n for key in EVAL_KEYS[2:]))
+
+
 def check_compare(session: Session, model: str, knobs: dict, prompt: str, *, limits: Limits, run_number=None,
                   lang: str = "en") -> tuple[str, TrainConfig, Run | None]:
     """Compare's checks, also run as a quick event of their own (see :func:`check_train`)."""
@@ -85,11 +90,14 @@ def evaluate(session: Session, model: str, knobs: dict, table, match_mode: str, 
     with MODEL_GATE.turn(session.session_id, on_wait=tell_waiting(lang)), model_job_errors(lang):
         report = model_work.evaluate_policy(registry_key(registry), model, config, state, tasks, reward, k,
                                             limits.max_batch)
-    rows = [(t_.prompt, t_.expected, t_.base_success, t_.adapted_success, t_.base_reward, t_.adapted_reward)
-            for t_ in report.tasks]
-    n = len(report.tasks)
-    rows.append((t("header.all_tasks", lang), "", report.base_success, report.adapted_success,
-                 sum(t_.base_reward for t_ in report.tasks) / n, sum(t_.adapted_reward for t_ in report.tasks) / n))
+    tag = t("probe.held_out_tag", lang)
+    rows = [(t_.prompt + (tag if t_.held_out else ""), t_.expected, t_.base_success, t_.adapted_success,
+             t_.base_reward, t_.adapted_reward) for t_ in report.tasks]
+    held_out = report.held_out_tasks
+    # Training and held-out tasks apart: a rise on the held-out ones is learning, not memorising.
+    parts = [("header.training_tasks", report.training_tasks), ("header.held_out_tasks", held_out)] if held_out \
+        else [("header.all_tasks", report.tasks)]
+    rows += [_mean_row(t(label, lang), part) for label, part in parts]
     headers = eval_headers(lang)
     frame = pd.DataFrame(rows, columns=headers)
     return frame.round({c: 3 for c in headers[2:]})

@@ -11,9 +11,8 @@ from pathlib import Path
 from ...config import ConfigError
 from ...export import TARGETS as EXPORT_TARGETS, export_record, make_run_record, zip_bundle
 from ...peft_format import (FORMAT_PEFT, LAB_SETTINGS_FILE, PEFT_WEIGHTS_FILE, VALUE_HEAD_FILE, adapter_format,
-                            base_model_id, load_any_adapter, save_peft_adapter)
-from ...policy import (ADAPTER_CONFIG_FILE, ADAPTER_FILE, OPTIMIZER_FILE, PolicyState, hidden_size,
-                       save_optimizer_state, save_policy_state)
+                            base_model_id, load_any_adapter, save_adapter, save_peft_adapter)
+from ...policy import ADAPTER_CONFIG_FILE, ADAPTER_FILE, OPTIMIZER_FILE, PolicyState, hidden_size
 from .. import model_work
 from ..errors import user_error, user_errors
 from ..i18n import t
@@ -36,15 +35,7 @@ def export_adapter(session: Session) -> str | None:
     if state is None:
         return None
     folder = Path(tempfile.mkdtemp(dir=session.files_dir()))
-    if state.mode == "lora":
-        save_peft_adapter(state, folder)
-        save_optimizer_state(state, folder)
-        names = [ADAPTER_CONFIG_FILE, PEFT_WEIGHTS_FILE, VALUE_HEAD_FILE, LAB_SETTINGS_FILE]
-    else:
-        save_policy_state(state, folder)  # with the optimizer's file
-        names = [ADAPTER_FILE, ADAPTER_CONFIG_FILE]
-    if (folder / OPTIMIZER_FILE).exists():
-        names.append(OPTIMIZER_FILE)
+    names = save_adapter(state, folder)  # as `train --out` saves it
     stem = f"ppo-lora-{(session.model_name or 'model').replace('/', '_')}-{state.steps_trained}steps"
     target = folder / f"{stem}.zip"
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as zf:

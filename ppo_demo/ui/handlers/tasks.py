@@ -20,13 +20,13 @@ def preset_tasks(name: str, lang: str = "en") -> tuple[list[list[str]], str]:
     """(rows, match mode) of a built-in task list."""
     if name not in TASK_PRESETS:
         raise user_error(t("error.unknown_task_preset", lang, name=name, choices=", ".join(TASK_PRESETS)))
-    return [[t.prompt, t.expected] for t in TASK_PRESETS[name]], TASK_PRESET_MATCH_MODE[name]
+    return [[t.prompt, t.expected, t.held_out] for t in TASK_PRESETS[name]], TASK_PRESET_MATCH_MODE[name]
 
 
 def upload_tasks(path: str, limits: Limits, lang: str = "en") -> list[list[str]]:
     with user_errors(lang=lang):
         tasks = load_tasks_file(path, max_tasks=limits.max_tasks, max_prompt_chars=limits.max_prompt_chars)
-    return [[t.prompt, t.expected] for t in tasks]
+    return [[t.prompt, t.expected, t.held_out] for t in tasks]
 
 
 def download_tasks(session: Session, table, limits: Limits, lang: str = "en") -> str:

@@ -65,6 +65,8 @@ def check_train(session: Session, model: str, knobs: dict, table, match_mode: st
     planned = list(session.runs.planned)
     configs = [build_config({**knobs, **changes}, limits, lang) for changes in planned or [{}]]
     tasks = build_tasks(table, limits, lang)
+    if all(task.held_out for task in tasks):  # held-out tasks are never trained on
+        raise user_error(t("tasks.all_held_out", lang))
     reward = build_reward(match_mode, length_penalty, tasks, lang)
     if planned:  # queued runs each start from the base model
         check_room_for_runs(session, len(planned), lang)
