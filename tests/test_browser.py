@@ -177,7 +177,7 @@ RUN_STEPS = int(os.environ.get("PPO_DEMO_SCREENSHOT_RUN_STEPS", "2"))
 
 def pick(page, dropdown: str, option: str) -> None:
     page.locator(f"{dropdown} input").click()
-    page.get_by_role("option", name=option).click()
+    page.get_by_role("option", name=option, exact=True).click()
 
 
 def test_two_runs_overlaid_and_compare_against_a_chosen_run(page, tmp_path):

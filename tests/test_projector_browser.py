@@ -35,7 +35,11 @@ ALLOWED_LATIN = {
     "ppo_lab", "optimizer", "reward", "loss", "batch", "gae", "grpo", "rloo", "reinforce", "c_V", "c_ent",
     "r_t", "KL_t", "E_t", "A_t", "k3_t", "q-1", "k1", "k3", "tiny-random", "smollm2-135m-instruct", "qwen2-0", "instruct",
     "adapter",  # file names: adapter_config.json, adapter.safetensors
+    # the loss aggregation modes keep veRL's names; papers and the symbols of their formulas
+    "token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm", "DAPO", "Clip-higher",
+    "Dr", "Liu", "Yu", "eps", "pi", "pi_ref", "SmolLM2", "quick-CPU",
 }
+GREEK_SUBSCRIPT = re.compile(r"[α-ωΑ-Ω]_[A-Za-z]+")  # ε_high, ε_low: symbols, not words
 # Where the page shows data rather than its own words: task prompts and answers, model output.
 DATA = ["#tasks-table tbody", "#tasks-table td", "#compare-task", "#compare-prompt", "#base-output",
         "#adapted-output", "#rollouts-table tbody", "#rollouts-table td", ".heat-tokens", ".heat-prompt", "#formulas",
@@ -152,7 +156,7 @@ def test_runs_are_named_for_what_they_are_renamed_and_charts_keep_titles_off_the
     assert hundred["top"] >= success["title"]["bottom"] and success["titleText"] == "Success rate"
     # One quantity per axis: KL per token on the left, KL per response on the right.
     kl_titles = [t.text_content() for t in page.locator("#kl-plot .role-axis-title text").all()]
-    assert "KL per token" in kl_titles and "KL per response" in kl_titles
+    assert "KL per response" in kl_titles and any(title.startswith("KL per token") for title in kl_titles)
     shot(page, "train_en.png", tmp_path)
 
     # 1. The legend names the GRPO run by its estimator; a rename follows everywhere.
@@ -206,6 +210,7 @@ def untranslated(texts: list[str], data: tuple[str, ...] = ()) -> list[str]:
             text = text.replace(item, "")
         if "\ufffd" in text:
             continue
+        text = GREEK_SUBSCRIPT.sub("", text)
         words = re.findall(r"[A-Za-z][A-Za-z0-9_'\-]{2,}", text)
         if any(w not in ALLOWED_LATIN and w.rstrip("-") not in ALLOWED_LATIN for w in words):
             bad.append(text)
