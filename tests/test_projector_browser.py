@@ -37,7 +37,7 @@ ALLOWED_LATIN = {
     "adapter",  # file names: adapter_config.json, adapter.safetensors
     # the loss aggregation modes keep veRL's names; papers and the symbols of their formulas
     "token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm", "DAPO", "Clip-higher",
-    "Dr", "Liu", "Yu", "eps", "pi", "pi_ref", "SmolLM2", "quick-CPU",
+    "Dr", "Liu", "Yu", "eps", "pi", "pi_ref", "SmolLM2", "quick-CPU", "y_i", "G_0",
 }
 GREEK_SUBSCRIPT = re.compile(r"[α-ωΑ-Ω]_[A-Za-z]+")  # ε_high, ε_low: symbols, not words
 # Where the page shows data rather than its own words: task prompts and answers, model output.

@@ -32,6 +32,9 @@ TRAIN_OUTPUTS = ["status", *PLOT_NAMES, "rollouts_table", "heatmap", "heat_index
                  "download_metrics"]
 RUNS_OUTPUTS = ["runs_table", "runs_plot", "runs_show", "runs_metric", "runs_pick", "runs_download", "compare_run",
                 "next_press", "train_btn"]
+# Train's own stream leaves its button alone: an output of a running event is drawn as pending,
+# which kept Stop from being clicked beside it; the button follows every other event.
+RUNS_OUTPUTS_WHILE_TRAINING = [name for name in RUNS_OUTPUTS if name != "train_btn"]
 RUNS_INPUTS = ["steps", "runs_metric", "runs_show"]
 
 
@@ -131,7 +134,7 @@ def view_updates(c: Components, view: handlers.TrainView, session, heat_index, h
 
 
 def runs_updates(c: Components, session, steps, metric, shown, lang: str, *, all_shown: bool = False,
-                 files: bool = True, redraw: int = 0) -> dict:
+                 files: bool = True, redraw: int = 0, button: bool = True) -> dict:
     """The Runs tab (table, overlay, pickers, CSV), Compare's run picker and the next-press line
     (:data:`RUNS_OUTPUTS`). ``files=False`` keeps the CSV download as it is (nothing it holds
     changed, or a run is still streaming: it is written once at the end, as the Train tab's
@@ -148,7 +151,7 @@ def runs_updates(c: Components, session, steps, metric, shown, lang: str, *, all
     table = runs.summary(lang)
     spec = runs.overlay_chart(metric, picked, lang)
     default_run = runs.current.number if runs.current and runs.current.steps else (numbers[-1] if numbers else None)
-    return {
+    updates = {
         c["runs_table"]: table,
         c["runs_plot"]: plot_value(spec, redraw) if spec["data"]["values"] else None,
         c["runs_show"]: gr.CheckboxGroup(choices=options, value=picked),
@@ -160,6 +163,9 @@ def runs_updates(c: Components, session, steps, metric, shown, lang: str, *, all
         # Off when the press would be refused (the cap on kept runs): said before, not after, pressing.
         c["train_btn"]: gr.Button(interactive=session.running or runs.can_train()),
     }
+    if not button:
+        del updates[c["train_btn"]]
+    return updates
 
 
 def knob_updates(c: Components, values: dict[str, Any]) -> dict:

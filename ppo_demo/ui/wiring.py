@@ -20,7 +20,8 @@ from .plots import CHARTS, rollouts_frame
 from .session import ModelRegistry
 from .tabs import (KNOB_NAMES, OPTION_KNOBS, PLOT_NAMES, REWARD_NAMES, SECTIONS, Components, option_choices,
                    preset_choices)
-from .updates import (LIGHT_JOB, MODEL_JOB, QUIET, RUNS_INPUTS, RUNS_OUTPUTS, TRAIN_OUTPUTS, checked_model_job, heat,
+from .updates import (LIGHT_JOB, MODEL_JOB, QUIET, RUNS_INPUTS, RUNS_OUTPUTS, RUNS_OUTPUTS_WHILE_TRAINING,
+                      TRAIN_OUTPUTS, checked_model_job, heat,
                       highlight_updates, knob_updates, knobs_of, match_mode_choices, model_of, named_inputs,
                       runs_updates, task_headers, train_chart, view_updates)
 
@@ -83,7 +84,7 @@ def wire_training(c: Components, limits: Limits, registry: ModelRegistry, sessio
             yield {**view_updates(c, view, session, v["heat_index"], v["heat_quantity"], files=view.finished,
                                   lang=lang),
                    **runs_updates(c, session, v["steps"], v["runs_metric"], v["runs_show"], lang,
-                                  all_shown=view.finished, files=view.finished)}
+                                  all_shown=view.finished, files=view.finished, button=False)}
 
     def on_check_train(v, request):
         lang = lang_of(request)
@@ -93,7 +94,7 @@ def wire_training(c: Components, limits: Limits, registry: ModelRegistry, sessio
     train_names = ["model", "custom_model", "tasks", *REWARD_NAMES, "heat_index", "heat_quantity", "runs_metric",
                    "runs_show", *KNOB_NAMES]
     checked_model_job(c["train_btn"], c, train_names, on_check_train, on_train,
-                      c.inputs(*TRAIN_OUTPUTS, *RUNS_OUTPUTS),
+                      c.inputs(*TRAIN_OUTPUTS, *RUNS_OUTPUTS_WHILE_TRAINING),
                       api_name="train", generator=True, before=(lambda: gr.Tabs(selected="train"), None, c["tabs"]))
 
     def on_show_train_tab(request: gr.Request):
