@@ -80,15 +80,16 @@ def test_critic_plot_says_there_is_no_critic_instead_of_drawing_a_number():
     assert NO_CRITIC not in set(with_critic["series"]) and len(with_critic) == 2
 
 
-def test_kl_plot_draws_beta_over_the_steps():
-    from ppo_demo.ui.plots import chart_frame
+def test_kl_chart_says_beta_in_its_title_and_keeps_one_quantity_per_axis():
+    """β is a third quantity: the KL chart's title says it (first → latest when the adaptive
+    controller moved it); its curve is the Runs overlay's "β (KL coef)"."""
+    from ppo_demo.ui.plots import chart_frame, train_chart_spec
 
     history = [{"step": 1, "kl_mean": 0.01, "kl_sum_mean": 0.1, "kl_coef": 0.05},
                {"step": 2, "kl_mean": 0.02, "kl_sum_mean": 0.2, "kl_coef": 0.051}]
-    frame = chart_frame(history, "kl")
-    beta = frame[frame["series"] == "β (KL coef)"]
-    assert beta["value"].tolist() == [0.05, 0.051] and beta["step"].tolist() == [1, 2]
-    assert (chart_frame(history, "kl", lang="zh")["series"] == "β（KL 系数）").sum() == 2
+    assert "β (KL coef)" not in set(chart_frame(history, "kl")["series"])
+    assert train_chart_spec(history, "kl")["title"]["text"] == "KL to the reference · β 0.05→0.051"
+    assert train_chart_spec(history[:1], "kl", lang="zh")["title"]["text"] == "与参考模型的 KL · β 0.05"
 
 
 def test_the_clip_case_view_speaks_the_pages_language():
@@ -121,7 +122,7 @@ def test_cli_rejects_bad_estimator_settings_in_one_line(args, message, capsys):
 def test_app_trains_grpo_with_adaptive_kl_and_shows_no_critic_and_the_clip_cases():
     from ppo_demo.ui import handlers as h
     from ppo_demo.ui.limits import limits_from_env
-    from ppo_demo.ui.plots import NO_CRITIC, chart_frame
+    from ppo_demo.ui.plots import NO_CRITIC, chart_frame, train_chart_spec
     from ppo_demo.ui.session import ModelRegistry, Session
 
     limits = limits_from_env({"PPO_DEMO_MODEL": "tiny-random"})
@@ -133,7 +134,7 @@ def test_app_trains_grpo_with_adaptive_kl_and_shows_no_critic_and_the_clip_cases
                              0.002, registry=ModelRegistry(), limits=limits))
         assert views[-1].error is None and len(session.history) == 2
         assert list(chart_frame(session.history, "critic")["series"]) == [NO_CRITIC]
-        assert (chart_frame(session.history, "kl")["series"] == "β (KL coef)").sum() == 2
+        assert "β 0.05→" in train_chart_spec(session.history, "kl")["title"]["text"]  # the controller moved it
         record = views[-1].rollouts[0]
         assert "data-case=" in heatmap_html(record, "clip_case")
     finally:

@@ -95,11 +95,13 @@ def test_warnings_are_marked_on_the_chart_of_their_metric():
     assert [layer["data"]["values"][0]["step"] for layer in warning_layers(warnings, "kl")] == [3, 3]
     assert warning_layers(warnings, "reward") == []
     spec = json.loads(train_chart(_history(), "kl", [], "en", warnings=warnings).plot)
-    marks = [layer["mark"]["type"] for layer in spec["layer"]]
-    assert marks == ["line", "point", "rule", "text"]
-    assert spec["layer"][2]["encoding"]["y"] is None  # the rule spans the chart, not a series' value
+    def marks(layers):  # the KL chart has two y axes: a layer (line and points) per axis
+        return [m for layer in layers for m in (marks(layer["layer"]) if "layer" in layer else [layer["mark"]["type"]])]
+
+    assert marks(spec["layer"]) == ["line", "point", "line", "point", "rule", "text"]
+    assert spec["layer"][-2]["encoding"]["y"] is None  # the rule spans the chart, not a series' value
     plain = json.loads(train_chart(_history(), "kl", [], "en").plot)
-    assert [layer["mark"]["type"] for layer in plain["layer"]] == ["line", "point"]
+    assert marks(plain["layer"]) == ["line", "point", "line", "point"]
 
 
 def test_the_success_chart_draws_the_held_out_tasks_apart():

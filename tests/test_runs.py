@@ -52,7 +52,8 @@ def test_reset_keeps_the_run_and_the_next_train_starts_a_new_one_named_by_its_di
 def test_the_estimator_knobs_name_a_run_and_an_empty_target_kl_reads_off():
     book = RunBook(start_settings=START)
     trained(book, {**KNOBS, "advantage_estimator": "grpo", "group_size": 4, "kl_target": 0.5})
-    assert book.runs[0].name() == "run 1 · Target KL 0.5, Advantage estimator grpo, +1 more"
+    # The estimator, the most telling setting, comes first: never the one cut.
+    assert book.runs[0].name() == "run 1 · Advantage estimator GRPO (group mean), Target KL 0.5, Group size G 4"
     book.close_current()
     second = trained(book, {**KNOBS, "advantage_estimator": "grpo", "group_size": 4, "kl_target": None})
     assert second.name() == "run 2 · Target KL off" and second.name("zh") == "运行 2 · 目标 KL 关"
@@ -76,13 +77,13 @@ def test_memory_only_knobs_and_the_steps_per_press_are_not_differences():
     assert list(knob_differences(KNOBS, {**KNOBS, "seed": 7, "lora_r": 4})) == ["lora_r", "seed"]  # knob order
 
 
-def test_name_lists_two_differences_then_how_many_more():
+def test_name_lists_the_telling_differences_first_then_how_many_more():
     book = RunBook(start_settings=START)
-    run = trained(book, {**KNOBS, "seed": 1, "kl_coef": 0.0, "lora_r": 4})
-    assert run.name() == "run 1 · LoRA rank r 4, Seed 1, +1 more"
+    run = trained(book, {**KNOBS, "seed": 1, "kl_coef": 0.0, "lora_r": 4, "temperature": 0.7})
+    assert run.name() == "run 1 · KL coef β 0, LoRA rank r 4, Temperature 0.7, +1 more"
     book.close_current()
-    other = book.begin({**KNOBS, "seed": 1, "kl_coef": 0.0, "lora_r": 4}, {**REWARD, "match_mode": "exact"},
-                       TASKS[:1], MODEL)
+    other = book.begin({**KNOBS, "seed": 1, "kl_coef": 0.0, "lora_r": 4, "temperature": 0.7},
+                       {**REWARD, "match_mode": "exact"}, TASKS[:1], MODEL)
     assert other.name() == "run 2 · Match mode exact, tasks changed"
 
 
@@ -130,14 +131,19 @@ def test_summary_table_one_row_per_run_with_final_values_in_both_languages():
     book.close_current()
     trained(book, {**KNOBS, "kl_coef": 0.5}, steps=2)
     table = book.summary()
-    assert list(table.columns) == ["run", "what differs", "steps", "final reward", "success rate", "KL/token",
-                                   "seconds"]
+    assert list(table.columns) == ["run", "what differs", "steps", "reward (mean of last 3)", "success (last 3)",
+                                   "KL/token (last 3)", "time"]
     assert table["run"].tolist() == ["run 1", "run 2 · KL coef β 0.5 (current)"]
     assert table["what differs"].tolist() == ["start settings", "KL coef β 0.5"]
     assert table["steps"].tolist() == [3, 2]
-    assert table["final reward"].tolist() == [0.0, -0.5]
-    assert table["seconds"].tolist() == [6.0, 4.0]
+    # The mean of the last 3 steps (-1, -0.5, 0), not the one noisy last batch; success in %.
+    assert table["reward (mean of last 3)"].tolist() == [-0.5, -0.75]
+    assert table["success (last 3)"].tolist() == ["50%", "50%"]
+    assert table["time"].tolist() == ["6 s", "4 s"]
     assert list(book.summary("zh").columns)[:2] == ["运行", "不同之处"]
+    assert book.summary("zh").iloc[0, -1] == "6 秒"
+    book.record_step(book.current, {**metrics(3, 0.0), "step_seconds": 120.0})
+    assert book.summary().iloc[1, -1] == "2 min 04 s"
 
 
 def test_metrics_csv_has_every_step_of_every_run_with_its_knobs():
@@ -224,3 +230,29 @@ def test_overlay_chart_styles_runs_by_number_and_puts_shares_on_a_percent_axis()
     assert book.run_options() == [("run 1 · KL coef β 0", 1), ("run 2 · KL coef β 0.5", 2)]
     assert ("mean reward", "reward_mean") in book.metric_options()
     assert ("平均奖励", "reward_mean") in book.metric_options("zh")
+
+
+def test_later_runs_are_named_by_what_differs_from_the_first_run_and_can_be_renamed():
+    """The lesson's GRPO run was named by what differed from the run before it, cut after two
+    items ('PPO epochs 2, Clip ε 0.2, +2 more'): the estimator, the point, was hidden."""
+    book = RunBook(start_settings=START)
+    trained(book, dict(KNOBS))
+    book.close_current()
+    trained(book, {**KNOBS, "clip_eps": 10.0, "ppo_epochs": 8})
+    book.close_current()
+    grpo = trained(book, {**KNOBS, "advantage_estimator": "grpo", "group_size": 4})
+    assert grpo.name() == "run 3 · Advantage estimator GRPO (group mean), Group size G 4"
+    assert grpo.name("zh").startswith("运行 3 · ") and "GRPO（组内均值）" in grpo.name("zh")
+    assert book.runs[1].name() == "run 2 · Clip ε 10, PPO epochs 8"  # the epochs are not hidden
+    book.delete(1)  # the first run's settings stay the reference
+    book.close_current()
+    fourth = trained(book, {**KNOBS, "kl_coef": 0.5})
+    assert fourth.name() == "run 4 · KL coef β 0.5"
+
+    book.rename(3, "  GRPO   lesson ")
+    assert book.get(3).name() == "run 3 · GRPO lesson" and book.get(3).name("zh") == "运行 3 · GRPO lesson"
+    assert "run 3 · GRPO lesson" in book.overlay_frame("reward_mean")["series"].tolist()
+    book.rename(3, "")
+    assert book.get(3).name() == "run 3 · Advantage estimator GRPO (group mean), Group size G 4"
+    with pytest.raises(RunsError, match="at most 60 characters"):
+        book.rename(3, "x" * 61)

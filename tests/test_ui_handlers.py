@@ -509,7 +509,7 @@ def test_reset_keeps_the_run_and_compare_can_use_any_kept_runs_adapter(session, 
     view = h.reset(session)
     assert "run 1" in view.status and "kept" in view.status and session.policy_state is None
     run(session, registry, steps=2, kl_coef=0.5, seed=7)
-    assert [r.name() for r in session.runs.runs] == ["run 1", "run 2 · Seed 7, KL coef β 0.5"]
+    assert [r.name() for r in session.runs.runs] == ["run 1", "run 2 · KL coef β 0.5, Seed 7"]
     assert session.history[0]["step"] == 1  # run 2 started from the base model
     # Compare against run 1 (not the current run 2): the same answers as when run 1 was current.
     assert h.compare(session, TINY, knobs(), prompt, registry=registry, limits=LIMITS,

@@ -19,18 +19,22 @@ QUANTITY_KEYS = ("advantage", "train_advantage", "kl", "kl_exact", "ratio", "rew
 QUANTITIES = {key: t(f"heat.{key}") for key in QUANTITY_KEYS}  # English names
 
 # clip case code -> (background, border). Pushing up is blue, pushing down is orange
-# (Okabe-Ito, colour-blind safe); a clipped token is grey, its border the colour of the push it
-# no longer gets; A = 0 is white. The short label of each case is the catalog's "heat.case.<code>",
-# what it means "heat.case_why.<code>" (in English the same sentence as ppo.CLIP_CASES).
+# (Okabe-Ito, colour-blind safe), and the cases of one side differ in lightness too, so they stay
+# apart in grey on a washed-out projector: ① dark, ② light, ③ clipped = pale grey with a thick
+# border the colour of the push it no longer gets; A = 0 is white. Opaque colours, so what a
+# case looks like does not depend on what is behind it (a test checks the lightness steps).
+# The short label of each case is the catalog's "heat.case.<code>", what it means
+# "heat.case_why.<code>" (in English the same sentence as ppo.CLIP_CASES).
 _CASE_COLOURS = {
-    0: ("rgba(0,114,178,0.75)", "rgba(0,114,178,1)"),
-    1: ("rgba(0,114,178,0.35)", "rgba(0,114,178,0.6)"),
-    2: ("rgba(150,150,150,0.45)", "rgba(0,114,178,1)"),
-    3: ("rgba(150,150,150,0.45)", "rgba(213,94,0,1)"),
-    4: ("rgba(213,94,0,0.35)", "rgba(213,94,0,0.6)"),
-    5: ("rgba(213,94,0,0.75)", "rgba(213,94,0,1)"),
-    6: ("rgba(255,255,255,0.9)", "rgba(127,127,127,0.4)"),
+    0: ("#4f9fd6", "#0072B2"),
+    1: ("#a6cdea", "#0072B2"),
+    2: ("#f2f2f2", "#0072B2"),
+    3: ("#f2f2f2", "#D55E00"),
+    4: ("#f4c49c", "#D55E00"),
+    5: ("#e8955a", "#D55E00"),
+    6: ("#ffffff", "#9a9a9a"),
 }
+_CASE_BORDER = {2: "3px dashed", 3: "3px dashed"}  # clipped: a dashed frame, no push
 # clip case code -> (background, border, short label in English)
 CASE_STYLE = {code: (*colours, t(f"heat.case.{code}")) for code, colours in _CASE_COLOURS.items()}
 
@@ -97,7 +101,8 @@ def _clip_case_legend(lang: str = "en") -> str:
         code = case["code"]
         background, border = _CASE_COLOURS[code]
         rows.append(f"<div class='case' data-case='{code}'><span class='swatch' style='display:inline-block;"
-                    f"width:18px;height:12px;margin-right:6px;background:{background};border:2px solid {border}'>"
+                    f"width:18px;height:12px;margin-right:6px;background:{background};"
+                    f"border:{_CASE_BORDER.get(code, '2px solid')} {border}'>"
                     f"</span><b>{html.escape(case_label(code, lang))}</b> — "
                     f"{html.escape(t(f'heat.case_why.{code}', lang))}</div>")
     return ("<div class='clip-legend' style='margin-top:8px;font-size:14px;line-height:1.6'>"
@@ -109,9 +114,29 @@ def _score_note(record, lang: str = "en") -> str:
             f"{'' if record.ended_with_eos else ' · ' + t('heat.no_eos', lang)}")
 
 
-def heatmap_html(record, quantity: str = "advantage", lang: str = "en") -> str:
+def _number(value: float, quantity: str) -> str:
+    """A token's value as printed under it ('+0.12', '1.03', '②')."""
+    if not math.isfinite(value):
+        return "–"
+    if quantity == "clip_case":
+        return "①②③④⑤⑥·"[int(value)] if 0 <= int(value) <= 6 else "?"
+    if quantity in ("ratio", "ppo_ratio"):
+        return f"{value:.2f}"
+    return f"{value:+.2f}"
+
+
+def _with_number(span_text: str, value: float, quantity: str, numbers: bool) -> str:
+    if not numbers:
+        return span_text
+    return (f"<span class='tok-stack'>{span_text}<span class='tok-num'>{html.escape(_number(value, quantity))}"
+            "</span></span>")
+
+
+def heatmap_html(record, quantity: str = "advantage", lang: str = "en", numbers: bool = False) -> str:
     """The tokens of ``record`` with backgrounds by ``quantity``; the ratios are centred on 1,
-    the clip cases get one colour each and a legend of what they mean. Words in ``lang``."""
+    the clip cases get one colour each and a legend of what they mean. Words in ``lang``.
+    ``numbers``: each token's value printed under it (readable from the back of a class, where a
+    tooltip is not)."""
     if record is None:
         return f"<div class='heatmap-empty'>{html.escape(t('heat.empty', lang))}</div>"
     values = token_values(record, quantity)
@@ -122,9 +147,9 @@ def heatmap_html(record, quantity: str = "advantage", lang: str = "en") -> str:
             background, border = _CASE_COLOURS.get(int(code), ("rgba(0,0,0,0)", "transparent")) \
                 if math.isfinite(code) else ("rgba(0,0,0,0)", "rgba(127,127,127,0.25)")
             spans.append(f"<span class='tok' data-case='{int(code) if math.isfinite(code) else ''}' "
-                         f"style='background:{background};border:2px solid {border}' "
+                         f"style='background:{background};border:{_CASE_BORDER.get(int(code), '2px solid') if math.isfinite(code) else '2px solid'} {border}' "
                          f"title='{html.escape(_tooltip(record, i, token, lang), quote=True)}'>"
-                         f"{html.escape(_visible(token))}</span>")
+                         f"{_with_number(html.escape(_visible(token)), code, quantity, numbers)}</span>")
         note = "" if record.clip_cases else f"<div>{html.escape(t('heat.no_update', lang))}</div>"
         legend = (f"<div class='heat-legend'>{html.escape(_score_note(record, lang))}</div>{note}"
                   f"{_clip_case_legend(lang)}")
@@ -136,7 +161,7 @@ def heatmap_html(record, quantity: str = "advantage", lang: str = "en") -> str:
     for i, (token, value) in enumerate(zip(record.tokens, centred)):
         spans.append(f"<span class='tok' style='background:{_colour(value, scale)}' "
                      f"title='{html.escape(_tooltip(record, i, token, lang), quote=True)}'>"
-                     f"{html.escape(_visible(token))}</span>")
+                     f"{_with_number(html.escape(_visible(token)), values[i], quantity, numbers)}</span>")
     low, high = (1 - scale, 1 + scale) if quantity in ("ratio", "ppo_ratio") else (-scale, scale)
     if quantity == "kl_exact" and not finite:
         return (f"<div class='heatmap'>{prompt}<div class='heat-tokens'>{''.join(spans)}</div>"

@@ -40,9 +40,13 @@ CSS = """
 .heat-legend { margin-top: 8px; font-size: 14px; display: flex; align-items: center; gap: 6px; }
 .heat-legend .bar { display: inline-block; width: 140px; height: 12px; border-radius: 3px;
   background: linear-gradient(90deg, rgba(37,99,235,0.8), rgba(255,255,255,0.9), rgba(220,38,38,0.8)); }
+.tok-stack { display: inline-flex; flex-direction: column; align-items: center; vertical-align: top; }
+.tok-num { font-size: 13px; line-height: 1.2; color: #222; }
 .heatmap-empty { color: var(--body-text-color-subdued); padding: 12px; }
 #base-output textarea, #adapted-output textarea { font-size: 17px; }
 #next-press { font-size: 16px; margin-top: -6px; }
+.knob-changed { outline: 3px solid #D55E00; outline-offset: 2px; border-radius: 6px; }
+.knob-changed [data-testid="block-info"]::before { content: "★ "; color: #D55E00; }
 .hint { font-size: 14px; color: var(--body-text-color-subdued); }
 """
 
@@ -66,7 +70,8 @@ def build_demo(limits: Limits | None = None, registry: ModelRegistry | None = No
     start_tasks, start_match = handlers.preset_tasks("english")
     start = handlers.start_settings(limits, start_match)
     store = store or SessionStore(new_runbook=lambda: RunBook(start, limits.max_runs,
-                                                              keep_for_comparison=without_optimizer))
+                                                              keep_for_comparison=without_optimizer,
+                                                              budget_seconds=limits.max_run_seconds))
     knob_defaults = handlers.default_knobs(limits)
     model_choices = list(limits.allowed_models) if limits.allowed_models else list(
         dict.fromkeys([limits.start_model, *LISTED_MODELS]))

@@ -23,8 +23,11 @@ from .i18n import t
 COLUMNS = ["step", "value", "series"]
 NO_CRITIC = t("series.no_critic")  # the critic chart's one entry when the estimator trains no critic
 
-# Colour-blind-safe (Okabe-Ito), strong enough for a projector.
-PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+# Colour-blind-safe and strong enough for a projector: Okabe-Ito's dark colours and Paul Tol's
+# dark ones, each at least 3:1 against a white page (WCAG's bar for graphics; Okabe-Ito's yellow,
+# sky blue and orange are not, so they are out). Marker shapes and dashes tell runs apart too.
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#AA3377", "#000000", "#996600", "#332288", "#882255"]
+PAGE_BACKGROUND = "#ffffff"
 ROLLOUT_KEYS = ["rollout", "task", "response", "reward", "hit", "kl_sum", "tokens"]
 ROLLOUT_HEADERS = [t(f"header.{key}") for key in ROLLOUT_KEYS]
 
@@ -55,14 +58,18 @@ CHARTS: dict[str, list[str]] = {
     # a share in [0, 1]: its own axis, not squeezed into the reward's; the held-out tasks' success
     # (one answer per held-out task per step, never trained on) beside the training tasks'
     "success": ["success_rate", "heldout_success_rate"],
-    # kl_mean: the estimator in use (k1 can go below 0); kl_exact: the true KL per token, never < 0
-    "kl": ["kl_mean", "kl_exact", "kl_sum_mean", "kl_coef"],  # kl_coef: β, moved by the adaptive controller
+    # kl_mean: the estimator in use (k1 can go below 0); kl_exact: the true KL per token, never < 0;
+    # β, moved by the adaptive controller, is in the chart's title
+    "kl": ["kl_mean", "kl_exact", "kl_sum_mean"],
     "policy": ["policy_loss", "entropy"],
     "critic": ["value_loss", "explained_variance"],
     "health": ["clip_frac", "clip_frac_low", "clip_frac_high", "frac_reward_zero_std", "approx_kl"],
 }
-SHARE_METRICS = frozenset({"success_rate", "eos_rate", "clip_frac", "clip_frac_low", "clip_frac_high",
-                           "frac_reward_zero_std"})  # drawn on a 0-100 % axis when alone
+# One quantity per axis: these metrics get the chart's second axis, on the right, so KL per
+# response (tens) does not flatten KL per token, nor explained variance (down to -16) the value loss.
+RIGHT_AXIS = frozenset({"kl_sum_mean", "entropy", "explained_variance", "approx_kl"})
+SHARE_METRICS = frozenset({"success_rate", "heldout_success_rate", "eos_rate", "clip_frac", "clip_frac_low",
+                           "clip_frac_high", "frac_reward_zero_std", "value_clip_frac"})  # on a 0-100 % axis
 PLOTTED_METRICS = [metric for metrics in CHARTS.values() for metric in metrics]
 # Eight shapes Vega-Lite knows, paired with PALETTE: with both, nine or more curves stay apart
 # (the ninth repeats the colour with another shape).
@@ -72,8 +79,12 @@ MAX_MARKERS = 40  # markers per series at most; longer series get one every k st
 
 
 def series_name(metric: str, lang: str = "en") -> str:
-    key = f"series.{metric}"
-    return t(key, lang) if has(key) else metric
+    """A metric's name for people ('KL per token', '梯度范数（裁剪前）'): the plots', the metric
+    picker's and the tables' label. Files (the CSVs) keep the metric's stable key."""
+    for key in (f"series.{metric}", f"metric.{metric}"):
+        if has(key):
+            return t(key, lang)
+    return metric
 
 
 def task_series(index: int, expected: str, lang: str = "en", width: int = 12) -> str:
@@ -115,65 +126,147 @@ def _chart_records(frame: pd.DataFrame) -> list[dict]:
     return records
 
 
+def _y_axis(title: str, share: bool, orient: str = "left", colour: str | None = None) -> tuple[dict, dict]:
+    """(axis, scale) of one y axis; ``share`` draws 0 % to 100 % with a little room, so a line at
+    100 % is not drawn on the frame."""
+    axis: dict[str, Any] = {"title": title or None, "grid": orient == "left", "orient": orient,
+                            "labelFontSize": 14, "titleFontSize": 15}
+    if colour:
+        axis["titleColor"] = colour
+    scale: dict[str, Any] = {"zero": False}
+    if share:
+        axis.update(format=".0%", values=[0, 0.2, 0.4, 0.6, 0.8, 1.0])
+        scale = {"domain": [-0.03, 1.03], "nice": False}
+    return axis, scale
+
+
+def _marks(dashes: dict, shapes: dict, filter_expr: str | None = None) -> dict:
+    """A line and its markers (one layer each); ``filter_expr`` keeps one axis's series."""
+    layer = {"layer": [
+        {"mark": {"type": "line", "strokeWidth": 3},
+         "encoding": {"strokeDash": {"field": "series", "type": "nominal", "scale": dashes, "legend": None}}},
+        {"transform": [{"filter": "datum.marker"}],
+         "mark": {"type": "point", "filled": True, "size": 90, "opacity": 1, "strokeWidth": 0},
+         "encoding": {"shape": {"field": "series", "type": "nominal", "scale": shapes}}},
+    ]}
+    if filter_expr:
+        layer["transform"] = [{"filter": filter_expr}]
+    return layer
+
+
+def _x_encoding(records: list[dict], step_range: tuple[int, int] | None, lang: str) -> dict:
+    """The steps axis: whole numbers, one tick per step when there are few; ``step_range`` fixes it."""
+    steps = sorted({r["step"] for r in records} | set(step_range or ()))
+    axis: dict[str, Any] = {"tickMinStep": 1, "format": "d", "grid": False, "labelFontSize": 14, "titleFontSize": 15}
+    if steps and steps[-1] - steps[0] <= 12:  # few steps: one tick each (tickMinStep alone still halves them)
+        axis["values"] = list(range(steps[0], steps[-1] + 1))
+    scale: dict[str, Any] = {"zero": False, "nice": False, "padding": 10}
+    if step_range:
+        scale["domain"] = list(step_range)
+    return {"field": "step", "type": "quantitative", "title": t("axis.step", lang), "axis": axis, "scale": scale}
+
+
 def line_chart(frame: pd.DataFrame, *, styles: dict[str, int] | None = None, y_title: str = "",
-               share: bool = False, lang: str = "en", height: int = 240, legend_columns: int = 2) -> dict:
+               share: bool = False, lang: str = "en", height: int = 240, legend_columns: int = 2,
+               title: str = "", right: list[str] | None = None, right_share: bool = False,
+               step_range: tuple[int, int] | None = None) -> dict:
     """A Vega-Lite spec: one line per series, each with its own colour, marker shape and dash.
 
     ``styles`` maps a series to its style index (a run keeps its look when other runs are hidden);
-    by default series are styled in order of appearance. ``share`` draws a 0-100 % axis. Step
-    ticks are whole numbers; the legend sits below the chart in columns, labels never truncated.
+    by default series are styled in order of appearance. ``share`` draws a 0-100 % axis. Series
+    named in ``right`` get a second y axis on the right (``right_share``: 0-100 %), so each axis
+    carries one quantity; its title is the series' name in the series' colour. ``title`` is drawn
+    by Vega above the plot area (laid out, never over the data). ``step_range`` fixes the x axis.
+    Step ticks are whole numbers; the legend sits below the chart in columns, labels never truncated.
     """
     names = list(dict.fromkeys(frame["series"]))
     styles = styles or {}
     index = {name: styles.get(name, i) for i, name in enumerate(names)}
+    right = [name for name in (right or []) if name in names]
     records = _chart_records(frame)
+    for record in records:
+        record["axis"] = "right" if record["series"] in right else "left"
 
     def scale(values):
         return {"domain": names, "range": [values[index[n] % len(values)] for n in names]}
 
-    fonts = {"labelFontSize": 14, "titleFontSize": 15}
-    y_axis: dict[str, Any] = {"title": y_title or None, "grid": True, **fonts}
-    y_scale: dict[str, Any] = {"zero": False}
-    if share:  # 0 % to 100 %, a little room so a line at 100 % is not drawn on the frame
-        y_axis.update(format=".0%", values=[0, 0.2, 0.4, 0.6, 0.8, 1.0])
-        y_scale = {"domain": [-0.03, 1.03], "nice": False}
     legend = {"orient": "bottom", "title": None, "columns": min(legend_columns, max(len(names), 1)),
               "labelLimit": 0, "labelFontSize": 15, "symbolSize": 150, "symbolStrokeWidth": 0,
               "columnPadding": 20, "rowPadding": 6}
-    steps = sorted({r["step"] for r in records})
-    x_axis: dict[str, Any] = {"tickMinStep": 1, "format": "d", "grid": False, **fonts}
-    if steps and steps[-1] - steps[0] <= 12:  # few steps: one tick each (tickMinStep alone still halves them)
-        x_axis["values"] = list(range(steps[0], steps[-1] + 1))
     encoding = {
-        "x": {"field": "step", "type": "quantitative", "title": t("axis.step", lang),
-              "axis": x_axis,
-              "scale": {"zero": False, "nice": False, "padding": 10}},
-        "y": {"field": "value", "type": "quantitative", "axis": y_axis, "scale": y_scale},
+        "x": _x_encoding(records, step_range, lang),
         "color": {"field": "series", "type": "nominal", "scale": scale(PALETTE), "legend": legend},
         "tooltip": [{"field": "series", "type": "nominal", "title": " "},
                     {"field": "step", "type": "quantitative", "title": t("axis.step", lang)},
                     {"field": "value", "type": "quantitative", "title": t("axis.value", lang),
-                     "format": ".0%" if share else ".4~g"}],
+                     "format": ".4~g"}],
     }
-    return {
+    spec: dict[str, Any] = {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
         # SVG rather than vega-embed's default canvas: sharp when a projector scales the page, and
         # the legend is text in the page (found by a search, read by a screen reader, tested).
         "usermeta": {"embedOptions": {"renderer": "svg", "actions": False}},
-        "height": height,
-        "autosize": {"type": "fit-x", "contains": "padding"},
-        "padding": {"top": 44, "left": 6, "right": 14, "bottom": 6},  # the top is under gr.Plot's label
-        "data": {"values": records},
-        "encoding": encoding,
-        "layer": [
-            {"mark": {"type": "line", "strokeWidth": 2.5},
-             "encoding": {"strokeDash": {"field": "series", "type": "nominal", "scale": scale(DASHES),
-                                         "legend": None}}},
-            {"transform": [{"filter": "datum.marker"}],
-             "mark": {"type": "point", "filled": True, "size": 80, "opacity": 1, "strokeWidth": 0},
-             "encoding": {"shape": {"field": "series", "type": "nominal", "scale": scale(SHAPES)}}},
-        ],
+        "height": height, "autosize": {"type": "fit-x", "contains": "padding"},
+        "padding": {"top": 8, "left": 6, "right": 14, "bottom": 6},
+        "data": {"values": records}, "encoding": encoding,
     }
+    if title:
+        spec["title"] = {"text": title, "anchor": "start", "fontSize": 17, "fontWeight": "bold", "offset": 10,
+                         "limit": 0}
+    _add_y_axes(spec, names, right, y_title, share, right_share, scale)
+    return spec
+
+
+def _add_y_axes(spec: dict, names: list[str], right: list[str], y_title: str, share: bool, right_share: bool,
+                scale) -> None:
+    """One y axis (the marks in ``spec["layer"]``), or a left and a right one, each with its own
+    scale and its series' marks (``resolve``: independent y)."""
+    dashes, shapes = scale(DASHES), scale(SHAPES)
+    if not right:
+        axis, y_scale = _y_axis(y_title, share)
+        spec["encoding"]["y"] = {"field": "value", "type": "quantitative", "axis": axis, "scale": y_scale}
+        if share:
+            spec["encoding"]["tooltip"][2]["format"] = ".0%"
+        spec["layer"] = _marks(dashes, shapes)["layer"]
+        return
+    left = [name for name in names if name not in right]
+    layers = []
+    for side, members, side_share in (("left", left, share), ("right", right, right_share)):
+        if not members:
+            continue
+        colour = scale(PALETTE)["range"][names.index(members[0])] if len(members) == 1 else None
+        axis, y_scale = _y_axis(", ".join(members), side_share, side, colour)
+        layer = _marks(dashes, shapes, f"datum.axis === '{side}'")
+        layer["encoding"] = {"y": {"field": "value", "type": "quantitative", "axis": axis, "scale": y_scale}}
+        layers.append(layer)
+    spec["layer"] = layers
+    spec["resolve"] = {"scale": {"y": "independent"}}
+
+
+def _beta_note(history: list[dict]) -> str:
+    """'0.05' or, when the adaptive controller moved it, '0.05→0.0731' (first → latest)."""
+    betas = [float(m["kl_coef"]) for m in history if _finite(m.get("kl_coef"))]
+    if not betas:
+        return ""
+    return f"{betas[0]:.3g}" if betas[-1] == betas[0] else f"{betas[0]:.3g}→{betas[-1]:.3g}"
+
+
+def train_chart_spec(history: list[dict], chart: str, tasks_expected: list[str] | None = None,
+                     lang: str = "en") -> dict | None:
+    """One Train-tab chart's spec (None while there is nothing to draw): its title above the plot,
+    the right-axis metrics on their own axis, shares on 0-100 % axes."""
+    frame = chart_frame(history, chart, tasks_expected, lang)
+    if not len(frame):
+        return None
+    title = t(f"chart.{chart}", lang)
+    beta = _beta_note(history) if chart == "kl" else ""
+    if beta:
+        title += f" · β {beta}"  # a symbol and a number: the same in every language
+    left = [m for m in CHARTS[chart] if m not in RIGHT_AXIS]
+    right = [m for m in CHARTS[chart] if m in RIGHT_AXIS]
+    return line_chart(frame, lang=lang, title=title, right=[series_name(m, lang) for m in right],
+                      share=bool(left) and all(m in SHARE_METRICS for m in left),
+                      right_share=bool(right) and all(m in SHARE_METRICS for m in right))
 
 
 # Where a health warning fired, on the chart of the metric it reads (see ppo_demo.health.RULES).

@@ -108,6 +108,7 @@ class Session:
     stop_event: threading.Event = field(default_factory=threading.Event)
     job: object | None = None  # the running TrainingJob, if any
     last_active: float = field(default_factory=time.monotonic)
+    heat_numbers: bool = False  # the heatmap prints each token's value under it (a page toggle)
     _files_dir: Path | None = None
 
     # What is trained and shown is the current run's; without one (before the first Train, after

@@ -12,9 +12,10 @@ import dataclasses
 import gradio as gr
 import pandas as pd
 
-from ..config import knob_fields
+from ..config import all_knob_fields, knob_fields
 from ..reward import RewardConfig
 from ..tasks import TASK_PRESETS
+from ..text import has
 from . import handlers
 from .heatmap import heatmap_html, quantity_choices
 from .i18n import I18N, knob_key, t, text
@@ -23,8 +24,8 @@ from .plots import CHARTS, ROLLOUT_HEADERS
 from .runs import RunBook
 
 TASK_HEADERS = ["prompt", "expected", "held_out"]  # held out: never trained on, evaluated apart
-KNOB_GROUPS = ("lora", "rollout", "ppo")  # "reward" knobs sit next to the task table
 KNOB_NAMES = [f.name for f in knob_fields()]
+OPTION_KNOBS = [f.name for f in knob_fields() if f.metadata.get("choices")]  # radios with named options
 REWARD_NAMES = [f.name for f in knob_fields(RewardConfig)]
 PLOT_NAMES = [f"plot_{name}" for name in CHARTS]
 
@@ -46,7 +47,7 @@ def knob_component(f: dataclasses.Field, value, limits: Limits) -> gr.components
                   elem_id=f"knob-{name.replace('_', '-')}")
     kind = f.type if isinstance(f.type, str) else f.type.__name__
     if meta.get("choices"):
-        return gr.Radio(choices=list(meta["choices"]), value=value, **common)
+        return gr.Radio(choices=option_choices(name), value=value, **common)
     if kind == "bool":
         return gr.Checkbox(value=bool(value), **common)
     if kind == "tuple":
@@ -70,18 +71,40 @@ def knob_component(f: dataclasses.Field, value, limits: Limits) -> gr.components
     return gr.Number(value=value, step=low if logarithmic else 0.01, **common)
 
 
-def knob_columns(fields) -> list[tuple[str, list]]:
-    """(heading, knobs) per column. The PPO group has as many knobs as the others together,
-    so it is split over two columns to keep the page short on a projector."""
-    columns = []
-    for group in KNOB_GROUPS:
-        members = [f for f in fields if f.metadata["group"] == group]
-        if group == "ppo":
-            half = (len(members) + 1) // 2
-            columns += [(group, members[:half]), ("", members[half:])]
-        else:
-            columns.append((group, members))
-    return columns
+def option_choices(knob: str, lang: str = "en") -> list[tuple[str, str]]:
+    """(name in ``lang``, value) of a knob's options: the page shows 'GRPO (group mean)' or
+    'GRPO（组内均值）', the server still receives 'grpo'."""
+    choices = next(f.metadata["choices"] for f in all_knob_fields() if f.name == knob)
+    return [(t(f"option.{knob}.{v}", lang) if has(f"option.{knob}.{v}") else v, v) for v in choices]
+
+
+def preset_choices(lang: str = "en") -> list[tuple[str, str]]:
+    """(name in ``lang``, key) of the task presets."""
+    return [(t(f"preset.{name}", lang), name) for name in TASK_PRESETS]
+
+
+# The Knobs tab's sections: the few a lesson changes open at the top, the rest folded by what
+# they are about. A knob not named here goes by its config group (lora, rollout -> sampling, ppo).
+BASIC_KNOBS = ("steps", "advantage_estimator", "group_size", "kl_coef", "clip_eps", "ppo_epochs", "learning_rate")
+MEMORY_KNOBS = ("micro_batch_tokens", "gradient_checkpointing", "share_prompts", "max_bad_updates")
+SECTIONS = ("basic", "ppo", "lora", "sampling", "memory")
+KNOBS_PER_ROW = 3
+
+
+def knob_section(f: dataclasses.Field) -> str:
+    if f.name in BASIC_KNOBS:
+        return "basic"
+    if f.name in MEMORY_KNOBS:
+        return "memory"
+    return {"lora": "lora", "rollout": "sampling"}.get(f.metadata["group"], "ppo")
+
+
+def knob_sections(fields) -> list[tuple[str, list]]:
+    """(section, knobs) in :data:`SECTIONS` order; the basic knobs in the order a lesson meets them."""
+    fields = [f for f in fields if f.metadata["group"] != "reward"]  # those sit next to the task table
+    by_section = {section: [f for f in fields if knob_section(f) == section] for section in SECTIONS}
+    by_section["basic"].sort(key=lambda f: BASIC_KNOBS.index(f.name))
+    return [(section, members) for section, members in by_section.items() if members]
 
 
 def header(c: Components, limits: Limits, model_choices: list[str]) -> None:
@@ -121,11 +144,11 @@ def tasks_tab(c: Components, limits: Limits, knob_defaults: dict, start_tasks: l
                 c["selected_row"] = gr.State(None)  # the row of the cell last clicked (Remove takes it)
                 gr.Markdown(text("remove_row_info"), elem_classes=["hint"])
                 with gr.Row():
-                    c["task_preset"] = gr.Dropdown(list(TASK_PRESETS), value="english", label=text("task_preset"),
-                                                   scale=2)
+                    c["task_preset"] = gr.Dropdown(preset_choices(), value="english", label=text("task_preset"),
+                                                   elem_id="task-preset", scale=2)
                     c["load_preset"] = gr.Button(text("load_preset"), size="sm", scale=1)
                     c["upload_csv"] = gr.UploadButton(text("upload_csv"), file_types=[".csv", ".json"],
-                                                      size="sm", scale=1)
+                                                      elem_id="upload-csv", size="sm", scale=1)
                     c["download_csv"] = gr.DownloadButton(text("download_csv"), size="sm", scale=1)
                 with gr.Row():  # check the reward before training: what would each task pay?
                     c["probe_btn"] = gr.Button(text("probe_btn"), variant="secondary", elem_id="probe-btn", scale=0)
@@ -146,18 +169,21 @@ def tasks_tab(c: Components, limits: Limits, knob_defaults: dict, start_tasks: l
 
 
 def knobs_tab(c: Components, limits: Limits, knob_defaults: dict) -> None:
-    """2. Presets, every training knob in columns by group, and the formulas."""
+    """2. Presets, the knobs in sections (basic open, the rest folded), and the formulas."""
     with gr.Tab(text("tab_knobs"), id="knobs"):
         with gr.Row():
             gr.Markdown(f"**{text('presets')}**")
             c["preset_seed"] = gr.Button(text("preset_seed"), size="sm", elem_id="preset-seed")
             c["preset_quick"] = gr.Button(text("preset_quick"), size="sm", elem_id="preset-quick")
-        with gr.Row(equal_height=False):
-            for group, members in knob_columns(knob_fields()):
-                with gr.Column(min_width=220):
-                    gr.Markdown(f"### {text('group_' + group)}" if group else "### &nbsp;")
-                    for f in members:
-                        c[f.name] = knob_component(f, knob_defaults[f.name], limits)
+        gr.Markdown(text("highlight_note"), elem_classes=["hint"])
+        for section, members in knob_sections(knob_fields()):
+            with gr.Accordion(text(f"section_{section}"), open=section == "basic",
+                              elem_id=f"knobs-{section}") as c[f"section_{section}"]:
+                for first in range(0, len(members), KNOBS_PER_ROW):
+                    with gr.Row(equal_height=False):
+                        for f in members[first:first + KNOBS_PER_ROW]:
+                            with gr.Column(min_width=220):
+                                c[f.name] = knob_component(f, knob_defaults[f.name], limits)
         with gr.Accordion(text("formulas"), open=False, elem_id="formulas"):
             gr.Markdown(text("formulas_md"), latex_delimiters=[
                 {"left": "$$", "right": "$$", "display": True},
@@ -165,7 +191,9 @@ def knobs_tab(c: Components, limits: Limits, knob_defaults: dict) -> None:
 
 
 def _chart(c: Components, name: str, label_key: str) -> None:
-    c[f"plot_{name}"] = gr.Plot(label=text(label_key), elem_id=f"{name}-plot", show_label=True)
+    # The chart draws its own title (plots.train_chart_spec), laid out above the plot area: the
+    # block's label would float over the top of the data (a line at 100 % disappeared under it).
+    c[f"plot_{name}"] = gr.Plot(label=text(label_key), elem_id=f"{name}-plot", show_label=False)
 
 
 def train_tab(c: Components) -> None:
@@ -192,6 +220,7 @@ def train_tab(c: Components) -> None:
                     c["heat_index"] = gr.Slider(0, 1, value=0, step=1, label=text("heat_index"), elem_id="heat-index")
                     c["heat_quantity"] = gr.Dropdown(quantity_choices(), value="advantage", label=text("heat_quantity"),
                                                      elem_id="heat-quantity")
+                c["heat_numbers"] = gr.Checkbox(False, label=text("heat_numbers"), elem_id="heat-numbers")
                 c["heatmap"] = gr.HTML(heatmap_html(None), label=text("heatmap"), elem_id="token-heatmap")
 
 
@@ -201,24 +230,24 @@ def runs_tab(c: Components) -> None:
         gr.Markdown(text("runs_note"))
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                c["runs_plot"] = gr.Plot(label=text("runs_plot"), elem_id="runs-plot", show_label=True)
+                c["runs_plot"] = gr.Plot(label=text("runs_plot"), elem_id="runs-plot", show_label=False)
             with gr.Column(scale=1, min_width=260):
                 # A value from the start: an API client that leaves it out gets the reward, not an error.
                 c["runs_metric"] = gr.Dropdown(RunBook().metric_options(), value="reward_mean",
                                                label=text("runs_metric"), elem_id="runs-metric")
                 c["runs_show"] = gr.CheckboxGroup([], label=text("runs_show"), elem_id="runs-show")
                 c["kl_demo"] = gr.Button(text("kl_demo"), elem_id="kl-demo", variant="primary")
-        c["runs_table"] = gr.Dataframe(pd.DataFrame(columns=[t(f"header.{h}") for h in RUNS_COLUMNS]),
+        c["runs_table"] = gr.Dataframe(RunBook().summary(),
                                        label=text("runs_table"), interactive=False, wrap=True, elem_id="runs-table",
-                                       column_widths=["30%", "30%", "8%", "9%", "9%", "8%", "6%"])
+                                       column_widths=["28%", "26%", "7%", "11%", "10%", "10%", "8%"])
         with gr.Row():
             c["runs_pick"] = gr.Dropdown([], label=text("runs_pick"), elem_id="runs-pick", scale=2)
+            c["runs_title"] = gr.Textbox("", label=text("runs_title"), elem_id="runs-title", max_lines=1, scale=2)
+            c["runs_rename"] = gr.Button(text("runs_rename"), elem_id="runs-rename", scale=1)
             c["runs_delete"] = gr.Button(text("runs_delete"), variant="stop", elem_id="runs-delete", scale=1)
             c["runs_download"] = gr.DownloadButton(text("runs_download"), elem_id="runs-download", interactive=False,
                                                    scale=1)
 
-
-RUNS_COLUMNS = ("run", "differs", "steps", "final_reward", "final_success", "final_kl", "seconds")
 
 
 def compare_tab(c: Components, limits: Limits, start_tasks: list) -> None:

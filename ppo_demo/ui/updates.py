@@ -17,9 +17,9 @@ from .heatmap import heatmap_html
 from .i18n import t
 from .limits import Limits
 from ..health import status_line
-from .plots import CHARTS, chart_frame, line_chart, plot_value, rollouts_frame, warning_layers
+from .plots import CHARTS, plot_value, rollouts_frame, train_chart_spec, warning_layers
 from .runs import RunBook
-from .tabs import KNOB_NAMES, PLOT_NAMES, RUNS_COLUMNS, TASK_HEADERS, Components
+from .tabs import KNOB_NAMES, PLOT_NAMES, TASK_HEADERS, Components
 
 # Each admitted model event holds one of Gradio's worker threads (40 by default) while it waits
 # for its turn or streams its run, so admit fewer than that and leave threads for light events.
@@ -31,7 +31,10 @@ QUIET = dict(api_visibility="private", **LIGHT_JOB)  # a light event the API doe
 TRAIN_OUTPUTS = ["status", *PLOT_NAMES, "rollouts_table", "heatmap", "heat_index", "download_adapter",
                  "download_metrics"]
 RUNS_OUTPUTS = ["runs_table", "runs_plot", "runs_show", "runs_metric", "runs_pick", "runs_download", "compare_run",
-                "next_press"]
+                "next_press", "train_btn"]
+# Train's own stream leaves its button alone: an output of a running event is drawn as pending,
+# which kept Stop from being clicked beside it; the button follows every other event.
+RUNS_OUTPUTS_WHILE_TRAINING = [name for name in RUNS_OUTPUTS if name != "train_btn"]
 RUNS_INPUTS = ["steps", "runs_metric", "runs_show"]
 
 
@@ -90,12 +93,13 @@ def task_headers(lang: str) -> list[str]:
 
 # --- view -> component updates ------------------------------------------------------------
 
-def heat(rollouts, index, quantity, lang: str = "en"):
+def heat(rollouts, index, quantity, lang: str = "en", numbers: bool = False):
     """(heatmap HTML, rollout slider) for the rollout at ``index`` (clamped to the rollouts there are)."""
     n = len(rollouts)
     index = min(max(int(index or 0), 0), max(n - 1, 0))
     record = rollouts[index] if n else None
-    return heatmap_html(record, quantity or "advantage", lang), gr.Slider(maximum=max(n - 1, 1), value=index)
+    return (heatmap_html(record, quantity or "advantage", lang, numbers=numbers),
+            gr.Slider(maximum=max(n - 1, 1), value=index))
 
 
 def download(path: str | None) -> gr.DownloadButton:
@@ -107,10 +111,9 @@ def train_chart(history: list[dict], chart: str, tasks_expected: list[str], lang
                 warnings=()):
     """One Train-tab chart (None while there is nothing to draw: an empty plot box), with a
     marker where each of ``warnings`` (health warnings about its metrics) fired."""
-    frame = chart_frame(history, chart, tasks_expected, lang)
-    if not len(frame):
+    spec = train_chart_spec(history, chart, tasks_expected, lang)
+    if spec is None:
         return None
-    spec = line_chart(frame, share=chart == "success", lang=lang)
     spec["layer"] += warning_layers(list(warnings), chart, lang)
     return plot_value(spec, redraw)
 
@@ -119,7 +122,7 @@ def view_updates(c: Components, view: handlers.TrainView, session, heat_index, h
                  lang: str = "en") -> dict:
     """The Train tab (:data:`TRAIN_OUTPUTS`): status, charts, rollouts table, heatmap and its
     slider, and the two downloads (``files=False`` leaves those as they are)."""
-    heatmap, slider = heat(view.rollouts, heat_index, heat_quantity, lang)
+    heatmap, slider = heat(view.rollouts, heat_index, heat_quantity, lang, session.heat_numbers)
     status = f"{view.status}\n{status_line(view.warnings, lang)}" if view.warnings else view.status
     updates = {c["status"]: status, c["rollouts_table"]: rollouts_frame(view.rollouts, lang),
                c["heatmap"]: heatmap, c["heat_index"]: slider,
@@ -131,7 +134,7 @@ def view_updates(c: Components, view: handlers.TrainView, session, heat_index, h
 
 
 def runs_updates(c: Components, session, steps, metric, shown, lang: str, *, all_shown: bool = False,
-                 files: bool = True, redraw: int = 0) -> dict:
+                 files: bool = True, redraw: int = 0, button: bool = True) -> dict:
     """The Runs tab (table, overlay, pickers, CSV), Compare's run picker and the next-press line
     (:data:`RUNS_OUTPUTS`). ``files=False`` keeps the CSV download as it is (nothing it holds
     changed, or a run is still streaming: it is written once at the end, as the Train tab's
@@ -139,16 +142,16 @@ def runs_updates(c: Components, session, steps, metric, shown, lang: str, *, all
     runs: RunBook = session.runs
     options = runs.run_options(lang)
     numbers = [number for _, number in options]
-    picked = numbers if all_shown or shown is None else [n for n in shown if n in numbers]
+    focus = [n for n in runs.focus if n in numbers]  # after the KL demo: its runs only, on their own steps axis
+    picked = (focus or numbers) if all_shown or shown is None else [n for n in shown if n in numbers]
     if not all_shown and shown is not None and not picked:
         picked = numbers
     metric_options = runs.metric_options(lang)
     metric = metric if metric in [m for _, m in metric_options] else "reward_mean"
     table = runs.summary(lang)
-    table.columns = [t(f"header.{h}", lang) for h in RUNS_COLUMNS]
     spec = runs.overlay_chart(metric, picked, lang)
     default_run = runs.current.number if runs.current and runs.current.steps else (numbers[-1] if numbers else None)
-    return {
+    updates = {
         c["runs_table"]: table,
         c["runs_plot"]: plot_value(spec, redraw) if spec["data"]["values"] else None,
         c["runs_show"]: gr.CheckboxGroup(choices=options, value=picked),
@@ -157,9 +160,34 @@ def runs_updates(c: Components, session, steps, metric, shown, lang: str, *, all
         c["runs_download"]: download(handlers.export_runs_csv(session, lang)) if files else gr.skip(),
         c["compare_run"]: gr.Dropdown(choices=[(t("choice.current_run", lang), 0), *options], value=default_run or 0),
         c["next_press"]: handlers.next_press(session, steps, lang),
+        # Off when the press would be refused (the cap on kept runs): said before, not after, pressing.
+        c["train_btn"]: gr.Button(interactive=session.running or runs.can_train()),
     }
+    if not button:
+        del updates[c["train_btn"]]
+    return updates
 
 
 def knob_updates(c: Components, values: dict[str, Any]) -> dict:
     """The knob controls set to ``values`` (knobs not in it keep their value)."""
     return {c[name]: values.get(name, gr.skip()) for name in KNOB_NAMES}
+
+
+HIGHLIGHT = "knob-changed"  # the class (CSS in layout) of a knob the last preset or lesson changed
+
+
+def highlight_updates(c: Components, values: dict[str, Any], current: dict[str, Any]) -> dict:
+    """The knobs set to ``values``, those that change marked (and every other mark cleared), and
+    each folded section that holds a changed knob opened, so a class sees what a preset changed."""
+    from .tabs import SECTIONS, knob_section
+    from ..config import knob_fields
+
+    changed = set(handlers.changed_knobs(current, values))
+    updates = {c[name]: gr.update(value=values.get(name, current.get(name)),
+                                  elem_classes=[HIGHLIGHT] if name in changed else [])
+               for name in KNOB_NAMES}
+    sections = {knob_section(f) for f in knob_fields() if f.name in changed}
+    for section in SECTIONS:
+        if f"section_{section}" in c and section in sections:
+            updates[c[f"section_{section}"]] = gr.Accordion(open=True)
+    return updates

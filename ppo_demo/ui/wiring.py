@@ -18,10 +18,12 @@ from .i18n import lang_of, t
 from .limits import Limits
 from .plots import CHARTS, rollouts_frame
 from .session import ModelRegistry
-from .tabs import KNOB_NAMES, PLOT_NAMES, REWARD_NAMES, Components
-from .updates import (LIGHT_JOB, MODEL_JOB, QUIET, RUNS_INPUTS, RUNS_OUTPUTS, TRAIN_OUTPUTS, checked_model_job, heat,
-                      knob_updates, knobs_of, match_mode_choices, model_of, named_inputs, runs_updates, task_headers,
-                      train_chart, view_updates)
+from .tabs import (KNOB_NAMES, OPTION_KNOBS, PLOT_NAMES, REWARD_NAMES, SECTIONS, Components, option_choices,
+                   preset_choices)
+from .updates import (LIGHT_JOB, MODEL_JOB, QUIET, RUNS_INPUTS, RUNS_OUTPUTS, RUNS_OUTPUTS_WHILE_TRAINING,
+                      TRAIN_OUTPUTS, checked_model_job, heat,
+                      highlight_updates, knob_updates, knobs_of, match_mode_choices, model_of, named_inputs,
+                      runs_updates, task_headers, train_chart, view_updates)
 
 
 # --- the page's language and the model's loading state -------------------------------------
@@ -40,7 +42,7 @@ def wire_page_language(demo: gr.Blocks, c: Components, registry: ModelRegistry, 
     """On load, everything the server writes is put in the page's language (the labels follow it
     by themselves, through gr.I18n), and the status line says whether the model is still loading."""
     outputs = ["status", "match_mode", "heat_quantity", "heatmap", "rollouts_table", "eval_table", "load_timer",
-               "tasks", *RUNS_OUTPUTS]
+               "tasks", "task_preset", *OPTION_KNOBS, *RUNS_OUTPUTS]
 
     def on_load(model, steps, table, request: gr.Request):
         lang = lang_of(request)
@@ -54,6 +56,8 @@ def wire_page_language(demo: gr.Blocks, c: Components, registry: ModelRegistry, 
                 c["load_timer"]: gr.Timer(active=loading),
                 # English headers are already there; rewriting them would fire the table's change events.
                 c["tasks"]: pd.DataFrame(rows, columns=task_headers(lang)) if lang != "en" else gr.skip(),
+                c["task_preset"]: gr.Dropdown(choices=preset_choices(lang)),
+                **{c[name]: gr.Radio(choices=option_choices(name, lang)) for name in OPTION_KNOBS},
                 **runs_updates(c, session, steps, None, None, lang, all_shown=True)}
 
     demo.load(on_load, c.inputs("model", "steps", "tasks"), c.inputs(*outputs), **QUIET)
@@ -80,7 +84,7 @@ def wire_training(c: Components, limits: Limits, registry: ModelRegistry, sessio
             yield {**view_updates(c, view, session, v["heat_index"], v["heat_quantity"], files=view.finished,
                                   lang=lang),
                    **runs_updates(c, session, v["steps"], v["runs_metric"], v["runs_show"], lang,
-                                  all_shown=view.finished, files=view.finished)}
+                                  all_shown=view.finished, files=view.finished, button=False)}
 
     def on_check_train(v, request):
         lang = lang_of(request)
@@ -90,7 +94,7 @@ def wire_training(c: Components, limits: Limits, registry: ModelRegistry, sessio
     train_names = ["model", "custom_model", "tasks", *REWARD_NAMES, "heat_index", "heat_quantity", "runs_metric",
                    "runs_show", *KNOB_NAMES]
     checked_model_job(c["train_btn"], c, train_names, on_check_train, on_train,
-                      c.inputs(*TRAIN_OUTPUTS, *RUNS_OUTPUTS),
+                      c.inputs(*TRAIN_OUTPUTS, *RUNS_OUTPUTS_WHILE_TRAINING),
                       api_name="train", generator=True, before=(lambda: gr.Tabs(selected="train"), None, c["tabs"]))
 
     def on_show_train_tab(request: gr.Request):
@@ -128,11 +132,13 @@ def wire_training(c: Components, limits: Limits, registry: ModelRegistry, sessio
 
 def wire_heatmap_and_next_press(c: Components, session_of) -> None:
     """The heatmap follows its rollout slider and quantity; the line under Train follows Steps."""
-    def on_heat(h_index, h_quantity, request: gr.Request):
-        return heat(session_of(request).last_rollouts, h_index, h_quantity, lang_of(request))[0]
+    def on_heat(h_index, h_quantity, numbers, request: gr.Request):
+        session = session_of(request)
+        session.heat_numbers = bool(numbers)
+        return heat(session.last_rollouts, h_index, h_quantity, lang_of(request), session.heat_numbers)[0]
 
-    for name in ("heat_index", "heat_quantity"):
-        c[name].change(on_heat, c.inputs("heat_index", "heat_quantity"), c["heatmap"], **QUIET)
+    for name in ("heat_index", "heat_quantity", "heat_numbers"):
+        c[name].change(on_heat, c.inputs("heat_index", "heat_quantity", "heat_numbers"), c["heatmap"], **QUIET)
 
     def on_steps(steps, request: gr.Request):
         return handlers.next_press(session_of(request), steps, lang_of(request))
@@ -162,6 +168,20 @@ def wire_runs(c: Components, session_of) -> None:
 
     c["runs_delete"].click(on_delete, c.inputs("runs_pick", *RUNS_INPUTS), c.inputs(*RUNS_OUTPUTS),
                            api_name="delete_run", concurrency_id="control", **LIGHT_JOB)
+
+    def on_rename(number, title, steps, metric, shown, request: gr.Request):
+        """The Runs tab, Compare's picker, the next-press line and the status line follow the new name."""
+        session, lang = session_of(request), lang_of(request)
+        name = handlers.rename_run(session, number, title, lang)
+        status = gr.skip() if session.running else t("status.renamed", lang, run=name)
+        return {**runs_updates(c, session, steps, metric, shown, lang, files=False), c["status"]: status,
+                c["runs_title"]: ""}
+
+    c["runs_rename"].click(on_rename, c.inputs("runs_pick", "runs_title", *RUNS_INPUTS),
+                           c.inputs(*RUNS_OUTPUTS, "status", "runs_title"), api_name="rename_run",
+                           concurrency_id="control", **LIGHT_JOB)
+    c["runs_title"].submit(on_rename, c.inputs("runs_pick", "runs_title", *RUNS_INPUTS),
+                           c.inputs(*RUNS_OUTPUTS, "status", "runs_title"), concurrency_id="control", **QUIET)
 
     def on_kl_demo(steps, metric, shown, request: gr.Request):
         session, lang = session_of(request), lang_of(request)
@@ -205,9 +225,11 @@ def wire_tasks(c: Components, limits: Limits, session_of) -> None:
         rows = handlers.upload_tasks(getattr(file, "name", file), limits, lang)
         return pd.DataFrame(rows, columns=task_headers(lang))
 
-    def task_choices(table):
-        prompts = [str(r[0]).strip() for r in handlers.table_rows(table) if r and str(r[0] or "").strip()]
-        return gr.Dropdown(choices=prompts, value=None)
+    def on_tasks_for_compare(table, picked, prompt):
+        """Compare's picker follows the table in every language and after every upload."""
+        prompts, picked, prompt = handlers.compare_pick(table, picked, prompt)
+        return {c["compare_task"]: gr.Dropdown(choices=prompts, value=picked),
+                c["prompt"]: gr.skip() if prompt is None else prompt}
 
     # The CSV is written whenever the table changes, so the button always downloads what is shown.
     def on_table_change(table, request: gr.Request):
@@ -223,15 +245,26 @@ def wire_tasks(c: Components, limits: Limits, session_of) -> None:
     c["load_preset"].click(on_preset_tasks, c["task_preset"], c.inputs("tasks", "match_mode"), api_name="task_preset",
                            **LIGHT_JOB)
     c["upload_csv"].upload(on_upload_tasks, c["upload_csv"], table, **QUIET)
-    table.change(task_choices, table, c["compare_task"], **QUIET)
+    table.change(on_tasks_for_compare, c.inputs("tasks", "compare_task", "prompt"),
+                 c.inputs("compare_task", "prompt"), **QUIET)
     table.change(on_table_change, table, c["download_csv"], **QUIET)
-    c["compare_task"].change(lambda p: p or gr.skip(), c["compare_task"], c["prompt"], **QUIET)
+    c["compare_task"].input(lambda p: p or gr.skip(), c["compare_task"], c["prompt"], **QUIET)
 
-    def on_preset(name):
-        return knob_updates(c, handlers.preset_knobs(name, limits))
+    wire_knob_presets(c, limits)
 
-    c["preset_seed"].click(lambda: on_preset("seed"), None, c.inputs(*KNOB_NAMES), **QUIET)
-    c["preset_quick"].click(lambda: on_preset("quick-cpu"), None, c.inputs(*KNOB_NAMES), **QUIET)
+
+def wire_knob_presets(c: Components, limits: Limits) -> None:
+    """A knob preset sets every knob, marks the ones it changed and opens their sections."""
+    sections = [f"section_{s}" for s in SECTIONS if f"section_{s}" in c]
+
+    def preset_event(name):
+        def on_preset(*current):
+            return highlight_updates(c, handlers.preset_knobs(name, limits), dict(zip(KNOB_NAMES, current)))
+        return on_preset
+
+    c["preset_seed"].click(preset_event("seed"), c.inputs(*KNOB_NAMES), c.inputs(*KNOB_NAMES, *sections), **QUIET)
+    c["preset_quick"].click(preset_event("quick-cpu"), c.inputs(*KNOB_NAMES), c.inputs(*KNOB_NAMES, *sections),
+                            **QUIET)
 
 
 # --- Compare and Evaluate --------------------------------------------------------------------

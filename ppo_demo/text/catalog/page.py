@@ -51,8 +51,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "lab.plot_health": ("Clip fraction and approx KL", "裁剪比例与近似 KL"),
     "lab.plot_success": ("Success rate (share of answers that match)", "成功率（回答匹配的比例）"),
     "lab.runs_note": (
-        "Each run goes from the base model to its latest step. **Reset** starts a new run (this one is kept), **Train** after **Stop** continues the current one. A run is named by what differs from the run before it. To see what the KL coefficient β does: press **KL demo**, then **Train**, and compare the runs' reward and KL here.",
-        "每个运行从基座模型开始，到它最新的一步为止。**重置** 开始新的运行（当前运行会保留），**停止** 后再按 **训练** 则继续当前运行。运行的名字写出它与上一个运行的不同之处。想看 KL 系数 β 的作用：按 **KL 演示**，再按 **训练**，然后在这里比较各运行的奖励和 KL。"),
+        "Each run goes from the base model to its latest step. **Reset** starts a new run (this one is kept), **Train** after **Stop** continues the current one. A run is named by what differs from the session's first run (the most telling setting first); **Rename** gives it a name of your own. To see what the KL coefficient β does: press **KL demo**, then **Train**, and compare the runs' reward and KL here.",
+        "每个运行从基座模型开始，到它最新的一步为止。**重置** 开始新的运行（当前运行会保留），**停止** 后再按 **训练** 则继续当前运行。运行的名字写出它与本次会话第一个运行的不同之处（最关键的设置在前）；**重命名** 可以给它起自己的名字。想看 KL 系数 β 的作用：按 **KL 演示**，再按 **训练**，然后在这里比较各运行的奖励和 KL。"),
     "lab.runs_table": ("Runs", "运行"),
     "lab.runs_plot": ("Runs side by side", "并排比较运行"),
     "lab.runs_show": ("Show runs", "显示的运行"),

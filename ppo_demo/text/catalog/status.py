@@ -19,15 +19,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{run} 在 {total} 步中的第 {done} 步后停止：本服务器每次按“训练”的计算预算（{budget}）已用完。适配器已保留；按“训练”继续。"),
     "status.sampling": ("Sampling step {step}/{total} ({run})…", "正在采样第 {step}/{total} 步（{run}）……"),
     "status.step": (
-        "Step {done}/{total} · {run} · {per_step:.1f} s/step · ETA {eta} · reward {reward:+.3f} · success {success:.0%} · KL/token {kl:+.4f} · {trained} steps trained in total",
-        "第 {done}/{total} 步 · {run} · {per_step:.1f} 秒/步 · 预计还需 {eta} · 奖励 {reward:+.3f} · 成功率 {success:.0%} · 每 token KL {kl:+.4f} · 共训练 {trained} 步"),
+        "Step {done}/{total} · {run} · {per_step:.1f} s/step · ETA {eta} · reward {reward:+.3f} · success {success:.0%} · KL/token {kl:+.4f} · {trained} in total",
+        "第 {done}/{total} 步 · {run} · {per_step:.1f} 秒/步 · 预计还需 {eta} · 奖励 {reward:+.3f} · 成功率 {success:.0%} · 每 token KL {kl:+.4f} · {trained}"),
     "status.stopping_prefix": ("Stopping… ", "正在停止…… "),
     "status.stopping": ("Stopping after the current step…", "当前这一步结束后停止……"),
     "status.nothing_running": ("Nothing is running.", "没有正在进行的训练。"),
     "status.stopped": (
         "Stopped after {done} of {total} steps ({run}); the adapter is kept.",
         "在第 {done}/{total} 步停止（{run}）；适配器已保留。"),
-    "status.done": ("Done: {done} steps ({run}).", "完成：{done} 步（{run}）。"),
     "status.error_end": ("Run ended with an error after {done} step(s): {error}", "训练在 {done} 步后因错误结束：{error}"),
     "status.reset": (
         "Reset: back to the base model. {run} is kept on the Runs tab; Train starts a new run.",
@@ -40,10 +39,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "eta.unknown": ("?", "?"),
     "eta.minutes": ("{m}m {s:02d}s", "{m} 分 {s:02d} 秒"),
     "eta.seconds": ("{s}s", "{s} 秒"),
-    "next.start": ("Train starts {run}: {steps} steps from the base model.", "“训练”将开始 {run}：从基座模型训练 {steps} 步。"),
-    "next.continue": (
-        "Train continues {run}: {steps} more steps (steps {first}–{last}).",
-        "“训练”将继续 {run}：再训练 {steps} 步（第 {first}–{last} 步）。"),
     "next.plan": ("Train runs the {n} queued runs: {names}.", "“训练”将依次运行排队的 {n} 个运行：{names}。"),
     "next.running": ("Training {run}… Stop ends it after the current step.", "正在训练 {run}……“停止”会在当前这一步结束后停止。"),
 }

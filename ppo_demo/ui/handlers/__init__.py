@@ -16,16 +16,17 @@ from .common import (SETUP_PREFIX, TrainView, build_config, build_reward, build_
 from .compare import EVAL_HEADERS, EVAL_KEYS, check_compare, check_evaluate, compare, eval_headers, evaluate
 from .files import ADAPTER_UPLOAD_FILES, export_adapter, export_metrics, export_run, import_adapter
 from .probe import check_probe, probe, probe_samples
-from .runs import delete_run, export_runs_csv, next_press, queue_kl_demo
-from .tasks import default_knobs, download_tasks, preset_knobs, preset_tasks, start_settings, upload_tasks
+from .runs import delete_run, export_runs_csv, next_press, queue_kl_demo, rename_run
+from .tasks import (changed_knobs, compare_pick, default_knobs, download_tasks, preset_knobs, preset_tasks,
+                    start_settings, upload_tasks)
 from .train import check_train, reset, step_status, stop, train, waiting_status
 
 __all__ = [
     "ADAPTER_UPLOAD_FILES", "EVAL_HEADERS", "EVAL_KEYS", "SETUP_PREFIX", "TrainView", "build_config",
-    "build_reward", "build_tasks", "check_compare", "check_evaluate", "check_probe", "check_train", "compare",
-    "default_knobs", "delete_run", "download_tasks", "eval_headers", "evaluate", "export_adapter",
-    "export_metrics", "export_run", "export_runs_csv", "health_warnings", "idle_status", "import_adapter",
-    "next_press", "preset_knobs", "preset_tasks", "probe", "probe_samples", "queue_kl_demo", "reset",
-    "resolve_model", "setup_message", "start_settings", "step_status", "stop", "table_rows", "train",
-    "upload_tasks", "waiting_status",
+    "build_reward", "build_tasks", "changed_knobs", "check_compare", "check_evaluate", "check_probe", "check_train",
+    "compare", "compare_pick", "default_knobs", "delete_run", "download_tasks", "eval_headers", "evaluate",
+    "export_adapter", "export_metrics", "export_run", "export_runs_csv", "health_warnings", "idle_status",
+    "import_adapter", "next_press", "preset_knobs", "preset_tasks", "probe", "probe_samples", "queue_kl_demo",
+    "rename_run", "reset", "resolve_model", "setup_message", "start_settings", "step_status", "stop", "table_rows",
+    "train", "upload_tasks", "waiting_status",
 ]

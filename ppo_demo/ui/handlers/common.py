@@ -22,7 +22,7 @@ from ...policy import PolicyState
 from ...reward import RewardConfig, compile_expected
 from ...tasks import Task, tasks_from_rows
 from ..errors import user_error, user_errors
-from ...text import LocalizedError
+from ...text import LocalizedError, tn
 from ..i18n import knob_label, t
 from ..limits import Limits
 from ..runs import Run
@@ -170,7 +170,20 @@ class TrainView:
 def idle_status(session: Session, lang: str = "en") -> str:
     if session.policy_state is None:
         return t("status.base", lang)
-    return t("status.adapter", lang, model=session.model_name, describe=session.policy_state.describe())
+    return t("status.adapter", lang, model=session.model_name, describe=describe_state(session.policy_state, lang))
+
+
+def describe_state(state, lang: str = "en") -> str:
+    """'LoRA r=8 on 210 layers (2,442,240 params), 1 step trained', in ``lang``
+    (PolicyState.describe is the English one for logs and the CLI)."""
+    from ...policy import VALUE_HEAD_PREFIX
+
+    steps = tn("plural.steps_trained", state.steps_trained, lang)
+    if state.mode != "lora":
+        return t("describe.full", lang, steps=steps)
+    params = sum(v.numel() for k, v in state.tensors.items() if not k.startswith(VALUE_HEAD_PREFIX))
+    return t("describe.lora", lang, r=state.lora["r"], layers=len(state.tensors) // 2 - 1, params=f"{params:,}",
+             steps=steps)
 
 
 def health_warnings(session: Session) -> list:

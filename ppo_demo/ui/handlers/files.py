@@ -21,7 +21,7 @@ from ..model_gate import MODEL_GATE
 from ..model_work import registry_key
 from ..session import ModelRegistry, Session
 from .common import (TrainView, adapter_config, build_config, build_reward, build_tasks, check_room_for_runs,
-                     load_model, model_job_errors, tell_waiting, view_of)
+                     describe_state, load_model, model_job_errors, tell_waiting, view_of)
 from .runs import export_runs_csv
 
 
@@ -159,4 +159,4 @@ def import_adapter(session: Session, files, model: str, knobs: dict, *, registry
     knob_values = {k: v for k, v in config.to_dict().items()
                    if k in ("mode", "lora_r", "lora_alpha", "lora_dropout", "lora_targets")}
     knob_values["lora_targets"] = ", ".join(knob_values["lora_targets"])
-    return view_of(session, t("status.loaded_adapter", lang, describe=state.describe())), knob_values
+    return view_of(session, t("status.loaded_adapter", lang, describe=describe_state(state, lang))), knob_values

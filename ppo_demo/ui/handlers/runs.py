@@ -33,6 +33,14 @@ def delete_run(session: Session, number, lang: str = "en") -> None:
     session.runs.delete(run.number)
 
 
+def rename_run(session: Session, number, title, lang: str = "en") -> str:
+    """Give a run a name of its own (empty: back to the name by differences); returns the new name."""
+    if number in (None, ""):
+        raise user_error(t("error.pick_run", lang))
+    with user_errors(lang=lang):
+        return session.runs.rename(int(number), title).name(lang)
+
+
 def queue_kl_demo(session: Session, steps, lang: str = "en") -> str:
     """Queue the classic demonstration: the same knobs and seed, β = 0, 0.05 and 0.5."""
     if session.running:

@@ -13,7 +13,7 @@ from ..errors import user_error, user_errors
 from ..i18n import t
 from ..limits import Limits
 from ..session import Session
-from .common import build_config, build_tasks
+from .common import build_config, build_tasks, table_rows
 
 
 def preset_tasks(name: str, lang: str = "en") -> tuple[list[list[str]], str]:
@@ -47,6 +47,23 @@ def preset_knobs(name: str, limits: Limits, lang: str = "en") -> dict[str, Any]:
     return {name: "" if value is None else value for name, value in values.items()}  # "" = an optional knob off
 
 
+def changed_knobs(current: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The knobs ``new`` sets to another value than ``current`` has (what a preset or a lesson
+    changes, to highlight): 0.1 and "0.1", "" and None, "q_proj,v_proj" and "q_proj, v_proj" are
+    the same value."""
+    def same(a, b) -> bool:
+        if a in ("", None) or b in ("", None):
+            return a in ("", None) and b in ("", None)
+        if isinstance(a, bool) or isinstance(b, bool):
+            return bool(a) == bool(b)
+        try:
+            return float(a) == float(b)
+        except (TypeError, ValueError):
+            return "".join(str(a).split()) == "".join(str(b).split())
+
+    return [name for name, value in new.items() if name in current and not same(current[name], value)]
+
+
 def start_settings(limits: Limits, match_mode: str) -> dict[str, Any]:
     """What the page starts with, as a run records its settings: run 1 is named by what differs."""
     reward = RewardConfig.from_dict({"match_mode": match_mode})
@@ -58,3 +75,20 @@ def default_knobs(limits: Limits) -> dict[str, Any]:
     """The knobs the page starts with: the same preset as the CLI without --preset."""
     values = preset_knobs(DEFAULT_PRESET, limits)
     return {f.name: values[f.name] for f in knob_fields()}
+
+
+def compare_pick(table, picked: str | None, prompt: str | None) -> tuple[list[str], str | None, str | None]:
+    """(choices, picked task, prompt) for Compare after the task table changed (an edit, an upload,
+    a preset, the page's headers put in its language).
+
+    The picker keeps its task while the table still has it, else takes the first task. The prompt
+    box follows the picker when it was empty or showed the picked task, so it never shows a task
+    that is gone; a prompt a person typed there themselves stays. ``None`` for the prompt: leave
+    the box as it is.
+    """
+    prompts = [str(row[0]).strip() for row in table_rows(table) if row and str(row[0] or "").strip()]
+    new_pick = picked if picked in prompts else (prompts[0] if prompts else None)
+    current = (prompt or "").strip()
+    showed_the_pick = not current or current == (picked or "").strip()
+    follows = showed_the_pick and new_pick is not None and current != new_pick
+    return prompts, new_pick, (new_pick if follows else None)

@@ -13,7 +13,7 @@ from ...config import TrainConfig
 from ...policy import check_state_fits, lora_settings
 from ...reward import RewardConfig
 from ...tasks import Task
-from ...text import LocalizedError
+from ...text import LocalizedError, tn
 from ..errors import user_error, user_errors
 from ..i18n import t
 from ..run_jobs import TrainingJob
@@ -41,7 +41,7 @@ def step_status(metrics: dict, done: int, total: int, started: float, run_name: 
     return t("status.step", lang, run=run_name, done=done, total=total, per_step=per_step,
              eta=_eta(per_step * (total - done), lang), reward=metrics.get("reward_mean", nan),
              success=metrics.get("success_rate", 0), kl=metrics.get("kl_mean", nan),
-             trained=metrics.get("step", 0))
+             trained=tn("plural.steps_trained", int(metrics.get("step", 0)), lang))
 
 
 def _check_adapter_fits(session: Session, config: TrainConfig, lang: str = "en") -> None:
@@ -90,7 +90,7 @@ def train(session: Session, model: str, knobs: dict, table, match_mode: str, len
     configs, tasks, reward = check_train(session, model, knobs, table, match_mode, length_penalty, limits=limits,
                                          lang=lang)
     planned = bool(session.runs.planned)
-    session.runs.planned = []
+    session.runs.planned, session.runs.focus = [], []
     if not registry.is_loaded(model):
         yield view_of(session, t("status.model_loading", lang, model=model), running=True)
     load_model(registry, model, lang)  # in this process: a model that cannot load is a message here
@@ -102,6 +102,7 @@ def train(session: Session, model: str, knobs: dict, table, match_mode: str, len
         if planned:
             with user_errors(lang=lang):
                 run = session.runs.start(knob_values, reward_settings, tasks, model)
+            session.runs.focus.append(run.number)
         else:
             changes = session.runs.pending_changes(knob_values, reward_settings, tasks, model)
             with user_errors(lang=lang):
@@ -231,7 +232,7 @@ def _how_the_run_ended(name: str, done: int, steps: int, error: str | None, budg
         return reason, "budget"
     if stopped:
         return t("status.stopped", lang, run=name, done=done, total=steps), "stopped"
-    return t("status.done", lang, run=name, done=done), "done"
+    return tn("plural.done", done, lang, run=name), "done"
 
 
 def stop(session: Session, lang: str = "en") -> str:
