@@ -60,16 +60,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "lesson.clip.expected": ("with one PPO epoch on one mini-batch the ratio stays 1 (approx KL below 1e-4, clip "
                              "fraction 0); with 8 epochs the policy moves away from the one that sampled, and the "
                              "largest approx KL old→new is higher without the clip (ε = 10) than with it (ε = 0.2).",
-                             "只做 1 个 PPO epoch、1 个 mini-batch 时比率恒为 1（approx KL 低于 1e-4，裁剪比例为 0）；"
-                             "做 8 个 epoch 时策略会偏离采样时的策略，且不裁剪（ε = 10）时 old→new 的最大 approx KL "
+                             "只做 1 轮 PPO 更新、1 个小批时比率恒为 1（近似 KL 低于 1e-4，裁剪比例为 0）；"
+                             "做 8 轮更新时策略会偏离采样时的策略，且不裁剪（ε = 10）时旧→新的最大近似 KL "
                              "高于裁剪（ε = 0.2）时。"),
-    "lesson.arm.one_epoch": ("1 epoch, 1 mini-batch", "1 个 epoch，1 个 mini-batch"),
-    "lesson.arm.clipped": ("8 epochs, ε = 0.2", "8 个 epoch，ε = 0.2"),
-    "lesson.arm.unclipped": ("8 epochs, ε = 10 (no clip)", "8 个 epoch，ε = 10（不裁剪）"),
+    "lesson.arm.one_epoch": ("1 epoch, 1 mini-batch", "1 轮更新，1 个小批"),
+    "lesson.arm.clipped": ("8 epochs, ε = 0.2", "8 轮更新，ε = 0.2"),
+    "lesson.arm.unclipped": ("8 epochs, ε = 10 (no clip)", "8 轮更新，ε = 10（不裁剪）"),
     "lesson.clip.check.one_epoch": ("{arm}: largest approx KL {kl}, largest clip fraction {clip}",
-                                    "{arm}：最大 approx KL 为 {kl}，最大裁剪比例为 {clip}"),
+                                    "{arm}：最大近似 KL 为 {kl}，最大裁剪比例为 {clip}"),
     "lesson.clip.check.kl": ("largest approx KL old→new: {free} {a} vs {clipped} {b}",
-                             "old→new 的最大 approx KL：{free} 为 {a}，{clipped} 为 {b}"),
+                             "旧→新的最大近似 KL：{free} 为 {a}，{clipped} 为 {b}"),
     "lesson.clip.note.clip_frac": ("{clipped}: mean clip fraction {c}", "{clipped}：平均裁剪比例 {c}"),
     "lesson.clip.note.success": ("success rate, last steps: {free} {a}, {clipped} {b}",
                                  "成功率（最后几步）：{free} 为 {a}，{clipped} 为 {b}"),
@@ -116,7 +116,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "lesson.grpo_zero.check.zero": ("fraction of tokens with advantage 0: {never} {a} vs {mixed} {b}",
                                     "优势为 0 的 token 比例：{never} 为 {a}，{mixed} 为 {b}"),
     "lesson.grpo_zero.note.kl": ("largest approx KL old→new (how far an update moved the policy): {never} {a}, "
-                                 "{mixed} {b}", "old→new 的最大 approx KL（一次更新让策略移动了多远）：{never} 为 {a}，{mixed} 为 {b}"),
+                                 "{mixed} {b}", "旧→新的最大近似 KL（一次更新让策略移动了多远）：{never} 为 {a}，{mixed} 为 {b}"),
     # --- Reward hacking ---
     "lesson.reward_hacking.question": ("Reward hacking: can the reward rise while the answers get no better?",
                                        "奖励投机：奖励上升，答案却没有变好？"),
@@ -139,12 +139,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "lesson.dropout.expected": ("with one epoch on one mini-batch and dropout off, the update recomputes exactly the "
                                 "policy that sampled (approx KL below 1e-4); with LoRA dropout on, the ratio moves "
                                 "away from 1 before the weights change and approx KL is higher.",
-                                "只做 1 个 epoch、1 个 mini-batch 且关闭 dropout 时，更新时算出的正是采样时的策略"
-                                "（approx KL 低于 1e-4）；打开 LoRA dropout 后，权重还没变比率就偏离了 1，approx KL 更高。"),
+                                "只做 1 轮更新、1 个小批 且关闭 dropout 时，更新时算出的正是采样时的策略"
+                                "（近似 KL 低于 1e-4）；打开 LoRA dropout 后，权重还没变比率就偏离了 1，近似 KL 更高。"),
     "lesson.arm.no_dropout": ("dropout off in the update", "更新时关闭 dropout"),
     "lesson.arm.dropout": ("LoRA dropout on in the update", "更新时打开 LoRA dropout"),
-    "lesson.dropout.check.off": ("{arm}: largest approx KL {kl}", "{arm}：最大 approx KL 为 {kl}"),
-    "lesson.dropout.check.on": ("largest approx KL: {on} {a} vs {off} {b}", "最大 approx KL：{on} 为 {a}，{off} 为 {b}"),
+    "lesson.dropout.check.off": ("{arm}: largest approx KL {kl}", "{arm}：最大近似 KL 为 {kl}"),
+    "lesson.dropout.check.on": ("largest approx KL: {on} {a} vs {off} {b}", "最大近似 KL：{on} 为 {a}，{off} 为 {b}"),
     "lesson.dropout.note.clip": ("{arm}: largest clip fraction {c}", "{arm}：最大裁剪比例 {c}"),
     # --- Length bias ---
     "lesson.length_bias.question": ("Does the loss's averaging bias the length?", "损失的平均方式会让长度产生偏差吗？"),
