@@ -213,7 +213,7 @@ def test_a_waiting_run_says_how_many_are_ahead(registry, sessions):
     finally:
         holder.release()
     views = [first, *gen]
-    assert views[-1].status.startswith("Done: 1 steps")
+    assert views[-1].status.startswith("Done: 1 step (")
 
 
 def test_a_waiting_compare_is_told_its_place(registry, sessions, monkeypatch):
