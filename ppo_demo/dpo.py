@@ -36,7 +36,7 @@ from .preference_losses import dpo_loss, sequence_logprobs
 from .preferences import DPOConfig, Pair, PairEncoder, PreferenceError
 from .reward import RewardConfig, is_hit, rule_reward
 from .rollout import DEFAULT_SYSTEM_PROMPT
-from .trainer import StepResult
+from .trainer import StepResult, seed_of_step
 
 if TYPE_CHECKING:
     from .reward_model import RewardModel
@@ -94,7 +94,7 @@ class DPOTrainer:
     def step(self) -> StepResult:
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.config.seed * 1_000_003 + self.steps_done)
+            torch.manual_seed(seed_of_step(self.config.seed, self.steps_done))
             return self._step()
 
     # --- stages ------------------------------------------------------------------------------
@@ -123,7 +123,7 @@ class DPOTrainer:
     def _step(self) -> StepResult:
         cfg = self.config
         t_start = time.perf_counter()
-        step_seed = cfg.seed * 1_000_003 + self.steps_done
+        step_seed = seed_of_step(cfg.seed, self.steps_done)
 
         # 1. This step's pairs.
         rows = random.Random(step_seed).sample(range(len(self.pairs)), min(cfg.batch_size, len(self.pairs)))
