@@ -27,13 +27,13 @@ NEW_PROMPT = "What is 3+1? Reply with only the number."  # the first task expect
 STEPS_BEFORE_STOP = int(os.environ.get("PPO_DEMO_SCREENSHOT_STEPS", "3"))
 
 
-def _browser_page(app_url, locale: str, lang_arg: str):
+def _browser_page(app_url, locale: str, lang_arg: str, height: int = 900):
     playwright_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (bash scripts/setup.sh --dev)")
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, lang_arg])
-        page = browser.new_page(viewport={"width": 1400, "height": 900}, locale=locale)
+        page = browser.new_page(viewport={"width": 1400, "height": height}, locale=locale)
         page.goto(app_url)
         page.wait_for_selector("#train-btn")
         yield page

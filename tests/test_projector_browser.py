@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import ARGS, CHROMIUM, pick, set_number, status, wait_for
+from test_browser import _browser_page, pick, set_number, status, wait_for
 from ui_server import app_url  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
@@ -62,16 +62,8 @@ VISIBLE_TEXT = """(skip) => {
 
 
 def _page(app_url, locale: str):
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (bash scripts/setup.sh --dev)")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, f"--lang={locale}"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale=locale)
-        page.goto(app_url)
-        page.wait_for_selector("#train-btn")
-        yield page
-        browser.close()
+    """A page at the projector's 1400×1000, in ``locale``."""
+    yield from _browser_page(app_url, locale, f"--lang={locale}", height=1000)
 
 
 @pytest.fixture
